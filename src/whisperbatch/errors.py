@@ -1,0 +1,104 @@
+"""One exception tree for everything whisperbatch raises on purpose.
+
+The CLI catches `WhisperbatchError` and prints `str(e)` as one line; anything else is a bug and keeps
+its traceback. Each error says which file (and chunk, command, ffmpeg message) it is about, and is
+raised `from` the underlying exception so `--verbose` can show the chain.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class WhisperbatchError(Exception):
+    """Base class. `str()` is a single line fit to show a user."""
+
+    exit_code = 1
+
+
+class ConfigError(WhisperbatchError):
+    """Bad flags, config file or environment: nothing was processed."""
+
+    exit_code = 2
+
+
+class AudioError(WhisperbatchError):
+    """A recording could not be read or cut."""
+
+    def __init__(self, path: Path | str, reason: str, *, stderr: str = "") -> None:
+        self.path = Path(path)
+        self.reason = reason
+        self.stderr = stderr
+        super().__init__(f"{self.path}: {reason}")
+
+
+class FFmpegMissing(AudioError):
+    """No ffmpeg on PATH and none bundled: nothing can be decoded."""
+
+    exit_code = 2
+
+    def __init__(self) -> None:
+        super().__init__(
+            "ffmpeg",
+            "ffmpeg not found: install it (apt install ffmpeg / brew install ffmpeg) "
+            "or reinstall whisperbatch so the imageio-ffmpeg wheel provides one",
+        )
+
+
+class DecodeError(AudioError):
+    """ffmpeg could not decode the file: empty, not audio, truncated or corrupt."""
+
+
+class EngineError(WhisperbatchError):
+    """A transcription request failed."""
+
+    def __init__(self, message: str, *, path: Path | None = None, chunk: int | None = None) -> None:
+        self.path = path
+        self.chunk = chunk
+        where = ""
+        if path is not None:
+            where = f"{path}: " if chunk is None else f"{path} (chunk {chunk + 1}): "
+        super().__init__(f"{where}{message}")
+
+
+class RetryableEngineError(EngineError):
+    """Rate limit, 5xx, timeout or dropped connection: worth another attempt."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_s: float | None = None,
+        path: Path | None = None,
+        chunk: int | None = None,
+    ) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message, path=path, chunk=chunk)
+
+
+class RequestTooLarge(EngineError):
+    """The server refused the upload as too big (HTTP 413): the chunk must be cut smaller."""
+
+
+class FatalEngineError(EngineError):
+    """Retrying cannot help, and neither can moving on to the next file: stop the run (exit 3)."""
+
+    exit_code = 3
+
+
+class QuotaExceeded(FatalEngineError):
+    """The account has no quota left (`insufficient_quota`)."""
+
+
+class AuthError(FatalEngineError):
+    """The API key was rejected (HTTP 401/403)."""
+
+
+class BudgetExceeded(WhisperbatchError):
+    """Going on would spend more than `--budget` allows."""
+
+    exit_code = 3
+
+
+class OutputError(WhisperbatchError):
+    """An output file could not be written."""

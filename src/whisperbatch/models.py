@@ -1,0 +1,159 @@
+"""Typed results passed between stages.
+
+Every stage hands the next one a frozen dataclass rather than a dict, so a misspelt field fails at
+type-check time and units live in the names (`start_s`, `size_bytes`), never in a comment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+
+class Task(StrEnum):
+    TRANSCRIBE = "transcribe"
+    TRANSLATE = "translate"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One timed stretch of text. Times are seconds from the start of the whole recording."""
+
+    start_s: float
+    end_s: float
+    text: str
+    # Decoder confidence, when the engine reports it (whisper-1 verbose_json, faster-whisper).
+    avg_logprob: float | None = None
+    compression_ratio: float | None = None
+    no_speech_prob: float | None = None
+
+    def shifted(self, offset_s: float) -> Segment:
+        return Segment(
+            start_s=self.start_s + offset_s,
+            end_s=self.end_s + offset_s,
+            text=self.text,
+            avg_logprob=self.avg_logprob,
+            compression_ratio=self.compression_ratio,
+            no_speech_prob=self.no_speech_prob,
+        )
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What ffmpeg tells us about an input before decoding it."""
+
+    path: Path
+    duration_s: float
+    size_bytes: int
+    sample_rate_hz: int | None = None
+    channels: int | None = None
+    codec: str | None = None
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of the recording in seconds, e.g. one utterance found at silences."""
+
+    start_s: float
+    end_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One piece of a recording, encoded to a file an engine accepts.
+
+    `offset_s` is the exact position of the chunk's first sample in the recording: every segment an
+    engine returns for this chunk is shifted by it. `speech` lists the utterances inside the chunk
+    (relative to the chunk) so models that return no timestamps still get subtitle cues.
+    """
+
+    index: int
+    offset_s: float
+    duration_s: float
+    path: Path
+    size_bytes: int
+    speech: tuple[Span, ...] = ()
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    """What an engine returns for one chunk, with times relative to the chunk."""
+
+    text: str
+    segments: tuple[Segment, ...]
+    language: str | None = None
+    # False when the model returned plain text and the segments were made from our own speech spans.
+    timed_by_engine: bool = True
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The stitched result for one recording."""
+
+    segments: tuple[Segment, ...]
+    language: str | None
+    duration_s: float
+    engine: str
+    model: str
+    task: Task
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+
+
+@dataclass(frozen=True)
+class CostLine:
+    """One file's cost row: what it would bill at the model's list price, and what it did bill."""
+
+    file: str
+    audio_s: float
+    billed_min: float
+    engine: str
+    model: str
+    usd_per_min: float
+    usd: float
+    # For local runs `usd` is 0 and this says what the API would have cost for the same minutes.
+    api_equivalent_usd: float = 0.0
+    task: Task = Task.TRANSCRIBE
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """The outcome of one input file in a run."""
+
+    source: Path
+    outputs: tuple[Path, ...] = ()
+    cost: CostLine | None = None
+    transcript: Transcript | None = None
+    error: str | None = None
+    chunks_total: int = 0
+    chunks_uploaded: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Everything the CLI needs to render the end of a run and choose the exit code."""
+
+    results: tuple[FileResult, ...] = ()
+    stopped_reason: str | None = None  # set when budget, quota or auth stopped the run early
+    engine: str = ""
+    model: str = ""
+    notices: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def failed(self) -> tuple[FileResult, ...]:
+        return tuple(r for r in self.results if not r.ok)
+
+    @property
+    def total_usd(self) -> float:
+        return sum(r.cost.usd for r in self.results if r.cost)
