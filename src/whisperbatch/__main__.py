@@ -1,0 +1,5 @@
+"""`python -m whisperbatch` runs the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,371 @@
+"""Probe, decode, find speech, and cut recordings into chunks an engine accepts.
+
+Why it is shaped this way:
+- pydub decodes a whole file into memory (an hour of 44.1 kHz stereo is ~635 MB, peaking near 2 GB),
+  so ffmpeg decodes straight to 16 kHz mono s16le (what Whisper uses anyway) and we read it through a
+  pipe in blocks. Only the window being planned (about one chunk) is ever held, so memory does not
+  grow with the recording's length.
+- Energy per 10 ms frame (numpy) finds speech and silences; cuts go in silences near the target chunk
+  length, and long silent stretches are never uploaded: that saves money and removes what Whisper
+  hallucinates on.
+- Chunks are built as pydub `AudioSegment`s from the decoded PCM and exported with their real
+  extension. One that still encodes over the upload cap is split again at its quietest point.
+- Nothing here needs ffprobe: `ffmpeg -i` reports duration and streams on stderr.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+with warnings.catch_warnings():
+    # pydub warns at import when ffmpeg is not on PATH; we hand it our own ffmpeg below.
+    warnings.simplefilter("ignore", RuntimeWarning)
+    from pydub import AudioSegment
+
+from .errors import AudioError, DecodeError, FFmpegMissing
+from .models import AudioInfo, Chunk, Span
+
+SAMPLE_RATE = 16_000
+FRAME_SAMPLES = 160  # 10 ms at 16 kHz
+FRAMES_PER_S = SAMPLE_RATE // FRAME_SAMPLES
+AUDIO_SUFFIXES = frozenset(
+    {".m4a", ".mp3", ".wav", ".webm", ".mp4", ".mpeg", ".mpga", ".ogg", ".oga", ".flac", ".aac", ".opus"}
+)
+# Room for the multipart envelope and form fields (model, prompt, …) around the file part.
+UPLOAD_OVERHEAD_BYTES = 64 * 1024
+_READ_BLOCK_S = 30
+
+
+def find_ffmpeg(explicit: str | None = None) -> str:
+    """A system ffmpeg when present (usually newer, more codecs), else the imageio-ffmpeg one."""
+    if explicit:
+        return explicit
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+
+        exe: str = imageio_ffmpeg.get_ffmpeg_exe()
+        return exe
+    except (ImportError, RuntimeError) as e:
+        raise FFmpegMissing() from e
+
+
+def _ffmpeg_reason(stderr: str) -> str:
+    """The most telling line of ffmpeg's complaint, without our own path in it."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for needle in ("moov atom not found", "Invalid data found", "could not find codec", "Error"):
+        for ln in lines:
+            if needle.lower() in ln.lower():
+                return ln.split(": ", 1)[-1] if ln.startswith(("/", "[")) else ln
+    return lines[-1] if lines else "ffmpeg failed"
+
+
+def _check_readable(path: Path) -> int:
+    if not path.exists():
+        raise AudioError(path, "no such file")
+    if not path.is_file():
+        raise AudioError(path, "not a file")
+    size = path.stat().st_size
+    if size == 0:
+        raise DecodeError(path, "empty file (0 bytes)")
+    return size
+
+
+_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_AUDIO = re.compile(r"Stream #\S+.*?: Audio: (\w+)[^\n]*?(\d+) Hz(?:, ([\w.() ]+))?")
+_TIME = re.compile(r"time=(\d+):(\d+):(\d+(?:\.\d+)?)")
+
+
+def _hms(m: re.Match[str]) -> float:
+    return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+
+
+def probe(path: Path, ffmpeg: str) -> AudioInfo:
+    """Duration and stream facts from `ffmpeg -i`; a file with no audio stream is a DecodeError."""
+    size = _check_readable(path)
+    proc = subprocess.run(
+        [ffmpeg, "-hide_banner", "-nostdin", "-i", str(path)],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        check=False,
+    )
+    audio = _AUDIO.search(proc.stderr)
+    if audio is None:
+        if "Stream #" in proc.stderr:
+            raise DecodeError(path, "no audio stream in file", stderr=proc.stderr)
+        raise DecodeError(path, f"not a readable audio file ({_ffmpeg_reason(proc.stderr)})", stderr=proc.stderr)
+    channels = {"mono": 1, "stereo": 2}.get((audio.group(3) or "").strip().split(" ")[0])
+    dur = _DURATION.search(proc.stderr)
+    duration_s = _hms(dur) if dur else _measure_duration(path, ffmpeg)
+    return AudioInfo(
+        path=path,
+        duration_s=duration_s,
+        size_bytes=size,
+        sample_rate_hz=int(audio.group(2)),
+        channels=channels,
+        codec=audio.group(1),
+    )
+
+
+def _measure_duration(path: Path, ffmpeg: str) -> float:
+    """For streams that carry no duration (recorder WebM): decode to nowhere and read the clock."""
+    proc = subprocess.run(
+        [ffmpeg, "-hide_banner", "-nostdin", "-i", str(path), "-vn", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        check=False,
+    )
+    times = list(_TIME.finditer(proc.stderr))
+    if proc.returncode != 0 or not times:
+        raise DecodeError(path, f"cannot measure duration ({_ffmpeg_reason(proc.stderr)})", stderr=proc.stderr)
+    return _hms(times[-1])
+
+
+class PcmReader:
+    """ffmpeg decoding one file to 16 kHz mono s16le, read block by block through a pipe."""
+
+    def __init__(self, path: Path, ffmpeg: str) -> None:
+        self.path = path
+        self._stderr = tempfile.TemporaryFile()
+        cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE)]
+        cmd += ["-f", "s16le", "-"]
+        try:
+            self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr)
+        except OSError as e:
+            self._stderr.close()
+            raise FFmpegMissing() from e
+
+    def read(self, n_samples: int) -> np.ndarray:
+        """Up to n samples; fewer only at the end of the stream."""
+        assert self._proc.stdout is not None
+        data = self._proc.stdout.read(n_samples * 2)
+        usable = len(data) - len(data) % 2
+        return np.frombuffer(data[:usable], dtype=np.int16)
+
+    def close(self, *, check: bool = True) -> None:
+        """Wait for ffmpeg; a failed decode (corrupt, truncated) becomes a DecodeError naming the file."""
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        if not check:
+            self._proc.kill()
+        code = self._proc.wait()
+        self._stderr.seek(0)
+        err = self._stderr.read().decode("utf-8", "replace")
+        self._stderr.close()
+        if check and code != 0:
+            raise DecodeError(self.path, f"cannot decode audio ({_ffmpeg_reason(err)})", stderr=err)
+
+
+def frame_dbfs(samples: np.ndarray) -> np.ndarray:
+    """Loudness of each whole 10 ms frame in dBFS (digital silence is -inf)."""
+    n = len(samples) // FRAME_SAMPLES
+    x = samples[: n * FRAME_SAMPLES].astype(np.float32).reshape(n, FRAME_SAMPLES)
+    rms = np.sqrt(np.mean(x * x, axis=1))
+    with np.errstate(divide="ignore"):
+        db: np.ndarray = 20 * np.log10(rms / 32768.0)
+    return db
+
+
+def speech_threshold(db: np.ndarray, fixed: float | None) -> float:
+    """A fixed threshold, or one 30 dB under the loud end of this window, kept within [-60, -35] dBFS.
+
+    Adaptive because quiet recordings exist: a fixed -40 dBFS would throw away a softly spoken file
+    as silence, which is data loss; erring towards "speech" only costs a few seconds of upload.
+    """
+    if fixed is not None:
+        return fixed
+    finite = db[np.isfinite(db)]
+    if finite.size == 0:
+        return -35.0
+    return float(np.clip(np.percentile(finite, 99) - 30.0, -60.0, -35.0))
+
+
+def speech_spans(db: np.ndarray, threshold: float, min_silence_frames: int, min_speech_frames: int = 8) -> list[
+    tuple[int, int]
+]:
+    """Runs of loud frames as [start, end) frame indices, joined across gaps shorter than a silence."""
+    voiced = db > threshold
+    if not voiced.any():
+        return []
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], voiced.astype(np.int8), [0]))))
+    runs = list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+    merged: list[tuple[int, int]] = [runs[0]]
+    for start, end in runs[1:]:
+        if start - merged[-1][1] < min_silence_frames:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return [(s, e) for s, e in merged if e - s >= min_speech_frames]
+
+
+@dataclass(frozen=True)
+class ChunkParams:
+    """How to cut: lengths in seconds, the byte cap for one upload, and the file type to export."""
+
+    target_s: float = 600.0
+    max_s: float = 900.0
+    min_silence_s: float = 0.5
+    skip_silence_s: float = 5.0
+    threshold_dbfs: float | None = None
+    pad_s: float = 0.25
+    max_bytes: int | None = None
+    suffix: str = ".mp3"
+    bitrate: str = "64k"
+
+
+@dataclass(frozen=True)
+class _Cut:
+    start_frame: int
+    end_frame: int
+    spans: tuple[tuple[int, int], ...]
+
+
+def _plan_one(db: np.ndarray, p: ChunkParams, eof: bool) -> _Cut | int | None:
+    """Decide the next chunk in a window of frame loudness.
+
+    Returns a `_Cut`, or an int: frames at the window's start that hold no speech and can be
+    dropped, or None when the window is too short to decide and more audio is needed.
+    """
+    fps = FRAMES_PER_S
+    pad, max_f, target_f = int(p.pad_s * fps), int(p.max_s * fps), int(p.target_s * fps)
+    lookahead = int((p.skip_silence_s + p.min_silence_s) * fps) + pad
+    spans = speech_spans(db, speech_threshold(db, p.threshold_dbfs), int(p.min_silence_s * fps))
+    n = len(db)
+    if not spans:
+        return n if eof else max(0, n - lookahead)
+    start = max(0, spans[0][0] - pad)
+    if start > 0:
+        return start
+    if not eof and n < max_f + lookahead:
+        return None
+    taken: list[tuple[int, int]] = []
+    end = None
+    for s, e in spans:
+        if taken and (s - taken[-1][1] > p.skip_silence_s * fps or taken[-1][1] >= target_f):
+            break  # a long silence, or long enough already: cut in this gap
+        if e + pad > max_f:
+            if taken:
+                break
+            # One stretch of speech longer than the cap: cut at its quietest 100 ms near the cap.
+            lo, hi = int(max_f * 0.75), min(max_f, n)
+            smooth = np.convolve(np.nan_to_num(db[lo:hi], neginf=-200.0), np.ones(10) / 10, mode="same")
+            end = lo + int(np.argmin(smooth))
+            taken.append((s, end))
+            break
+        taken.append((s, e))
+    if end is None:
+        last_end = taken[-1][1]
+        nxt = next((s for s, _ in spans if s >= last_end), n)
+        end = min(last_end + pad, last_end + (nxt - last_end) // 2, n)
+    return _Cut(start, end, tuple(taken))
+
+
+def _export(pcm: np.ndarray, path: Path, p: ChunkParams, path_for_errors: Path) -> int:
+    segment = AudioSegment(data=pcm.tobytes(), sample_width=2, frame_rate=SAMPLE_RATE, channels=1)
+    fmt = p.suffix.lstrip(".")
+    try:
+        if fmt == "wav":
+            segment.export(str(path), format="wav")
+        else:
+            segment.export(str(path), format=fmt, bitrate=p.bitrate, parameters=["-ac", "1"])
+    except Exception as e:  # pydub raises bare CouldntEncodeError / OSError from its ffmpeg call
+        raise AudioError(path_for_errors, f"cannot encode chunk as {fmt} ({e})") from e
+    return path.stat().st_size
+
+
+class Chunker:
+    """Cuts one recording into chunks, streaming: call `chunks()` and consume them in order."""
+
+    def __init__(self, path: Path, *, ffmpeg: str, workdir: Path, params: ChunkParams) -> None:
+        self.path = path
+        self.ffmpeg = ffmpeg
+        self.workdir = workdir
+        self.p = params
+        self._next_index = 0
+        AudioSegment.converter = ffmpeg  # pydub finds ffmpeg only through this (or PATH)
+
+    def chunks(self) -> Iterator[Chunk]:
+        reader = PcmReader(self.path, self.ffmpeg)
+        ok = False
+        try:
+            yield from self._stream(reader)
+            ok = True
+        finally:
+            reader.close(check=ok)
+
+    def _stream(self, reader: PcmReader) -> Iterator[Chunk]:
+        buf = np.zeros(0, dtype=np.int16)
+        db = np.zeros(0, dtype=np.float64)  # loudness of each whole frame of buf
+        buf_start = 0  # absolute sample index of buf[0]
+        eof = False
+        block = _READ_BLOCK_S * SAMPLE_RATE
+        while True:
+            decision = _plan_one(db, self.p, eof)
+            if isinstance(decision, _Cut):
+                a, b = decision.start_frame * FRAME_SAMPLES, decision.end_frame * FRAME_SAMPLES
+                speech = tuple(
+                    Span((s - decision.start_frame) / FRAMES_PER_S, (e - decision.start_frame) / FRAMES_PER_S)
+                    for s, e in decision.spans
+                )
+                yield from self._emit(buf[a:b], buf_start + a, speech)
+                drop_frames = decision.end_frame
+            elif decision:
+                drop_frames = decision  # leading stretch with no speech: skipped, never uploaded
+            elif eof:
+                return
+            else:
+                data = reader.read(block)
+                eof = len(data) < block
+                buf = np.concatenate((buf, data))
+                whole = len(buf) // FRAME_SAMPLES
+                db = np.concatenate((db, frame_dbfs(buf[len(db) * FRAME_SAMPLES : whole * FRAME_SAMPLES])))
+                continue
+            drop = drop_frames * FRAME_SAMPLES
+            buf, db, buf_start = buf[drop:].copy(), db[drop_frames:].copy(), buf_start + drop
+
+    def _emit(self, pcm: np.ndarray, start_sample: int, speech: tuple[Span, ...]) -> Iterator[Chunk]:
+        """Export one chunk; if it encodes over the byte cap, split it at its quietest point and retry."""
+        path = self.workdir / f"chunk-{self._next_index:05d}{self.p.suffix}"
+        size = _export(pcm, path, self.p, self.path)
+        limit = None if self.p.max_bytes is None else self.p.max_bytes - UPLOAD_OVERHEAD_BYTES
+        if limit is not None and size > limit:
+            path.unlink()
+            if len(pcm) < 2 * SAMPLE_RATE:
+                raise AudioError(self.path, f"a 1-second chunk encodes to {size} bytes, over the upload cap")
+            mid = _quietest_split(pcm)
+            at_s = mid / SAMPLE_RATE
+            left = tuple(Span(s.start_s, min(s.end_s, at_s)) for s in speech if s.start_s < at_s)
+            right = tuple(Span(max(0.0, s.start_s - at_s), s.end_s - at_s) for s in speech if s.end_s > at_s)
+            yield from self._emit(pcm[:mid], start_sample, left)
+            yield from self._emit(pcm[mid:], start_sample + mid, right)
+            return
+        chunk = Chunk(
+            index=self._next_index,
+            offset_s=start_sample / SAMPLE_RATE,
+            duration_s=len(pcm) / SAMPLE_RATE,
+            path=path,
+            size_bytes=size,
+            speech=speech,
+        )
+        self._next_index += 1
+        yield chunk
+
+
+def _quietest_split(pcm: np.ndarray) -> int:
+    """Sample index of the quietest 100 ms in the middle half, so a re-split lands in a pause if any."""
+    db = frame_dbfs(pcm)
+    lo, hi = len(db) // 4, max(len(db) // 4 + 1, 3 * len(db) // 4)
+    smooth = np.convolve(np.nan_to_num(db[lo:hi], neginf=-200.0), np.ones(10) / 10, mode="same")
+    return (lo + int(np.argmin(smooth))) * FRAME_SAMPLES

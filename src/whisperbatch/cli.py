@@ -1,0 +1,385 @@
+"""The command line: parse, call the pipeline, render with rich. The only module that prints or exits.
+
+Exit codes: 0 all done; 1 some file failed (the rest still processed); 2 usage or configuration
+error; 3 stopped early by budget, exhausted quota or a rejected API key; 130 interrupted.
+Everything printed goes through `Output`, which masks the API key should any text ever contain it.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import __version__, audio
+from .config import Settings, load_settings
+from .engines import resolve_engine_name, select_engine
+from .engines.base import model_info
+from .errors import ConfigError, WhisperbatchError
+from .inputs import collect_inputs
+from .models import CostLine, RunSummary, Task
+from .pipeline import ChunkDone, Event, FileFinished, FileStarted, Notice, Pipeline
+from .store import Store
+
+app = typer.Typer(
+    name="whisperbatch",
+    help="Transcribe and translate recordings into text and subtitles, with a cost report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class Output:
+    """Console output with secrets masked; progress bars on a terminal, plain lines otherwise."""
+
+    def __init__(self, *, quiet: bool = False, verbose: bool = False, secrets: Sequence[str] = ()) -> None:
+        # Pipes and CI logs get a wide table instead of rich's 80-column default.
+        self.out = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.quiet, self.verbose = quiet, verbose
+        self.secrets = [s for s in secrets if s]
+        self.live = self.err.is_terminal and not quiet
+        self._lock = threading.Lock()
+        self._progress: Progress | None = None
+        self._tasks: dict[Path, TaskID] = {}
+
+    def mask(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            self.err.print(self.mask(text), markup=False)
+
+    def error(self, text: str) -> None:
+        self.err.print("error: " + self.mask(text), markup=False, style="red")
+
+    def __enter__(self) -> Output:
+        if self.live:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[chunks]}"),
+                TimeRemainingColumn(),
+                console=self.err,
+                transient=True,
+            )
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def event(self, event: Event) -> None:
+        with self._lock:
+            self._event(event)
+
+    def _event(self, event: Event) -> None:
+        p = self._progress
+        if isinstance(event, FileStarted):
+            if p is not None:
+                self._tasks[event.path] = p.add_task(
+                    self.mask(event.path.name), total=max(event.duration_s, 0.001), chunks="0 chunks"
+                )
+            elif self.verbose:
+                self.info(f"{event.path}: started ({event.duration_s:.1f} s of audio)")
+        elif isinstance(event, ChunkDone):
+            if p is not None and event.path in self._tasks:
+                p.update(self._tasks[event.path], completed=event.end_s, chunks=f"{event.index + 1} chunks")
+            elif self.verbose:
+                how = "uploaded" if event.uploaded else "from cache"
+                self.info(f"{event.path}: chunk {event.index + 1} done ({how}), {event.end_s:.0f} s in")
+        elif isinstance(event, FileFinished):
+            r = event.result
+            if p is not None and r.source in self._tasks:
+                p.remove_task(self._tasks.pop(r.source))
+            if r.error:
+                self.error(r.error)
+            elif r.cost is not None:
+                self.info(f"{r.source}: done -> {', '.join(o.name for o in r.outputs)}")
+        elif isinstance(event, Notice):
+            self.info(event.message)
+
+
+# ---- options shared by the commands that process audio ------------------------------------------
+
+Paths = Annotated[list[str], typer.Argument(help="Files, folders (searched recursively) or globs.")]
+EngineOpt = Annotated[str | None, typer.Option("--engine", help="auto | openai | local.")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="API model, or local model name/folder.")]
+LanguageOpt = Annotated[str | None, typer.Option("--language", help="Spoken language code, e.g. en, de.")]
+PromptOpt = Annotated[str | None, typer.Option("--prompt", help="Words to steer spelling and style.")]
+FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help="txt,srt,vtt,json or all.")]
+OutDirOpt = Annotated[Path | None, typer.Option("--out-dir", "-o", help="Write outputs here.")]
+ConcurrencyOpt = Annotated[int | None, typer.Option("--concurrency", "-j", help="Requests in flight.")]
+BudgetOpt = Annotated[float | None, typer.Option("--budget", help="Stop before spending more USD.")]
+BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="config.toml to use.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Redo files whose outputs already exist.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Say more, per chunk.")]
+
+
+def _settings(config: Path | None, **flags: Any) -> Settings:
+    if flags.get("out_dir") is not None:
+        flags["out_dir"] = Path(flags["out_dir"])
+    return load_settings(flags, config_path=config)
+
+
+def _fail(out: Output, e: WhisperbatchError) -> typer.Exit:
+    out.error(str(e))
+    return typer.Exit(e.exit_code)
+
+
+def _process(
+    task: Task,
+    paths: list[str],
+    *,
+    config: Path | None,
+    force: bool,
+    quiet: bool,
+    verbose: bool,
+    **flags: Any,
+) -> None:
+    out = Output(quiet=quiet, verbose=verbose)
+    try:
+        settings = _settings(config, **flags)
+        out.secrets = [s for s in (settings.api_key,) if s]
+        ffmpeg = audio.find_ffmpeg()
+        engine = select_engine(settings, task)
+        store = Store(settings.ledger_path)
+    except WhisperbatchError as e:
+        raise _fail(out, e) from None
+    inputs = collect_inputs(paths)
+    for missing in inputs.missing:
+        out.error(f"{missing}: no such file or folder")
+    where = f" at {getattr(engine, 'host', '')}" if engine.name == "openai" else " (offline)"
+    out.info(f"engine: {engine.name}, model {engine.model}{where}")
+    pipeline = Pipeline(settings, engine, ffmpeg=ffmpeg, store=store, on_event=out.event)
+    try:
+        with out:
+            summary = pipeline.run(inputs.files, task, force=force)
+    except KeyboardInterrupt:
+        pipeline.stop.set()
+        out.error("interrupted: files not finished were left without outputs")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        pipeline.close()
+        store.close()
+    if not quiet:
+        _cost_table(out, summary)
+    if summary.stopped_reason:
+        out.error(f"stopped: {summary.stopped_reason}")
+        raise typer.Exit(EXIT_STOPPED)
+    if summary.failed or inputs.missing:
+        raise typer.Exit(EXIT_FAILED)
+    if not inputs.files:
+        out.error("no audio files found")
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _cost_table(out: Output, summary: RunSummary) -> None:
+    lines = [r.cost for r in summary.results if r.cost is not None]
+    if not lines:
+        return
+    local = any(line.engine == "local" for line in lines)
+    table = Table(title="Cost (estimated)", title_justify="left")
+    for col in ("File", "Audio", "Billed min", "Engine", "Model", "USD/min", "USD"):
+        table.add_column(col, justify="left" if col in ("File", "Engine", "Model") else "right")
+    if local:
+        table.add_column("API equiv. USD", justify="right")
+    for line in lines:
+        row = [out.mask(Path(line.file).name), _duration(line.audio_s), f"{line.billed_min:.2f}", line.engine,
+               line.model, f"{line.usd_per_min:.4f}", f"{line.usd:.4f}"]
+        table.add_row(*row, *([f"{line.api_equivalent_usd:.4f}"] if local else []))
+    total = [f"Total ({len(lines)} files)", _duration(sum(x.audio_s for x in lines)),
+             f"{sum(x.billed_min for x in lines):.2f}", "", "", "", f"{sum(x.usd for x in lines):.4f}"]
+    table.add_row(*total, *([f"{sum(x.api_equivalent_usd for x in lines):.4f}"] if local else []), style="bold")
+    out.out.print(table)
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+@app.command()
+def transcribe(
+    paths: Paths,
+    engine: EngineOpt = None,
+    model: ModelOpt = None,
+    language: LanguageOpt = None,
+    prompt: PromptOpt = None,
+    format: FormatOpt = None,
+    out_dir: OutDirOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    budget: BudgetOpt = None,
+    base_url: BaseUrlOpt = None,
+    config: ConfigOpt = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Transcribe recordings; outputs are written beside each one (or under --out-dir)."""
+    _process(Task.TRANSCRIBE, paths, config=config, force=force, quiet=quiet, verbose=verbose, engine=engine,
+             model=model, language=language, prompt=prompt, format=format, out_dir=out_dir,
+             concurrency=concurrency, budget_usd=budget, base_url=base_url)
+
+
+@app.command()
+def translate(
+    paths: Paths,
+    engine: EngineOpt = None,
+    model: ModelOpt = None,
+    language: LanguageOpt = None,
+    prompt: PromptOpt = None,
+    format: FormatOpt = None,
+    out_dir: OutDirOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    budget: BudgetOpt = None,
+    base_url: BaseUrlOpt = None,
+    config: ConfigOpt = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Translate recordings into English: outputs are <stem>.en.<ext>."""
+    _process(Task.TRANSLATE, paths, config=config, force=force, quiet=quiet, verbose=verbose, engine=engine,
+             model=model, language=language, prompt=prompt, format=format, out_dir=out_dir,
+             concurrency=concurrency, budget_usd=budget, base_url=base_url)
+
+
+@app.command()
+def estimate(
+    paths: Paths,
+    model: ModelOpt = None,
+    engine: EngineOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Forecast audio minutes and dollars per file and in total. Reads files locally; sends nothing."""
+    out = Output()
+    try:
+        settings = _settings(config, model=model, engine=engine)
+        ffmpeg = audio.find_ffmpeg()
+    except WhisperbatchError as e:
+        raise _fail(out, e) from None
+    local = resolve_engine_name(settings) == "local"
+    api_model = settings.model if settings.model and not local else "whisper-1"
+    info = model_info(api_model, settings.models)
+    inputs = collect_inputs(paths)
+    failed = bool(inputs.missing)
+    for missing in inputs.missing:
+        out.error(f"{missing}: no such file or folder")
+    table = Table(title=f"Estimate for {info.name} at ${info.usd_per_min:.4f}/min", title_justify="left")
+    for col in ("File", "Duration", "Minutes", "USD"):
+        table.add_column(col, justify="left" if col == "File" else "right")
+    total_s = 0.0
+    for path in inputs.files:
+        try:
+            probe = audio.probe(path, ffmpeg)
+        except WhisperbatchError as e:
+            out.error(str(e))
+            failed = True
+            continue
+        total_s += probe.duration_s
+        minutes = probe.duration_s / 60
+        table.add_row(str(path), _duration(probe.duration_s), f"{minutes:.2f}", f"{minutes * info.usd_per_min:.4f}")
+    table.add_row("Total", _duration(total_s), f"{total_s / 60:.2f}", f"{total_s / 60 * info.usd_per_min:.4f}",
+                  style="bold")
+    out.out.print(table)
+    if not info.price_known:
+        out.info(f"no price is known for {info.name}: set [models.\"{info.name}\"] usd_per_min in config.toml")
+    if local:
+        out.info("engine local: runs cost $0; the figures are what the API would bill (silences are not billed)")
+    else:
+        out.info("an upper bound: silent stretches are skipped and not billed")
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def report(
+    as_json: Annotated[bool, typer.Option("--json", help="Rows as JSON.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Rows as CSV.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """The spend ledger over past runs: per run, and in total."""
+    out = Output()
+    try:
+        settings = _settings(config)
+        store = Store(settings.ledger_path)
+    except WhisperbatchError as e:
+        raise _fail(out, e) from None
+    rows = store.ledger()
+    store.close()
+    if as_json:
+        data = [{"run_id": r.run_id, "recorded_at": r.recorded_at, **_line_dict(r.line)} for r in rows]
+        out.out.print_json(json.dumps(data))
+        return
+    if as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        keys = ["run_id", "recorded_at", *_line_dict(rows[0].line).keys()] if rows else ["run_id"]
+        writer.writerow(keys)
+        for r in rows:
+            writer.writerow([r.run_id, f"{r.recorded_at:.3f}", *_line_dict(r.line).values()])
+        return
+    runs: dict[str, list[CostLine]] = {}
+    for r in rows:
+        runs.setdefault(r.run_id, []).append(r.line)
+    table = Table(title="Spend by run", title_justify="left")
+    for col in ("Run", "Files", "Audio", "Billed min", "USD", "API equiv. USD"):
+        table.add_column(col, justify="left" if col == "Run" else "right")
+    for run_id, lines in runs.items():
+        table.add_row(run_id, str(len(lines)), _duration(sum(x.audio_s for x in lines)),
+                      f"{sum(x.billed_min for x in lines):.2f}", f"{sum(x.usd for x in lines):.4f}",
+                      f"{sum(x.api_equivalent_usd for x in lines):.4f}")
+    every = [r.line for r in rows]
+    table.add_row("Total", str(len(every)), _duration(sum(x.audio_s for x in every)),
+                  f"{sum(x.billed_min for x in every):.2f}", f"{sum(x.usd for x in every):.4f}",
+                  f"{sum(x.api_equivalent_usd for x in every):.4f}", style="bold")
+    out.out.print(table)
+
+
+def _line_dict(line: CostLine) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Task) else v) for k, v in dataclasses.asdict(line).items()}
+
+
+def _version(value: bool) -> None:
+    if value:
+        Console().print(f"whisperbatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """whisperbatch: recordings in, text and subtitles out, with what it cost."""
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as e:  # raised outside a command's own handling (should not happen)
+        Console(stderr=True).print(f"error: {e}", markup=False)
+        sys.exit(EXIT_USAGE)
+
+

@@ -1,0 +1,229 @@
+"""Settings and the one place that decides their precedence.
+
+flags > `WHISPERBATCH_*` / `OPENAI_*` environment (and a `.env` file) > config.toml > defaults.
+Every setting is a field of `Settings`; its environment name is `WHISPERBATCH_<FIELD>` and its
+config-file key is the field name in any section, so adding a setting is adding a field.
+The API key is kept out of `repr()` so it cannot leak into a log or a traceback by accident.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from dotenv import dotenv_values
+
+from .errors import ConfigError
+
+APP = "whisperbatch"
+ENGINES = ("auto", "openai", "local")
+# Sections are for people reading config.toml; keys are flat, so a key may sit in any section.
+SECTIONS = ("run", "openai", "local", "audio", "subtitles", "service")
+
+
+@dataclass(frozen=True)
+class ModelOverride:
+    """A `[models."NAME"]` table: capabilities or price of a model the built-in table lacks."""
+
+    usd_per_min: float | None = None
+    timestamps: bool | None = None
+    translate: bool | None = None
+    max_duration_s: float | None = None
+    response_formats: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    # run
+    engine: str = "auto"
+    model: str | None = None
+    language: str | None = None
+    prompt: str | None = None
+    format: str = "txt,srt"
+    out_dir: Path | None = None
+    concurrency: int = 4
+    budget_usd: float | None = None
+    condition_on_previous: bool = True
+    # openai
+    api_key: str | None = field(default=None, repr=False)
+    base_url: str | None = None
+    timeout_s: float = 300.0
+    max_attempts: int = 6
+    retry_base_s: float = 1.0
+    retry_max_s: float = 60.0
+    max_upload_bytes: int = 26_214_400
+    # local
+    local_model: str = "base"
+    local_device: str = "cpu"
+    local_compute_type: str = "int8"
+    local_threads: int = 0
+    beam_size: int = 5
+    # audio
+    chunk_target_s: float = 600.0
+    utterance_max_s: float = 30.0
+    min_silence_s: float = 0.5
+    skip_silence_s: float = 5.0
+    silence_threshold_dbfs: float | None = None
+    # subtitles
+    max_line_chars: int = 42
+    max_lines: int = 2
+    # service
+    settle_s: float = 2.0
+    # where state and caches live
+    home: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir(APP)))
+    cache_dir: Path = field(default_factory=lambda: Path(platformdirs.user_cache_dir(APP)))
+    models: Mapping[str, ModelOverride] = field(default_factory=dict)
+
+    @property
+    def has_api_config(self) -> bool:
+        return bool(self.api_key or self.base_url)
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.home / "whisperbatch.sqlite3"
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "models"}
+_HINTS = typing.get_type_hints(Settings)
+# Environment names that are not simply WHISPERBATCH_<FIELD>.
+_ENV_ALIASES = {
+    "api_key": ("WHISPERBATCH_API_KEY", "OPENAI_API_KEY"),
+    "base_url": ("WHISPERBATCH_BASE_URL", "OPENAI_BASE_URL"),
+    "budget_usd": ("WHISPERBATCH_BUDGET_USD", "WHISPERBATCH_BUDGET"),
+}
+
+
+def _convert(name: str, raw: Any, source: str) -> Any:
+    """Coerce a config or environment value to the field's type, or say which setting is wrong."""
+    hint = _HINTS[name]
+    optional = isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
+    base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
+    if optional and (raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none"))):
+        return None
+    try:
+        if base is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if base is int:
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return int(raw)
+        if base is float:
+            return float(raw)
+        if base is Path:
+            return Path(str(raw)).expanduser()
+        return str(raw)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{source}: {name} = {raw!r} is not a valid {base.__name__}") from e
+
+
+def find_config_file(explicit: Path | None, env: Mapping[str, str], cwd: Path) -> Path | None:
+    """`--config`, then `$WHISPERBATCH_CONFIG`, then ./config.toml, then the user config dir."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"{explicit}: config file not found")
+        return explicit
+    if env.get("WHISPERBATCH_CONFIG"):
+        path = Path(env["WHISPERBATCH_CONFIG"]).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found (from WHISPERBATCH_CONFIG)")
+        return path
+    for candidate in (cwd / "config.toml", Path(platformdirs.user_config_dir(APP)) / "config.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, ModelOverride]]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read config ({e})") from e
+    values: dict[str, Any] = {}
+    models: dict[str, ModelOverride] = {}
+    for key, value in data.items():
+        if key == "models" and isinstance(value, dict):
+            models = {name: _model_override(path, name, spec) for name, spec in value.items()}
+        elif key in SECTIONS and isinstance(value, dict):
+            values.update(value)
+        else:
+            values[key] = value
+    unknown = sorted(set(values) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s): {', '.join(unknown)}")
+    return {k: _convert(k, v, str(path)) for k, v in values.items()}, models
+
+
+def _model_override(path: Path, name: str, spec: Any) -> ModelOverride:
+    known = {f.name for f in dataclasses.fields(ModelOverride)}
+    if not isinstance(spec, dict) or set(spec) - known:
+        raise ConfigError(f"{path}: [models.{name!r}] takes only {', '.join(sorted(known))}")
+    if "response_formats" in spec:
+        spec = {**spec, "response_formats": tuple(spec["response_formats"])}
+    return ModelOverride(**spec)
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in _FIELDS:
+        for var in _ENV_ALIASES.get(name, (f"WHISPERBATCH_{name.upper()}",)):
+            if var in env and env[var] != "":
+                values[name] = _convert(name, env[var], var)
+                break
+    return values
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    config_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Merge defaults, config file, `.env`, environment and flags (later wins) and validate."""
+    cwd = cwd or Path.cwd()
+    environ: dict[str, str] = dict(os.environ if env is None else env)
+    dotenv_file = cwd / ".env"
+    if dotenv_file.is_file():
+        # The real environment wins over .env, as with docker compose and python-dotenv's default.
+        dot = {k: v for k, v in dotenv_values(dotenv_file).items() if v is not None}
+        environ = {**dot, **environ}
+    values: dict[str, Any] = {}
+    models: dict[str, ModelOverride] = {}
+    path = find_config_file(config_path, environ, cwd)
+    if path is not None:
+        values, models = _read_config_file(path)
+    values.update(_from_env(environ))
+    values.update({k: v for k, v in (flags or {}).items() if v is not None})
+    settings = Settings(**values, models=models)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    if s.engine not in ENGINES:
+        raise ConfigError(f"engine {s.engine!r} is not one of {', '.join(ENGINES)}")
+    if s.concurrency < 1:
+        raise ConfigError(f"concurrency must be at least 1 (got {s.concurrency})")
+    if s.budget_usd is not None and s.budget_usd < 0:
+        raise ConfigError(f"budget must not be negative (got {s.budget_usd})")
+    if s.max_attempts < 1:
+        raise ConfigError(f"max_attempts must be at least 1 (got {s.max_attempts})")
+    if s.chunk_target_s < 10 or s.utterance_max_s < 2:
+        raise ConfigError("chunk_target_s must be at least 10 and utterance_max_s at least 2")
+    if s.max_line_chars < 5 or s.max_lines < 1:
+        raise ConfigError("max_line_chars must be at least 5 and max_lines at least 1")

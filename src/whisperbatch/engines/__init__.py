@@ -1,0 +1,54 @@
+"""Engines turn one chunk file into text and timed segments: the OpenAI API or faster-whisper in-process."""
+
+from __future__ import annotations
+
+from ..config import Settings
+from ..errors import ConfigError
+from ..models import Task
+from .base import MODELS, Engine, model_info
+
+
+def resolve_engine_name(settings: Settings) -> str:
+    """`auto` means the API when a key or base URL is configured, else the offline engine."""
+    if settings.engine != "auto":
+        return settings.engine
+    return "openai" if settings.has_api_config else "local"
+
+
+def select_engine(settings: Settings, task: Task) -> Engine:
+    """Build the engine a run will use, refusing combinations that cannot work before any upload."""
+    kind = resolve_engine_name(settings)
+    if kind == "openai":
+        from .openai import OpenAIEngine
+
+        if not settings.has_api_config:
+            raise ConfigError("engine openai needs an API key: set OPENAI_API_KEY (or base_url for a local server)")
+        info = model_info(settings.model or "whisper-1", settings.models)
+        if task is Task.TRANSLATE and not info.translate:
+            raise ConfigError(
+                f"model {info.name} cannot translate: the translations endpoint takes whisper-1 "
+                "(or use --engine local)"
+            )
+        return OpenAIEngine(
+            info,
+            api_key=settings.api_key,
+            base_url=settings.base_url,
+            timeout_s=settings.timeout_s,
+            max_upload_bytes=settings.max_upload_bytes,
+        )
+    from .local import LocalEngine
+
+    name = settings.model or settings.local_model
+    if name in MODELS:
+        raise ConfigError(f"model {name} is an API model: set OPENAI_API_KEY or choose a local model")
+    engine = LocalEngine(
+        name,
+        cache_dir=settings.cache_dir,
+        device=settings.local_device,
+        compute_type=settings.local_compute_type,
+        threads=settings.local_threads,
+        beam_size=settings.beam_size,
+    )
+    if task is Task.TRANSLATE and not engine.info.translate:
+        raise ConfigError(f"model {name} is English-only and cannot translate; use the bundled 'base'")
+    return engine

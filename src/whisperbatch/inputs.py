@@ -1,0 +1,55 @@
+"""Turn command-line arguments (files, folders, globs) into the list of recordings to process.
+
+A file named explicitly is always tried, whatever its extension, so a mislabelled file gets a clear
+"not audio" error rather than silence; inside folders only audio extensions are taken, which also
+keeps our own outputs (.txt, .srt, …) out of the batch.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .audio import AUDIO_SUFFIXES
+
+
+@dataclass(frozen=True)
+class Inputs:
+    files: tuple[Path, ...]
+    missing: tuple[str, ...]  # arguments that matched nothing
+
+
+def _audio_in(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
+    )
+
+
+def collect_inputs(args: Sequence[str]) -> Inputs:
+    files: list[Path] = []
+    missing: list[str] = []
+    for arg in args:
+        path = Path(arg).expanduser()
+        if path.is_dir():
+            files.extend(_audio_in(path))
+        elif path.exists():
+            files.append(path)
+        elif glob.has_magic(arg):
+            matched = [Path(m) for m in sorted(glob.glob(str(path), recursive=True))]
+            for m in matched:
+                files.extend(_audio_in(m) if m.is_dir() else [m])
+            if not matched:
+                missing.append(arg)
+        else:
+            missing.append(arg)
+    seen: set[Path] = set()
+    unique = []
+    for f in files:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return Inputs(tuple(unique), tuple(missing))

@@ -1,0 +1,341 @@
+"""One recording from audio to written outputs: plan → chunks → engine calls → stitch → write → record.
+
+One-off runs and the watcher both run files through `Pipeline.process_file`, so they behave alike.
+Library code never prints: progress goes to an `on_event` callback that the CLI renders.
+
+Concurrency: `concurrency` files at once, and at most `concurrency` engine requests in flight in all.
+Within a file, chunks go one after another when the previous chunk's text is carried into the next
+prompt (the default: it keeps names and spelling consistent across cuts); with
+`condition_on_previous = false` a file's chunks are sent in parallel too.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from . import audio, cost, stitch, writers
+from .config import Settings
+from .engines.base import Engine
+from .engines.local import api_equivalent_usd_per_min
+from .errors import (
+    AudioError,
+    BudgetExceeded,
+    EngineError,
+    FatalEngineError,
+    RetryableEngineError,
+    WhisperbatchError,
+)
+from .models import Chunk, EngineResult, FileResult, RunSummary, Segment, Task, Transcript
+from .store import Store
+
+COSTS_CSV = "costs.csv"
+
+
+@dataclass(frozen=True)
+class FileStarted:
+    path: Path
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class ChunkDone:
+    path: Path
+    index: int
+    end_s: float  # how far into the recording this chunk reaches
+    duration_s: float
+    uploaded: bool  # False when the result came from the chunk cache
+
+
+@dataclass(frozen=True)
+class FileFinished:
+    result: FileResult
+
+
+@dataclass(frozen=True)
+class Notice:
+    message: str
+
+
+Event = FileStarted | ChunkDone | FileFinished | Notice
+
+
+class ChunkCache(Protocol):
+    """Finished chunk results kept across restarts, so a resumed file uploads only what is missing."""
+
+    def get(self, key: str, chunk: Chunk) -> EngineResult | None: ...
+
+    def put(self, key: str, chunk: Chunk, result: EngineResult) -> None: ...
+
+
+class Stopped(WhisperbatchError):
+    """The run was told to stop (fatal error elsewhere, or a signal); the file is left unfinished."""
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        ffmpeg: str,
+        store: Store | None = None,
+        on_event: Callable[[Event], None] = lambda e: None,
+        sleep: Callable[[float], None] | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.ffmpeg = ffmpeg
+        self.store = store
+        self.on_event = on_event
+        self.run_id = run_id or time.strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
+        self.stop = threading.Event()
+        self._sleep = sleep
+        self._requests = threading.BoundedSemaphore(settings.concurrency)
+        self._chunk_pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="wb-chunk")
+        self._style = writers.SubtitleStyle(settings.max_line_chars, settings.max_lines)
+        self._formats = writers.parse_formats(settings.format)
+        self._budget_lock = threading.Lock()
+        self._committed_usd = 0.0
+        # A one-off run's budget covers that run; the watcher's covers the ledger's whole history.
+        self.budget_is_lifetime = False
+
+    # ---- a whole run -------------------------------------------------------------------------------
+
+    def run(self, files: Iterable[Path], task: Task, *, force: bool = False) -> RunSummary:
+        """Process files concurrently; a bad file fails alone, a fatal error stops the rest."""
+        results: list[FileResult] = []
+        stopped: list[str] = []
+        with ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="wb-file") as pool:
+            futures = [pool.submit(self._guarded, p, task, force, stopped) for p in files]
+            results = [f.result() for f in futures]
+        return RunSummary(
+            results=tuple(r for r in results if r is not None),
+            stopped_reason=stopped[0] if stopped else None,
+            engine=self.engine.name,
+            model=self.engine.model,
+        )
+
+    def _guarded(self, path: Path, task: Task, force: bool, stopped: list[str]) -> FileResult:
+        if self.stop.is_set():
+            return FileResult(source=path, error="not started: the run was stopped")
+        try:
+            result = self.process_file(path, task, force=force)
+        except (FatalEngineError, BudgetExceeded) as e:
+            if not self.stop.is_set():
+                stopped.append(str(e))
+            self.stop.set()
+            result = FileResult(source=path, error=str(e))
+        except Stopped:
+            result = FileResult(source=path, error="not finished: the run was stopped")
+        except WhisperbatchError as e:
+            result = FileResult(source=path, error=str(e))
+        self.on_event(FileFinished(result))
+        return result
+
+    # ---- one file ----------------------------------------------------------------------------------
+
+    def output_paths(self, source: Path, task: Task) -> dict[str, Path]:
+        return writers.output_paths(source, self._formats, task, self.settings.out_dir)
+
+    def up_to_date(self, source: Path, task: Task) -> bool:
+        """Every output exists and is newer than the recording: a re-run has nothing to do."""
+        try:
+            mtime = source.stat().st_mtime
+            return all(p.stat().st_mtime >= mtime for p in self.output_paths(source, task).values())
+        except OSError:
+            return False
+
+    def process_file(
+        self,
+        path: Path,
+        task: Task,
+        *,
+        force: bool = False,
+        cache: ChunkCache | None = None,
+        cache_key: str = "",
+    ) -> FileResult:
+        """Transcribe or translate one recording and write its outputs. Raises WhisperbatchError."""
+        if not force and self.up_to_date(path, task):
+            self.on_event(Notice(f"{path}: outputs are up to date, skipped (use --force to redo)"))
+            return FileResult(source=path, outputs=tuple(self.output_paths(path, task).values()))
+        info = audio.probe(path, self.ffmpeg)
+        reserved = self._reserve_budget(path, info.duration_s)
+        try:
+            self.on_event(FileStarted(path, info.duration_s))
+            with tempfile.TemporaryDirectory(prefix="whisperbatch-") as tmp:
+                placed, chunks, uploaded, language = self._transcribe_chunks(
+                    path, info.duration_s, task, Path(tmp), cache, cache_key
+                )
+            transcript = Transcript(
+                segments=stitch.stitch(placed),
+                language="en" if task is Task.TRANSLATE else (language or self.settings.language),
+                duration_s=info.duration_s,
+                engine=self.engine.name,
+                model=self.engine.model,
+                task=task,
+            )
+            billed_s = sum(c.duration_s for c in chunks)
+            line = cost.cost_line(
+                str(path),
+                audio_s=info.duration_s,
+                billed_s=billed_s,
+                engine=self.engine.name,
+                info=self.engine.info,
+                task=task,
+                api_usd_per_min=api_equivalent_usd_per_min(),
+            )
+            if self.stop.is_set():
+                raise Stopped(f"{path}: stopped before writing outputs")
+            outputs = writers.write_outputs(transcript, self.output_paths(path, task), self._style, line)
+            cost.append_costs_csv(outputs[0].parent / COSTS_CSV, [line])
+            if self.store is not None:
+                self.store.record_cost(self.run_id, line)
+        except BaseException:
+            self._release_budget(reserved, actual=0.0)
+            raise
+        self._release_budget(reserved, actual=line.usd)
+        return FileResult(
+            source=path,
+            outputs=outputs,
+            cost=line,
+            transcript=transcript,
+            chunks_total=len(chunks),
+            chunks_uploaded=uploaded,
+        )
+
+    def _chunk_params(self) -> audio.ChunkParams:
+        s, info = self.settings, self.engine.info
+        target = s.chunk_target_s if info.timestamps else min(s.utterance_max_s, s.chunk_target_s)
+        return audio.ChunkParams(
+            target_s=min(target, info.max_duration_s * 0.8),
+            max_s=min(target * 1.5, info.max_duration_s),
+            min_silence_s=s.min_silence_s,
+            skip_silence_s=s.skip_silence_s,
+            threshold_dbfs=s.silence_threshold_dbfs,
+            max_bytes=self.engine.max_upload_bytes,
+            suffix=self.engine.chunk_suffix,
+        )
+
+    def _transcribe_chunks(
+        self, path: Path, duration_s: float, task: Task, workdir: Path, cache: ChunkCache | None, key: str
+    ) -> tuple[list[list[Segment]], list[Chunk], int, str | None]:
+        chunker = audio.Chunker(path, ffmpeg=self.ffmpeg, workdir=workdir, params=self._chunk_params())
+        chunks: list[Chunk] = []
+        pending: list[Future[tuple[EngineResult, bool]] | tuple[EngineResult, bool]] = []
+        sequential = self.settings.condition_on_previous
+        previous_text = ""
+        # Bounds chunk files waiting on disk when chunks are sent in parallel.
+        window = threading.BoundedSemaphore(self.settings.concurrency * 2)
+        for chunk in self._stoppable(chunker.chunks()):
+            chunks.append(chunk)
+            if sequential:
+                prompt = stitch.prompt_for(self.settings.prompt, previous_text, self.engine.info.prompt_max_tokens)
+                result, uploaded = self._chunk_result(path, chunk, task, prompt, cache, key)
+                previous_text = " ".join(s.text for s in stitch.place(chunk, result)) or previous_text
+                pending.append((result, uploaded))
+                self.on_event(ChunkDone(path, chunk.index, chunk.offset_s + chunk.duration_s, duration_s, uploaded))
+            else:
+                window.acquire()
+                fut = self._chunk_pool.submit(self._chunk_result, path, chunk, task, self.settings.prompt, cache, key)
+                fut.add_done_callback(lambda f, c=chunk: (window.release(), self._chunk_event(f, path, c, duration_s)))
+                pending.append(fut)
+        results = [p.result() if isinstance(p, Future) else p for p in pending]
+        language = next((r.language for r, _ in results if r.language), None)
+        placed = [stitch.place(c, r) for c, (r, _) in zip(chunks, results, strict=True)]
+        return placed, chunks, sum(1 for _, up in results if up), language
+
+    def _chunk_event(self, fut: Future[tuple[EngineResult, bool]], path: Path, chunk: Chunk, dur: float) -> None:
+        if not fut.cancelled() and fut.exception() is None:
+            self.on_event(ChunkDone(path, chunk.index, chunk.offset_s + chunk.duration_s, dur, fut.result()[1]))
+
+    def _stoppable(self, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+        for chunk in chunks:
+            if self.stop.is_set():
+                raise Stopped("the run was stopped")
+            yield chunk
+
+    def _chunk_result(
+        self, path: Path, chunk: Chunk, task: Task, prompt: str | None, cache: ChunkCache | None, key: str
+    ) -> tuple[EngineResult, bool]:
+        if cache is not None:
+            hit = cache.get(key, chunk)
+            if hit is not None:
+                chunk.path.unlink(missing_ok=True)
+                return hit, False
+        try:
+            result = self._call_with_retries(path, chunk, task, prompt)
+        finally:
+            chunk.path.unlink(missing_ok=True)  # keep at most the in-flight chunks on disk
+        if cache is not None:
+            cache.put(key, chunk, result)
+        return result, True
+
+    def _call_with_retries(self, path: Path, chunk: Chunk, task: Task, prompt: str | None) -> EngineResult:
+        """Our retry policy: honour Retry-After, else exponential backoff with jitter; bounded attempts."""
+        s = self.settings
+        for attempt in range(1, s.max_attempts + 1):
+            if self.stop.is_set():
+                raise Stopped("the run was stopped")
+            try:
+                with self._requests:
+                    return self.engine.transcribe(chunk, task=task, language=s.language, prompt=prompt)
+            except RetryableEngineError as e:
+                if attempt == s.max_attempts:
+                    raise EngineError(f"gave up after {attempt} attempts: {e}", path=path, chunk=chunk.index) from e
+                delay = e.retry_after_s
+                if delay is None:
+                    delay = min(s.retry_max_s, s.retry_base_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+                self.on_event(Notice(f"{path} (chunk {chunk.index + 1}): {e}; retrying in {delay:.1f} s"))
+                self._wait(min(delay, s.retry_max_s))
+            except FatalEngineError:
+                raise
+            except EngineError as e:
+                raise EngineError(str(e), path=path, chunk=chunk.index) from e
+        raise AssertionError("unreachable")
+
+    def _wait(self, seconds: float) -> None:
+        if self._sleep is not None:
+            self._sleep(seconds)
+        elif self.stop.wait(seconds):
+            raise Stopped("the run was stopped")
+
+    # ---- budget ------------------------------------------------------------------------------------
+
+    def estimate_usd(self, duration_s: float) -> float:
+        return duration_s / 60.0 * self.engine.info.usd_per_min
+
+    def _reserve_budget(self, path: Path, duration_s: float) -> float:
+        """Claim a file's worst-case cost before starting it, so concurrent files cannot overshoot."""
+        budget = self.settings.budget_usd
+        if budget is None:
+            return 0.0
+        need = self.estimate_usd(duration_s)
+        with self._budget_lock:
+            spent = self.store.total_spent_usd() if self.store is not None and self.budget_is_lifetime else 0.0
+            if spent + self._committed_usd + need > budget + 1e-9:
+                raise BudgetExceeded(
+                    f"{path}: not started: it would cost up to ${need:.4f}, and ${budget - spent - self._committed_usd:.4f}"
+                    f" of the ${budget:.2f} budget is left"
+                )
+            self._committed_usd += need
+        return need
+
+    def _release_budget(self, reserved: float, actual: float) -> None:
+        """Swap a file's reservation for what it really cost (billed minutes skip silences)."""
+        with self._budget_lock:
+            self._committed_usd += actual - reserved
+
+    def close(self) -> None:
+        self._chunk_pool.shutdown(wait=False, cancel_futures=True)
+        self.engine.close()
+

@@ -1,0 +1,168 @@
+"""Shared fixtures: an isolated home, real sample audio, long recordings assembled at test time, and a
+CLI runner that runs the real `whisperbatch` entry point in a subprocess (so a traceback would show)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import wave
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from whisperbatch.audio import find_ffmpeg
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+CANARY_KEY = "sk-test-canary-7fQ2xZ9pLm4Rt8Vw1Yb6Nc3Hd5Kj0Gs"
+# The speech in samples/fox.wav starts this far in (espeak output padded with silence).
+FOX_ONSET_S = 0.6
+
+
+@pytest.fixture(scope="session")
+def ffmpeg() -> str:
+    return find_ffmpeg()
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the joined local model across the session (it is ~145 MB)."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture()
+def env(tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A clean environment: own state dir, no API settings from the machine, cwd without config.toml."""
+    for var in list(os.environ):
+        if var.startswith(("OPENAI_", "WHISPERBATCH_")):
+            monkeypatch.delenv(var)
+    home = tmp_path / "home"
+    monkeypatch.setenv("WHISPERBATCH_HOME", str(home))
+    monkeypatch.setenv("WHISPERBATCH_CACHE_DIR", str(model_cache))
+    monkeypatch.setenv("WHISPERBATCH_RETRY_BASE_S", "0.05")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return dict(os.environ)
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_cli(args: Sequence[str], env: dict[str, str], *, cwd: Path | None = None, timeout: float = 600) -> Result:
+    proc = subprocess.run(
+        [sys.executable, "-m", "whisperbatch", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def copy_sample(name: str, dest_dir: Path, new_name: str | None = None) -> Path:
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(SAMPLES / name, dest_dir / (new_name or name)))
+
+
+def write_silence(path: Path, seconds: float, rate: int = 16000, amplitude: int = 0, freq_hz: int = 220) -> Path:
+    """Digital silence, or a quiet tone when `amplitude` > 0 (for hallucination tests)."""
+    import math
+
+    n = int(seconds * rate)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        if amplitude:
+            frames = b"".join(
+                int(amplitude * math.sin(2 * math.pi * freq_hz * i / rate)).to_bytes(2, "little", signed=True)
+                for i in range(n)
+            )
+        else:
+            frames = b"\x00\x00" * n
+        w.writeframes(frames)
+    return path
+
+
+def assemble(path: Path, pattern: Sequence[bool], ffmpeg: str, *, unit_s: float = 10.0, rate: int = 16000,
+             channels: int = 1) -> list[float]:
+    """A long recording from 10-second units, speech (samples/fox.wav) where `pattern` is True.
+
+    Returns the true onsets of speech in seconds. Units are joined with the concat demuxer, so an
+    hour is written in about a second without holding it in memory.
+    """
+    work = path.parent / f".{path.stem}-units"
+    work.mkdir(exist_ok=True)
+    speech, silence = work / "speech.wav", work / "silence.wav"
+    fmt = ["-ar", str(rate), "-ac", str(channels), "-c:a", "pcm_s16le"]
+    subprocess.run([ffmpeg, "-y", "-v", "error", "-i", str(SAMPLES / "fox.wav"), "-af", f"apad=whole_dur={unit_s}",
+                    *fmt, str(speech)], check=True)
+    subprocess.run([ffmpeg, "-y", "-v", "error", "-f", "lavfi", "-t", str(unit_s), "-i",
+                    f"anullsrc=r={rate}:cl={'mono' if channels == 1 else 'stereo'}", *fmt, str(silence)], check=True)
+    listing = work / "list.txt"
+    listing.write_text("".join(f"file '{speech if s else silence}'\n" for s in pattern))
+    subprocess.run([ffmpeg, "-y", "-v", "error", "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
+                    str(path)], check=True)
+    shutil.rmtree(work)
+    return [i * unit_s + FOX_ONSET_S for i, s in enumerate(pattern) if s]
+
+
+def parse_srt(text: str) -> list[tuple[float, float, str]]:
+    cues = []
+    for block in text.strip().split("\n\n"):
+        lines = block.splitlines()
+        if len(lines) < 2:
+            continue
+        a, b = lines[1].split(" --> ")
+
+        def secs(t: str) -> float:
+            h, m, rest = t.strip().split(":")
+            s, ms = rest.split(",")
+            return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
+
+        cues.append((secs(a), secs(b), " ".join(lines[2:])))
+    return cues
+
+
+@pytest.fixture()
+def fake_openai() -> Iterator[object]:
+    from fakeopenai import FakeOpenAI
+
+    with FakeOpenAI(api_key=CANARY_KEY) as server:
+        server.transcriber = distinct_words
+        yield server
+
+
+_said = itertools.count(1)
+
+
+def distinct_words(upload: object, index: int, start_s: float, end_s: float) -> str:
+    """Different words for every utterance, as real speech has (repeats would look like a loop)."""
+    n = next(_said)
+    words = [_WORDS[(n * 7 + k * 13) % len(_WORDS)] for k in range(3 + n % 4)]
+    return f"Line {n}: {' '.join(words)}."
+
+
+_WORDS = ("river", "morning", "budget", "quietly", "harbour", "seven", "lantern", "orange", "climb", "window",
+          "thunder", "basket", "violet", "engine", "meadow", "copper", "whistle", "garden", "silver", "ladder")
+
+
+@pytest.fixture()
+def api_env(env: dict[str, str], fake_openai: object) -> dict[str, str]:
+    """Environment for the openai engine against the loopback server."""
+    return {**env, "OPENAI_API_KEY": CANARY_KEY, "OPENAI_BASE_URL": fake_openai.base_url}  # type: ignore[attr-defined]

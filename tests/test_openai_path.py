@@ -1,0 +1,182 @@
+"""The openai engine end to end: the real SDK, through the real CLI, against a loopback server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import CANARY_KEY, distinct_words, FOX_ONSET_S, assemble, copy_sample, parse_srt, run_cli, write_silence
+from fakeopenai import FakeOpenAI, drop_connection, insufficient_quota, rate_limit, server_error, unauthorized
+
+MAX_BODY = 26_214_400
+
+
+@pytest.mark.slow
+def test_hour_long_recording_keeps_late_timestamps(api_env: dict[str, str], fake_openai: FakeOpenAI,
+                                                   ffmpeg: str, tmp_path: Path) -> None:
+    # 62 minutes: 14 minutes of continuous speech (cut near the 10-minute target), long silences that
+    # must not be uploaded, then scattered speech late in the file.
+    pattern = [False] * 372
+    for i in range(6, 90):
+        pattern[i] = True
+    for i in (150, 151, 240, 330, 331, 332, 355, 368):
+        pattern[i] = True
+    rec = tmp_path / "work" / "lecture.wav"
+    onsets = assemble(rec, pattern, ffmpeg)
+    assert rec.stat().st_size > MAX_BODY
+
+    r = run_cli(["transcribe", str(rec), "--format", "srt,json"], api_env)
+    assert r.code == 0, r.output
+    cues = parse_srt(rec.with_suffix(".srt").read_text())
+    late = [t for t in onsets if t > 3000]
+    assert len(late) == 5
+    for onset in late:
+        assert any(abs(start - onset) <= 2.0 for start, _, _ in cues), f"no cue near {onset}"
+    # every cue starts at real speech, never in a silent stretch
+    for start, end, _ in cues:
+        assert any(o - 2.0 <= start <= o + 10.0 for o in onsets), f"cue at {start} is in silence"
+        assert end > start
+    assert [c[0] for c in cues] == sorted(c[0] for c in cues)
+
+    uploads = fake_openai.successful
+    assert len(uploads) >= 6
+    assert all(u.body_bytes < MAX_BODY for u in uploads)
+    assert uploads[0].prompt is None
+    assert all(u.prompt for u in uploads[1:]), [u.prompt for u in uploads]
+    # silence is not uploaded: far less audio than the recording went up
+    assert sum(u.duration_s or 0 for u in uploads) < 0.5 * len(pattern) * 10
+
+
+def test_oversized_chunk_is_split_again(api_env: dict[str, str], ffmpeg: str, tmp_path: Path) -> None:
+    with FakeOpenAI(api_key=CANARY_KEY, max_body_bytes=300_000) as server:
+        server.transcriber = distinct_words
+        rec = tmp_path / "work" / "talk.wav"
+        onsets = assemble(rec, [True] * 12, ffmpeg)  # two minutes of speech: ~1 MB as 64 kbps MP3
+        env = {**api_env, "OPENAI_BASE_URL": server.base_url, "WHISPERBATCH_MAX_UPLOAD_BYTES": "300000"}
+        r = run_cli(["transcribe", str(rec)], env)
+        assert r.code == 0, r.output
+        assert len(server.successful) >= 4
+        assert all(u.body_bytes <= 300_000 for u in server.uploads)
+        cues = parse_srt(rec.with_suffix(".srt").read_text())
+        for onset in onsets[-3:]:
+            assert any(abs(start - onset) <= 2.0 for start, _, _ in cues)
+
+
+def test_retries_rate_limits_server_errors_and_dropped_connections(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    fake_openai.inject(rate_limit(1), server_error(500), drop_connection(), server_error(503))
+    work = tmp_path / "work"
+    files = [copy_sample("talk.m4a", work), copy_sample("morning.mp3", work)]
+    r = run_cli(["transcribe", *map(str, files), "--format", "txt,srt"], api_env)
+    assert r.code == 0, r.output
+    for f in files:
+        assert f.with_suffix(".txt").read_text().strip()
+        assert parse_srt(f.with_suffix(".srt").read_text())
+    assert len(fake_openai.uploads) == 6
+    assert [u.status for u in fake_openai.uploads].count(200) == 2
+    assert "retrying" in r.stderr
+
+
+def test_insufficient_quota_stops_at_once(api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+    fake_openai.inject(insufficient_quota(), insufficient_quota(), insufficient_quota())
+    work = tmp_path / "work"
+    f = copy_sample("talk.m4a", work)
+    r = run_cli(["transcribe", str(f), "--concurrency", "1"], api_env)
+    assert r.code == 3, r.output
+    assert "quota" in r.stderr.lower()
+    assert "Traceback" not in r.output
+    assert fake_openai.count == 1  # never retried
+    assert sorted(p.name for p in work.iterdir()) == ["talk.m4a"]  # no partial outputs, no cost row
+
+
+def test_rejected_key_stops_with_exit_3_and_never_shows_the_key(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    fake_openai.inject(unauthorized())
+    f = copy_sample("talk.m4a", tmp_path / "work")
+    r = run_cli(["transcribe", str(f), "-v"], api_env)
+    assert r.code == 3
+    assert "key rejected" in r.stderr
+    assert CANARY_KEY not in r.output
+
+
+def test_api_key_never_written_anywhere(api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    f = copy_sample("morning.mp3", work)
+    r = run_cli(["transcribe", str(f), "--format", "all", "-v"], api_env)
+    assert r.code == 0, r.output
+    rep = run_cli(["report", "--json"], api_env)
+    assert CANARY_KEY not in r.output + rep.output
+    for path in [*work.iterdir(), *(tmp_path / "home").rglob("*")]:
+        if path.is_file():
+            assert CANARY_KEY.encode() not in path.read_bytes(), path
+    assert (work / "costs.csv").is_file() and (work / "morning.json").is_file()
+
+
+def test_models_without_timestamps_get_cues_from_speech(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, ffmpeg: str, tmp_path: Path
+) -> None:
+    rec = tmp_path / "work" / "memo.wav"
+    onsets = assemble(rec, [False, True, True, False, False, True, False, True], ffmpeg)
+    r = run_cli(["transcribe", str(rec), "--model", "gpt-4o-transcribe"], api_env)
+    assert r.code == 0, r.output
+    assert {u.response_format for u in fake_openai.successful} == {"json"}
+    assert all(u.duration_s is not None and u.duration_s <= 31 for u in fake_openai.successful)
+    cues = parse_srt(rec.with_suffix(".srt").read_text())
+    for onset in onsets:
+        assert any(abs(start - onset) <= 1.0 for start, _, _ in cues), (onset, cues)
+
+
+def test_hallucination_on_near_silence_is_dropped(
+    api_env: dict[str, str], tmp_path: Path
+) -> None:
+    with FakeOpenAI(api_key=CANARY_KEY, hallucinate_on_silence=True) as server:
+        work = tmp_path / "work"
+        work.mkdir(exist_ok=True)
+        hum = write_silence(work / "hum.wav", 6.0, amplitude=120)  # about -50 dBFS: uploaded, but no words
+        r = run_cli(["transcribe", str(hum)], {**api_env, "OPENAI_BASE_URL": server.base_url})
+        assert r.code == 0, r.output
+        assert server.count == 1
+        assert hum.with_suffix(".txt").read_text().strip() == ""
+        assert parse_srt(hum.with_suffix(".srt").read_text()) == []
+
+
+def test_chunks_in_parallel_without_prompt_carry_over(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, ffmpeg: str, tmp_path: Path
+) -> None:
+    rec = tmp_path / "work" / "talk.wav"
+    pattern = [True, False, False, True, False, False, True, False, False, True]
+    onsets = assemble(rec, pattern, ffmpeg)
+    env = {**api_env, "WHISPERBATCH_CONDITION_ON_PREVIOUS": "false"}
+    r = run_cli(["transcribe", str(rec), "--prompt", "Glossary: fox"], env)
+    assert r.code == 0, r.output
+    assert len(fake_openai.successful) == 4
+    assert {u.prompt for u in fake_openai.successful} == {"Glossary: fox"}
+    cues = parse_srt(rec.with_suffix(".srt").read_text())
+    for onset in onsets:
+        assert any(abs(start - onset) <= 0.5 for start, _, _ in cues), (onset, cues)
+    assert all(any(o - 0.5 <= start <= o + 9 for o in onsets) for start, _, _ in cues)
+
+
+def test_translate_uses_translations_endpoint(api_env: dict[str, str], fake_openai: FakeOpenAI,
+                                              tmp_path: Path) -> None:
+    f = copy_sample("german.m4a", tmp_path / "work")
+    r = run_cli(["translate", str(f)], api_env)
+    assert r.code == 0, r.output
+    assert {u.endpoint for u in fake_openai.successful} == {"/v1/audio/translations"}
+    assert (f.parent / "german.en.txt").read_text().strip()
+    assert (f.parent / "german.en.srt").is_file()
+    bad = run_cli(["translate", str(f), "--model", "gpt-4o-transcribe"], api_env)
+    assert bad.code == 2 and "cannot translate" in bad.stderr
+
+
+def test_budget_refuses_work_that_would_exceed_it(api_env: dict[str, str], fake_openai: FakeOpenAI,
+                                                  tmp_path: Path) -> None:
+    f = copy_sample("talk.m4a", tmp_path / "work")
+    r = run_cli(["transcribe", str(f), "--budget", "0.0001"], api_env)
+    assert r.code == 3, r.output
+    assert "budget" in r.stderr
+    assert fake_openai.count == 0
+    ok = run_cli(["transcribe", str(f), "--budget", "1"], api_env)
+    assert ok.code == 0, ok.output
