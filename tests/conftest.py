@@ -61,7 +61,9 @@ class Result:
         return self.stdout + self.stderr
 
 
-def run_cli(args: Sequence[str], env: dict[str, str], *, cwd: Path | None = None, timeout: float = 600) -> Result:
+def run_cli(
+    args: Sequence[str], env: dict[str, str], *, cwd: Path | None = None, timeout: float = 600
+) -> Result:
     proc = subprocess.run(
         [sys.executable, "-m", "whisperbatch", *args],
         capture_output=True,
@@ -79,7 +81,9 @@ def copy_sample(name: str, dest_dir: Path, new_name: str | None = None) -> Path:
     return Path(shutil.copy(SAMPLES / name, dest_dir / (new_name or name)))
 
 
-def write_silence(path: Path, seconds: float, rate: int = 16000, amplitude: int = 0, freq_hz: int = 220) -> Path:
+def write_silence(
+    path: Path, seconds: float, rate: int = 16000, amplitude: int = 0, freq_hz: int = 220
+) -> Path:
     """Digital silence, or a quiet tone when `amplitude` > 0 (for hallucination tests)."""
     import math
 
@@ -99,8 +103,15 @@ def write_silence(path: Path, seconds: float, rate: int = 16000, amplitude: int 
     return path
 
 
-def assemble(path: Path, pattern: Sequence[bool], ffmpeg: str, *, unit_s: float = 10.0, rate: int = 16000,
-             channels: int = 1) -> list[float]:
+def assemble(
+    path: Path,
+    pattern: Sequence[bool],
+    ffmpeg: str,
+    *,
+    unit_s: float = 10.0,
+    rate: int = 16000,
+    channels: int = 1,
+) -> list[float]:
     """A long recording from 10-second units, speech (samples/fox.wav) where `pattern` is True.
 
     Returns the true onsets of speech in seconds. Units are joined with the concat demuxer, so an
@@ -110,14 +121,58 @@ def assemble(path: Path, pattern: Sequence[bool], ffmpeg: str, *, unit_s: float 
     work.mkdir(exist_ok=True)
     speech, silence = work / "speech.wav", work / "silence.wav"
     fmt = ["-ar", str(rate), "-ac", str(channels), "-c:a", "pcm_s16le"]
-    subprocess.run([ffmpeg, "-y", "-v", "error", "-i", str(SAMPLES / "fox.wav"), "-af", f"apad=whole_dur={unit_s}",
-                    *fmt, str(speech)], check=True)
-    subprocess.run([ffmpeg, "-y", "-v", "error", "-f", "lavfi", "-t", str(unit_s), "-i",
-                    f"anullsrc=r={rate}:cl={'mono' if channels == 1 else 'stereo'}", *fmt, str(silence)], check=True)
+    subprocess.run(
+        [
+            ffmpeg,
+            "-y",
+            "-v",
+            "error",
+            "-i",
+            str(SAMPLES / "fox.wav"),
+            "-af",
+            f"apad=whole_dur={unit_s}",
+            *fmt,
+            str(speech),
+        ],
+        check=True,
+    )
+    subprocess.run(
+        [
+            ffmpeg,
+            "-y",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-t",
+            str(unit_s),
+            "-i",
+            f"anullsrc=r={rate}:cl={'mono' if channels == 1 else 'stereo'}",
+            *fmt,
+            str(silence),
+        ],
+        check=True,
+    )
     listing = work / "list.txt"
     listing.write_text("".join(f"file '{speech if s else silence}'\n" for s in pattern))
-    subprocess.run([ffmpeg, "-y", "-v", "error", "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
-                    str(path)], check=True)
+    subprocess.run(
+        [
+            ffmpeg,
+            "-y",
+            "-v",
+            "error",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            str(listing),
+            "-c",
+            "copy",
+            str(path),
+        ],
+        check=True,
+    )
     shutil.rmtree(work)
     return [i * unit_s + FOX_ONSET_S for i, s in enumerate(pattern) if s]
 
@@ -158,8 +213,28 @@ def distinct_words(upload: object, index: int, start_s: float, end_s: float) -> 
     return f"Line {n}: {' '.join(words)}."
 
 
-_WORDS = ("river", "morning", "budget", "quietly", "harbour", "seven", "lantern", "orange", "climb", "window",
-          "thunder", "basket", "violet", "engine", "meadow", "copper", "whistle", "garden", "silver", "ladder")
+_WORDS = (
+    "river",
+    "morning",
+    "budget",
+    "quietly",
+    "harbour",
+    "seven",
+    "lantern",
+    "orange",
+    "climb",
+    "window",
+    "thunder",
+    "basket",
+    "violet",
+    "engine",
+    "meadow",
+    "copper",
+    "whistle",
+    "garden",
+    "silver",
+    "ladder",
+)
 
 
 @pytest.fixture()

@@ -5,15 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CANARY_KEY, distinct_words, FOX_ONSET_S, assemble, copy_sample, parse_srt, run_cli, write_silence
+
+from conftest import (
+    CANARY_KEY,
+    assemble,
+    copy_sample,
+    distinct_words,
+    parse_srt,
+    run_cli,
+    write_silence,
+)
 from fakeopenai import FakeOpenAI, drop_connection, insufficient_quota, rate_limit, server_error, unauthorized
 
 MAX_BODY = 26_214_400
 
 
 @pytest.mark.slow
-def test_hour_long_recording_keeps_late_timestamps(api_env: dict[str, str], fake_openai: FakeOpenAI,
-                                                   ffmpeg: str, tmp_path: Path) -> None:
+def test_hour_long_recording_keeps_late_timestamps(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, ffmpeg: str, tmp_path: Path
+) -> None:
     # 62 minutes: 14 minutes of continuous speech (cut near the 10-minute target), long silences that
     # must not be uploaded, then scattered speech late in the file.
     pattern = [False] * 372
@@ -78,7 +88,9 @@ def test_retries_rate_limits_server_errors_and_dropped_connections(
     assert "retrying" in r.stderr
 
 
-def test_insufficient_quota_stops_at_once(api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+def test_insufficient_quota_stops_at_once(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
     fake_openai.inject(insufficient_quota(), insufficient_quota(), insufficient_quota())
     work = tmp_path / "work"
     f = copy_sample("talk.m4a", work)
@@ -101,7 +113,9 @@ def test_rejected_key_stops_with_exit_3_and_never_shows_the_key(
     assert CANARY_KEY not in r.output
 
 
-def test_api_key_never_written_anywhere(api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+def test_api_key_never_written_anywhere(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
     work = tmp_path / "work"
     f = copy_sample("morning.mp3", work)
     r = run_cli(["transcribe", str(f), "--format", "all", "-v"], api_env)
@@ -128,9 +142,7 @@ def test_models_without_timestamps_get_cues_from_speech(
         assert any(abs(start - onset) <= 1.0 for start, _, _ in cues), (onset, cues)
 
 
-def test_hallucination_on_near_silence_is_dropped(
-    api_env: dict[str, str], tmp_path: Path
-) -> None:
+def test_hallucination_on_near_silence_is_dropped(api_env: dict[str, str], tmp_path: Path) -> None:
     with FakeOpenAI(api_key=CANARY_KEY, hallucinate_on_silence=True) as server:
         work = tmp_path / "work"
         work.mkdir(exist_ok=True)
@@ -159,8 +171,9 @@ def test_chunks_in_parallel_without_prompt_carry_over(
     assert all(any(o - 0.5 <= start <= o + 9 for o in onsets) for start, _, _ in cues)
 
 
-def test_translate_uses_translations_endpoint(api_env: dict[str, str], fake_openai: FakeOpenAI,
-                                              tmp_path: Path) -> None:
+def test_translate_uses_translations_endpoint(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
     f = copy_sample("german.m4a", tmp_path / "work")
     r = run_cli(["translate", str(f)], api_env)
     assert r.code == 0, r.output
@@ -171,8 +184,9 @@ def test_translate_uses_translations_endpoint(api_env: dict[str, str], fake_open
     assert bad.code == 2 and "cannot translate" in bad.stderr
 
 
-def test_budget_refuses_work_that_would_exceed_it(api_env: dict[str, str], fake_openai: FakeOpenAI,
-                                                  tmp_path: Path) -> None:
+def test_budget_refuses_work_that_would_exceed_it(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
     f = copy_sample("talk.m4a", tmp_path / "work")
     r = run_cli(["transcribe", str(f), "--budget", "0.0001"], api_env)
     assert r.code == 3, r.output

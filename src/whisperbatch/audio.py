@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 with warnings.catch_warnings():
     # pydub warns at import when ffmpeg is not on PATH; we hand it our own ffmpeg below.
     warnings.simplefilter("ignore", RuntimeWarning)
@@ -60,14 +61,22 @@ def find_ffmpeg(explicit: str | None = None) -> str:
         raise FFmpegMissing() from e
 
 
+_KNOWN_REASONS = (
+    ("moov atom not found", "truncated or still being copied (moov atom not found)"),
+    ("invalid data found", "not a readable audio file (invalid data)"),
+    ("end of file", "truncated (unexpected end of file)"),
+)
+
+
 def _ffmpeg_reason(stderr: str) -> str:
-    """The most telling line of ffmpeg's complaint, without our own path in it."""
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    for needle in ("moov atom not found", "Invalid data found", "could not find codec", "Error"):
-        for ln in lines:
-            if needle.lower() in ln.lower():
-                return ln.split(": ", 1)[-1] if ln.startswith(("/", "[")) else ln
-    return lines[-1] if lines else "ffmpeg failed"
+    """ffmpeg's most telling complaint in plain words, without its `[in#0 @ 0x…]` prefixes or our path."""
+    lines = [re.sub(r"^(\[[^\]]*\]\s*)+", "", ln).strip() for ln in stderr.splitlines()]
+    lines = [ln for ln in lines if ln]
+    for needle, plain in _KNOWN_REASONS:
+        if any(needle in ln.lower() for ln in lines):
+            return plain
+    last = lines[-1] if lines else "ffmpeg failed"
+    return last.split(": ", 1)[-1] if last.startswith("/") else last
 
 
 def _check_readable(path: Path) -> int:
@@ -104,7 +113,10 @@ def probe(path: Path, ffmpeg: str) -> AudioInfo:
     if audio is None:
         if "Stream #" in proc.stderr:
             raise DecodeError(path, "no audio stream in file", stderr=proc.stderr)
-        raise DecodeError(path, f"not a readable audio file ({_ffmpeg_reason(proc.stderr)})", stderr=proc.stderr)
+        reason = _ffmpeg_reason(proc.stderr)
+        if not reason.startswith(("truncated", "not a readable")):
+            reason = f"not a readable audio file ({reason})"
+        raise DecodeError(path, reason, stderr=proc.stderr)
     channels = {"mono": 1, "stereo": 2}.get((audio.group(3) or "").strip().split(" ")[0])
     dur = _DURATION.search(proc.stderr)
     duration_s = _hms(dur) if dur else _measure_duration(path, ffmpeg)
@@ -129,7 +141,9 @@ def _measure_duration(path: Path, ffmpeg: str) -> float:
     )
     times = list(_TIME.finditer(proc.stderr))
     if proc.returncode != 0 or not times:
-        raise DecodeError(path, f"cannot measure duration ({_ffmpeg_reason(proc.stderr)})", stderr=proc.stderr)
+        raise DecodeError(
+            path, f"cannot measure duration ({_ffmpeg_reason(proc.stderr)})", stderr=proc.stderr
+        )
     return _hms(times[-1])
 
 
@@ -138,7 +152,7 @@ class PcmReader:
 
     def __init__(self, path: Path, ffmpeg: str) -> None:
         self.path = path
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE)]
         cmd += ["-f", "s16le", "-"]
         try:
@@ -192,9 +206,9 @@ def speech_threshold(db: np.ndarray, fixed: float | None) -> float:
     return float(np.clip(np.percentile(finite, 99) - 30.0, -60.0, -35.0))
 
 
-def speech_spans(db: np.ndarray, threshold: float, min_silence_frames: int, min_speech_frames: int = 8) -> list[
-    tuple[int, int]
-]:
+def speech_spans(
+    db: np.ndarray, threshold: float, min_silence_frames: int, min_speech_frames: int = 8
+) -> list[tuple[int, int]]:
     """Runs of loud frames as [start, end) frame indices, joined across gaps shorter than a silence."""
     voiced = db > threshold
     if not voiced.any():

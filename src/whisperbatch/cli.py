@@ -204,17 +204,33 @@ def _cost_table(out: Output, summary: RunSummary) -> None:
     if local:
         table.add_column("API equiv. USD", justify="right")
     for line in lines:
-        row = [out.mask(Path(line.file).name), _duration(line.audio_s), f"{line.billed_min:.2f}", line.engine,
-               line.model, f"{line.usd_per_min:.4f}", f"{line.usd:.4f}"]
+        row = [
+            out.mask(Path(line.file).name),
+            _duration(line.audio_s),
+            f"{line.billed_min:.2f}",
+            line.engine,
+            line.model,
+            f"{line.usd_per_min:.4f}",
+            f"{line.usd:.4f}",
+        ]
         table.add_row(*row, *([f"{line.api_equivalent_usd:.4f}"] if local else []))
-    total = [f"Total ({len(lines)} files)", _duration(sum(x.audio_s for x in lines)),
-             f"{sum(x.billed_min for x in lines):.2f}", "", "", "", f"{sum(x.usd for x in lines):.4f}"]
-    table.add_row(*total, *([f"{sum(x.api_equivalent_usd for x in lines):.4f}"] if local else []), style="bold")
+    total = [
+        f"Total ({len(lines)} files)",
+        _duration(sum(x.audio_s for x in lines)),
+        f"{sum(x.billed_min for x in lines):.2f}",
+        "",
+        "",
+        "",
+        f"{sum(x.usd for x in lines):.4f}",
+    ]
+    table.add_row(
+        *total, *([f"{sum(x.api_equivalent_usd for x in lines):.4f}"] if local else []), style="bold"
+    )
     out.out.print(table)
 
 
 def _duration(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
+    m, s = divmod(round(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
@@ -237,9 +253,23 @@ def transcribe(
     verbose: VerboseOpt = False,
 ) -> None:
     """Transcribe recordings; outputs are written beside each one (or under --out-dir)."""
-    _process(Task.TRANSCRIBE, paths, config=config, force=force, quiet=quiet, verbose=verbose, engine=engine,
-             model=model, language=language, prompt=prompt, format=format, out_dir=out_dir,
-             concurrency=concurrency, budget_usd=budget, base_url=base_url)
+    _process(
+        Task.TRANSCRIBE,
+        paths,
+        config=config,
+        force=force,
+        quiet=quiet,
+        verbose=verbose,
+        engine=engine,
+        model=model,
+        language=language,
+        prompt=prompt,
+        format=format,
+        out_dir=out_dir,
+        concurrency=concurrency,
+        budget_usd=budget,
+        base_url=base_url,
+    )
 
 
 @app.command()
@@ -260,9 +290,23 @@ def translate(
     verbose: VerboseOpt = False,
 ) -> None:
     """Translate recordings into English: outputs are <stem>.en.<ext>."""
-    _process(Task.TRANSLATE, paths, config=config, force=force, quiet=quiet, verbose=verbose, engine=engine,
-             model=model, language=language, prompt=prompt, format=format, out_dir=out_dir,
-             concurrency=concurrency, budget_usd=budget, base_url=base_url)
+    _process(
+        Task.TRANSLATE,
+        paths,
+        config=config,
+        force=force,
+        quiet=quiet,
+        verbose=verbose,
+        engine=engine,
+        model=model,
+        language=language,
+        prompt=prompt,
+        format=format,
+        out_dir=out_dir,
+        concurrency=concurrency,
+        budget_usd=budget,
+        base_url=base_url,
+    )
 
 
 @app.command()
@@ -299,14 +343,23 @@ def estimate(
             continue
         total_s += probe.duration_s
         minutes = probe.duration_s / 60
-        table.add_row(str(path), _duration(probe.duration_s), f"{minutes:.2f}", f"{minutes * info.usd_per_min:.4f}")
-    table.add_row("Total", _duration(total_s), f"{total_s / 60:.2f}", f"{total_s / 60 * info.usd_per_min:.4f}",
-                  style="bold")
+        table.add_row(
+            str(path), _duration(probe.duration_s), f"{minutes:.2f}", f"{minutes * info.usd_per_min:.4f}"
+        )
+    table.add_row(
+        "Total",
+        _duration(total_s),
+        f"{total_s / 60:.2f}",
+        f"{total_s / 60 * info.usd_per_min:.4f}",
+        style="bold",
+    )
     out.out.print(table)
     if not info.price_known:
-        out.info(f"no price is known for {info.name}: set [models.\"{info.name}\"] usd_per_min in config.toml")
+        out.info(f'no price is known for {info.name}: set [models."{info.name}"] usd_per_min in config.toml')
     if local:
-        out.info("engine local: runs cost $0; the figures are what the API would bill (silences are not billed)")
+        out.info(
+            "engine local: runs cost $0; the figures are what the API would bill (silences are not billed)"
+        )
     else:
         out.info("an upper bound: silent stretches are skipped and not billed")
     if failed:
@@ -346,13 +399,24 @@ def report(
     for col in ("Run", "Files", "Audio", "Billed min", "USD", "API equiv. USD"):
         table.add_column(col, justify="left" if col == "Run" else "right")
     for run_id, lines in runs.items():
-        table.add_row(run_id, str(len(lines)), _duration(sum(x.audio_s for x in lines)),
-                      f"{sum(x.billed_min for x in lines):.2f}", f"{sum(x.usd for x in lines):.4f}",
-                      f"{sum(x.api_equivalent_usd for x in lines):.4f}")
+        table.add_row(
+            run_id,
+            str(len(lines)),
+            _duration(sum(x.audio_s for x in lines)),
+            f"{sum(x.billed_min for x in lines):.2f}",
+            f"{sum(x.usd for x in lines):.4f}",
+            f"{sum(x.api_equivalent_usd for x in lines):.4f}",
+        )
     every = [r.line for r in rows]
-    table.add_row("Total", str(len(every)), _duration(sum(x.audio_s for x in every)),
-                  f"{sum(x.billed_min for x in every):.2f}", f"{sum(x.usd for x in every):.4f}",
-                  f"{sum(x.api_equivalent_usd for x in every):.4f}", style="bold")
+    table.add_row(
+        "Total",
+        str(len(every)),
+        _duration(sum(x.audio_s for x in every)),
+        f"{sum(x.billed_min for x in every):.2f}",
+        f"{sum(x.usd for x in every):.4f}",
+        f"{sum(x.api_equivalent_usd for x in every):.4f}",
+        style="bold",
+    )
     out.out.print(table)
 
 
@@ -381,5 +445,3 @@ def main() -> None:
     except ConfigError as e:  # raised outside a command's own handling (should not happen)
         Console(stderr=True).print(f"error: {e}", markup=False)
         sys.exit(EXIT_USAGE)
-
-

@@ -23,7 +23,8 @@ class Inputs:
 
 def _audio_in(folder: Path) -> list[Path]:
     return sorted(
-        p for p in folder.rglob("*")
+        p
+        for p in folder.rglob("*")
         if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
     )
 

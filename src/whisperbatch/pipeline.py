@@ -27,7 +27,6 @@ from .config import Settings
 from .engines.base import Engine
 from .engines.local import api_equivalent_usd_per_min
 from .errors import (
-    AudioError,
     BudgetExceeded,
     EngineError,
     FatalEngineError,
@@ -239,24 +238,37 @@ class Pipeline:
         for chunk in self._stoppable(chunker.chunks()):
             chunks.append(chunk)
             if sequential:
-                prompt = stitch.prompt_for(self.settings.prompt, previous_text, self.engine.info.prompt_max_tokens)
+                prompt = stitch.prompt_for(
+                    self.settings.prompt, previous_text, self.engine.info.prompt_max_tokens
+                )
                 result, uploaded = self._chunk_result(path, chunk, task, prompt, cache, key)
                 previous_text = " ".join(s.text for s in stitch.place(chunk, result)) or previous_text
                 pending.append((result, uploaded))
-                self.on_event(ChunkDone(path, chunk.index, chunk.offset_s + chunk.duration_s, duration_s, uploaded))
+                self.on_event(
+                    ChunkDone(path, chunk.index, chunk.offset_s + chunk.duration_s, duration_s, uploaded)
+                )
             else:
                 window.acquire()
-                fut = self._chunk_pool.submit(self._chunk_result, path, chunk, task, self.settings.prompt, cache, key)
-                fut.add_done_callback(lambda f, c=chunk: (window.release(), self._chunk_event(f, path, c, duration_s)))
+                fut = self._chunk_pool.submit(
+                    self._chunk_result, path, chunk, task, self.settings.prompt, cache, key
+                )
+                fut.add_done_callback(self._chunk_callback(window, path, chunk, duration_s))
                 pending.append(fut)
         results = [p.result() if isinstance(p, Future) else p for p in pending]
         language = next((r.language for r, _ in results if r.language), None)
         placed = [stitch.place(c, r) for c, (r, _) in zip(chunks, results, strict=True)]
         return placed, chunks, sum(1 for _, up in results if up), language
 
-    def _chunk_event(self, fut: Future[tuple[EngineResult, bool]], path: Path, chunk: Chunk, dur: float) -> None:
-        if not fut.cancelled() and fut.exception() is None:
-            self.on_event(ChunkDone(path, chunk.index, chunk.offset_s + chunk.duration_s, dur, fut.result()[1]))
+    def _chunk_callback(
+        self, window: threading.BoundedSemaphore, path: Path, chunk: Chunk, duration_s: float
+    ) -> Callable[[Future[tuple[EngineResult, bool]]], None]:
+        def done(fut: Future[tuple[EngineResult, bool]]) -> None:
+            window.release()
+            if not fut.cancelled() and fut.exception() is None:
+                end_s = chunk.offset_s + chunk.duration_s
+                self.on_event(ChunkDone(path, chunk.index, end_s, duration_s, fut.result()[1]))
+
+        return done
 
     def _stoppable(self, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
         for chunk in chunks:
@@ -291,7 +303,9 @@ class Pipeline:
                     return self.engine.transcribe(chunk, task=task, language=s.language, prompt=prompt)
             except RetryableEngineError as e:
                 if attempt == s.max_attempts:
-                    raise EngineError(f"gave up after {attempt} attempts: {e}", path=path, chunk=chunk.index) from e
+                    raise EngineError(
+                        f"gave up after {attempt} attempts: {e}", path=path, chunk=chunk.index
+                    ) from e
                 delay = e.retry_after_s
                 if delay is None:
                     delay = min(s.retry_max_s, s.retry_base_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
@@ -321,11 +335,13 @@ class Pipeline:
             return 0.0
         need = self.estimate_usd(duration_s)
         with self._budget_lock:
-            spent = self.store.total_spent_usd() if self.store is not None and self.budget_is_lifetime else 0.0
+            spent = (
+                self.store.total_spent_usd() if self.store is not None and self.budget_is_lifetime else 0.0
+            )
             if spent + self._committed_usd + need > budget + 1e-9:
                 raise BudgetExceeded(
-                    f"{path}: not started: it would cost up to ${need:.4f}, and ${budget - spent - self._committed_usd:.4f}"
-                    f" of the ${budget:.2f} budget is left"
+                    f"{path}: not started: it would cost up to ${need:.4f}, and "
+                    f"${budget - spent - self._committed_usd:.4f} of the ${budget:.2f} budget is left"
                 )
             self._committed_usd += need
         return need
@@ -338,4 +354,3 @@ class Pipeline:
     def close(self) -> None:
         self._chunk_pool.shutdown(wait=False, cancel_futures=True)
         self.engine.close()
-

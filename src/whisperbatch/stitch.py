@@ -26,9 +26,13 @@ def text_compression_ratio(text: str) -> float:
 
 
 def is_hallucination(seg: Segment) -> bool:
-    if seg.no_speech_prob is not None and seg.avg_logprob is not None:
-        if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < LOGPROB_FLOOR:
-            return True
+    if (
+        seg.no_speech_prob is not None
+        and seg.avg_logprob is not None
+        and seg.no_speech_prob > NO_SPEECH_PROB
+        and seg.avg_logprob < LOGPROB_FLOOR
+    ):
+        return True
     ratio = seg.compression_ratio
     if ratio is None and len(seg.text.strip()) >= _MIN_TEXT_FOR_RATIO:
         ratio = text_compression_ratio(seg.text.strip())
@@ -61,8 +65,11 @@ def place(chunk: Chunk, result: EngineResult) -> list[Segment]:
     for seg in filter_segments(result.segments):
         start = min(max(0.0, seg.start_s), chunk.duration_s)
         end = min(max(start, seg.end_s), chunk.duration_s)
-        out.append(Segment(start, end, seg.text.strip(), seg.avg_logprob, seg.compression_ratio,
-                           seg.no_speech_prob).shifted(chunk.offset_s))
+        out.append(
+            Segment(
+                start, end, seg.text.strip(), seg.avg_logprob, seg.compression_ratio, seg.no_speech_prob
+            ).shifted(chunk.offset_s)
+        )
     return out
 
 
@@ -73,8 +80,14 @@ def stitch(placed: Sequence[Sequence[Segment]]) -> tuple[Segment, ...]:
         for seg in segs:
             if out and seg.start_s < out[-1].end_s:
                 start = out[-1].end_s
-                seg = Segment(start, max(start, seg.end_s), seg.text, seg.avg_logprob, seg.compression_ratio,
-                              seg.no_speech_prob)
+                seg = Segment(
+                    start,
+                    max(start, seg.end_s),
+                    seg.text,
+                    seg.avg_logprob,
+                    seg.compression_ratio,
+                    seg.no_speech_prob,
+                )
             out.append(seg)
     return tuple(out)
 

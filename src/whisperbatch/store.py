@@ -74,7 +74,9 @@ class Store:
         self._db.execute("COMMIT")
 
     def migrate(self) -> list[str]:
-        self._db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)"
+        )
         applied = []
         with self.transaction() as db:
             done = {r[0] for r in db.execute("SELECT name FROM schema_migrations")}
@@ -92,8 +94,19 @@ class Store:
             db.execute(
                 "INSERT INTO ledger (run_id, recorded_at, file, task, engine, model, audio_s, billed_min,"
                 " usd_per_min, usd, api_equivalent_usd) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, time.time(), line.file, str(line.task), line.engine, line.model, line.audio_s,
-                 line.billed_min, line.usd_per_min, line.usd, line.api_equivalent_usd),
+                (
+                    run_id,
+                    time.time(),
+                    line.file,
+                    str(line.task),
+                    line.engine,
+                    line.model,
+                    line.audio_s,
+                    line.billed_min,
+                    line.usd_per_min,
+                    line.usd,
+                    line.api_equivalent_usd,
+                ),
             )
 
     def ledger(self) -> list[LedgerRow]:
@@ -101,7 +114,24 @@ class Store:
             "SELECT run_id, recorded_at, file, audio_s, billed_min, engine, model, usd_per_min, usd,"
             " api_equivalent_usd, task FROM ledger ORDER BY id"
         ).fetchall()
-        return [LedgerRow(r[0], r[1], CostLine(*r[2:10], task=Task(r[10]))) for r in rows]
+        return [
+            LedgerRow(
+                run_id=r[0],
+                recorded_at=r[1],
+                line=CostLine(
+                    file=r[2],
+                    audio_s=r[3],
+                    billed_min=r[4],
+                    engine=r[5],
+                    model=r[6],
+                    usd_per_min=r[7],
+                    usd=r[8],
+                    api_equivalent_usd=r[9],
+                    task=Task(r[10]),
+                ),
+            )
+            for r in rows
+        ]
 
     def total_spent_usd(self) -> float:
         return float(self._db.execute("SELECT COALESCE(SUM(usd), 0) FROM ledger").fetchone()[0])

@@ -22,7 +22,9 @@ def select_engine(settings: Settings, task: Task) -> Engine:
         from .openai import OpenAIEngine
 
         if not settings.has_api_config:
-            raise ConfigError("engine openai needs an API key: set OPENAI_API_KEY (or base_url for a local server)")
+            raise ConfigError(
+                "engine openai needs an API key: set OPENAI_API_KEY (or base_url for a local server)"
+            )
         info = model_info(settings.model or "whisper-1", settings.models)
         if task is Task.TRANSLATE and not info.translate:
             raise ConfigError(

@@ -51,8 +51,9 @@ def model_info(name: str, overrides: Mapping[str, ModelOverride] | None = None) 
     own names with verbose_json, so whisper-1's behaviour is the useful guess; the price is unknown
     and reported as such instead of invented.
     """
-    base = MODELS.get(name) or dataclasses.replace(MODELS["whisper-1"], name=name, usd_per_min=0.0,
-                                                  price_known=False)
+    base = MODELS.get(name) or dataclasses.replace(
+        MODELS["whisper-1"], name=name, usd_per_min=0.0, price_known=False
+    )
     o = (overrides or {}).get(name)
     if o is None:
         return base
@@ -71,7 +72,9 @@ class Engine(Protocol):
     chunk_suffix: str  # the file type chunks are exported as for this engine
     max_upload_bytes: int | None
 
-    def transcribe(self, chunk: Chunk, *, task: Task, language: str | None, prompt: str | None) -> EngineResult:
+    def transcribe(
+        self, chunk: Chunk, *, task: Task, language: str | None, prompt: str | None
+    ) -> EngineResult:
         """Text and segments for one chunk, times relative to the chunk. Raises EngineError subclasses."""
         ...
 

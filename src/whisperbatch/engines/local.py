@@ -141,7 +141,9 @@ class LocalEngine:
                 ) from e
         return self._whisper
 
-    def transcribe(self, chunk: Chunk, *, task: Task, language: str | None, prompt: str | None) -> EngineResult:
+    def transcribe(
+        self, chunk: Chunk, *, task: Task, language: str | None, prompt: str | None
+    ) -> EngineResult:
         with self._lock:
             whisper = self._load()
             try:

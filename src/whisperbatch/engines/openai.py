@@ -53,7 +53,9 @@ class OpenAIEngine:
         )
         self.host = urlsplit(str(self._client.base_url)).netloc
 
-    def transcribe(self, chunk: Chunk, *, task: Task, language: str | None, prompt: str | None) -> EngineResult:
+    def transcribe(
+        self, chunk: Chunk, *, task: Task, language: str | None, prompt: str | None
+    ) -> EngineResult:
         fmt = "verbose_json" if self.info.timestamps else "json"
         kwargs: dict[str, Any] = {"model": self.model, "response_format": fmt}
         if prompt:

@@ -1,0 +1,111 @@
+"""Command-line behaviour: bad inputs, estimates, the ledger report, configuration errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import SAMPLES, copy_sample, run_cli
+from fakeopenai import FakeOpenAI
+
+
+def _bad_files(work: Path) -> list[Path]:
+    empty = work / "empty.wav"
+    empty.write_bytes(b"")
+    text = work / "notes.mp3"
+    text.write_text("this is not audio at all\n" * 20)
+    data = (SAMPLES / "talk.m4a").read_bytes()
+    truncated = work / "cut.m4a"
+    truncated.write_bytes(data[: len(data) // 3])
+    return [empty, text, truncated]
+
+
+def test_bad_files_fail_alone_with_one_line_each(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    good = [copy_sample("talk.m4a", work), copy_sample("morning.mp3", work)]
+    bad = _bad_files(work)
+    r = run_cli(["transcribe", str(work)], api_env)
+    assert r.code == 1, r.output
+    assert "Traceback" not in r.output
+    for g in good:
+        assert g.with_suffix(".txt").read_text().strip()
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 3, r.stderr
+    for b in bad:
+        assert sum(b.name in ln for ln in errors) == 1
+        assert not b.with_suffix(".txt").exists()
+    assert any("empty" in ln for ln in errors if "empty.wav" in ln)
+    assert any(
+        "not a readable audio file" in ln or "cannot decode" in ln for ln in errors if "notes.mp3" in ln
+    )
+    assert len(fake_openai.successful) == 2  # nothing bad was uploaded
+
+
+def test_missing_path_is_reported_and_others_go_on(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    f = copy_sample("talk.m4a", tmp_path / "work")
+    r = run_cli(["transcribe", str(f), str(tmp_path / "nope.mp3")], api_env)
+    assert r.code == 1
+    assert "nope.mp3: no such file or folder" in r.stderr
+    assert f.with_suffix(".txt").exists()
+
+
+def test_estimate_contacts_nothing(api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    for name in ("talk.m4a", "morning.mp3", "morning.webm"):
+        copy_sample(name, work)
+    r = run_cli(["estimate", str(work), "--model", "gpt-4o-mini-transcribe"], api_env)
+    assert r.code == 0, r.output
+    assert fake_openai.count == 0
+    assert "gpt-4o-mini-transcribe" in r.stdout and "0.0030/min" in r.stdout
+    for name in ("talk.m4a", "morning.mp3", "morning.webm", "Total"):
+        assert name in r.stdout
+    total_line = next(ln for ln in r.stdout.splitlines() if "Total" in ln)
+    assert "0.42" in total_line  # 8.94 + 8.04 + 8.04 s = 0.42 min
+
+
+def test_outputs_up_to_date_are_skipped_unless_forced(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    f = copy_sample("talk.m4a", tmp_path / "work")
+    assert run_cli(["transcribe", str(f)], api_env).code == 0
+    again = run_cli(["transcribe", str(f)], api_env)
+    assert again.code == 0 and "up to date" in again.stderr
+    assert fake_openai.count == 1
+    assert run_cli(["transcribe", str(f), "--force"], api_env).code == 0
+    assert fake_openai.count == 2
+
+
+def test_report_reads_the_ledger(api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    f1, f2 = copy_sample("talk.m4a", work), copy_sample("morning.mp3", work)
+    assert run_cli(["transcribe", str(f1)], api_env).code == 0
+    assert run_cli(["transcribe", str(f2), "-o", str(tmp_path / "out")], api_env).code == 0
+    rows = json.loads(run_cli(["report", "--json"], api_env).stdout)
+    assert [Path(r["file"]).name for r in rows] == ["talk.m4a", "morning.mp3"]
+    assert len({r["run_id"] for r in rows}) == 2
+    assert all(r["engine"] == "openai" and r["usd"] > 0 for r in rows)
+    table = run_cli(["report"], api_env)
+    assert "Total" in table.stdout
+    csv_out = run_cli(["report", "--csv"], api_env).stdout.splitlines()
+    assert csv_out[0].startswith("run_id,recorded_at,file") and len(csv_out) == 3
+    assert (tmp_path / "out" / "morning.srt").exists() and (tmp_path / "out" / "costs.csv").exists()
+
+
+def test_configuration_errors_exit_2(env: dict[str, str], tmp_path: Path) -> None:
+    f = copy_sample("talk.m4a", tmp_path / "work")
+    r = run_cli(["transcribe", str(f), "--engine", "cloud"], env)
+    assert r.code == 2 and "engine 'cloud'" in r.stderr
+    r = run_cli(["transcribe", str(f), "--format", "docx"], env)
+    assert r.code == 2 and "docx" in r.stderr
+    r = run_cli(["transcribe", str(f), "--engine", "openai"], env)
+    assert r.code == 2 and "OPENAI_API_KEY" in r.stderr
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[run]\nconcurency = 3\n")
+    r = run_cli(["transcribe", str(f), "--config", str(cfg)], env)
+    assert r.code == 2 and "concurency" in r.stderr
+    assert "Traceback" not in r.output
+    assert not f.with_suffix(".txt").exists()

@@ -1,0 +1,74 @@
+"""The offline engine with the real bundled model (multilingual base) on the committed samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import copy_sample, parse_srt, run_cli, write_silence
+from whisperbatch.engines.local import bundled_model_dir
+
+
+def test_transcribe_english_sample_offline(env: dict[str, str], tmp_path: Path) -> None:
+    f = copy_sample("talk.m4a", tmp_path / "work")
+    r = run_cli(["transcribe", str(f)], env)
+    assert r.code == 0, r.output
+    assert "engine: local" in r.stderr
+    text = f.with_suffix(".txt").read_text().lower()
+    for word in ("quick", "brown", "fox", "lazy", "dog", "subtitles"):
+        assert word in text, text
+    cues = parse_srt(f.with_suffix(".srt").read_text())
+    assert cues and 0.0 <= cues[0][0] < 1.5 and cues[-1][1] <= 9.5
+    assert "API equiv" in r.stdout and "0.0000" in r.stdout
+    rows = (f.parent / "costs.csv").read_text().splitlines()
+    assert rows[0].startswith("file,audio_s,billed_min,engine,model")
+    assert ",local,base," in rows[1]
+
+
+def test_translate_german_to_english_offline(env: dict[str, str], tmp_path: Path) -> None:
+    f = copy_sample("german.m4a", tmp_path / "work")
+    r = run_cli(["translate", str(f), "--format", "txt,vtt"], env)
+    assert r.code == 0, r.output
+    text = (f.parent / "german.en.txt").read_text().lower()
+    assert "morning" in text and ("coffee" in text or "friends" in text), text
+    assert (f.parent / "german.en.vtt").read_text().startswith("WEBVTT")
+    assert not (f.parent / "german.txt").exists()
+
+
+def test_silent_recording_gives_empty_transcript(env: dict[str, str], tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    quiet = write_silence(work / "quiet.wav", 8.0)
+    r = run_cli(["transcribe", str(quiet), "--format", "txt,srt,json"], env)
+    assert r.code == 0, r.output
+    assert quiet.with_suffix(".txt").read_text().strip() == ""
+    assert parse_srt(quiet.with_suffix(".srt").read_text()) == []
+    assert '"segments": []' in quiet.with_suffix(".json").read_text()
+
+
+def test_bundled_model_is_joined_once(model_cache: Path) -> None:
+    first = bundled_model_dir("base", model_cache)
+    stamp = (first / "model.bin").stat().st_mtime_ns
+    again = bundled_model_dir("base", model_cache)
+    assert again == first and (again / "model.bin").stat().st_mtime_ns == stamp
+    assert {"config.json", "tokenizer.json", "vocabulary.txt", "model.bin"} <= {
+        p.name for p in first.iterdir()
+    }
+
+
+def test_english_only_model_refuses_to_translate(env: dict[str, str], tmp_path: Path) -> None:
+    fake = tmp_path / "tiny.en"
+    fake.mkdir()
+    (fake / "model.bin").write_bytes(b"")
+    f = copy_sample("german.m4a", tmp_path / "work")
+    r = run_cli(["translate", str(f), "--model", str(fake)], env)
+    assert r.code == 2 and "English-only" in r.stderr
+
+
+@pytest.mark.parametrize("name", ["morning.webm", "fox.wav"])
+def test_other_containers(env: dict[str, str], tmp_path: Path, name: str) -> None:
+    f = copy_sample(name, tmp_path / "work")
+    r = run_cli(["transcribe", str(f), "-f", "txt"], env)
+    assert r.code == 0, r.output
+    assert len(f.with_suffix(".txt").read_text().split()) >= 8
