@@ -10,8 +10,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +31,7 @@ from .errors import ConfigError, WhisperbatchError
 from .inputs import collect_inputs
 from .models import CostLine, RunSummary, Task
 from .pipeline import ChunkDone, Event, FileFinished, FileStarted, Notice, Pipeline
+from .service import Service
 from .store import Store
 
 app = typer.Typer(
@@ -46,11 +49,14 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 1
 class Output:
     """Console output with secrets masked; progress bars on a terminal, plain lines otherwise."""
 
-    def __init__(self, *, quiet: bool = False, verbose: bool = False, secrets: Sequence[str] = ()) -> None:
+    def __init__(
+        self, *, quiet: bool = False, verbose: bool = False, secrets: Sequence[str] = (), log: bool = False
+    ) -> None:
         # Pipes and CI logs get a wide table instead of rich's 80-column default.
         self.out = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self.quiet, self.verbose = quiet, verbose
+        self.log = log  # the service: timestamped lines, one per event, chunks included
         self.secrets = [s for s in secrets if s]
         self.live = self.err.is_terminal and not quiet
         self._lock = threading.Lock()
@@ -62,12 +68,15 @@ class Output:
             text = text.replace(secret, "***")
         return text
 
+    def _stamp(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S ") if self.log else ""
+
     def info(self, text: str) -> None:
         if not self.quiet:
-            self.err.print(self.mask(text), markup=False)
+            self.err.print(self._stamp() + self.mask(text), markup=False)
 
     def error(self, text: str) -> None:
-        self.err.print("error: " + self.mask(text), markup=False, style="red")
+        self.err.print(self._stamp() + "error: " + self.mask(text), markup=False, style="red")
 
     def __enter__(self) -> Output:
         if self.live:
@@ -102,8 +111,8 @@ class Output:
         elif isinstance(event, ChunkDone):
             if p is not None and event.path in self._tasks:
                 p.update(self._tasks[event.path], completed=event.end_s, chunks=f"{event.index + 1} chunks")
-            elif self.verbose:
-                how = "uploaded" if event.uploaded else "from cache"
+            if self.verbose or self.log:
+                how = "uploaded" if event.uploaded else "from before a restart"
                 self.info(f"{event.path}: chunk {event.index + 1} done ({how}), {event.end_s:.0f} s in")
         elif isinstance(event, FileFinished):
             r = event.result
@@ -418,6 +427,149 @@ def report(
         style="bold",
     )
     out.out.print(table)
+
+
+@app.command()
+def watch(
+    folder: Annotated[Path, typer.Argument(help="The folder to watch.")],
+    task: Annotated[str, typer.Option("--task", help="transcribe | translate.")] = "transcribe",
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Watch subfolders too.")] = False,
+    polling: Annotated[bool, typer.Option("--polling", help="Poll (NFS, SMB, container mounts).")] = False,
+    once: Annotated[bool, typer.Option("--once", help="Process what is there, then exit.")] = False,
+    engine: EngineOpt = None,
+    model: ModelOpt = None,
+    language: LanguageOpt = None,
+    prompt: PromptOpt = None,
+    format: FormatOpt = None,
+    out_dir: OutDirOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    budget: BudgetOpt = None,
+    base_url: BaseUrlOpt = None,
+    config: ConfigOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Transcribe (or translate) every recording that lands in FOLDER, once, across restarts."""
+    out = Output(quiet=quiet, verbose=verbose, log=True)
+    try:
+        if task not in ("transcribe", "translate"):
+            raise ConfigError(f"--task must be transcribe or translate (got {task!r})")
+        if not folder.is_dir():
+            raise ConfigError(f"{folder}: not a folder")
+        settings = _settings(
+            config,
+            engine=engine,
+            model=model,
+            language=language,
+            prompt=prompt,
+            format=format,
+            out_dir=out_dir,
+            concurrency=concurrency,
+            budget_usd=budget,
+            base_url=base_url,
+        )
+        out.secrets = [s for s in (settings.api_key,) if s]
+        ffmpeg = audio.find_ffmpeg()
+        chosen = select_engine(settings, Task(task))
+        store = Store(settings.ledger_path)
+    except WhisperbatchError as e:
+        raise _fail(out, e) from None
+    service = Service(
+        settings,
+        chosen,
+        root=folder,
+        task=Task(task),
+        ffmpeg=ffmpeg,
+        store=store,
+        on_event=out.event,
+        recursive=recursive,
+        polling=polling,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    where = f" at {getattr(chosen, 'host', '')}" if chosen.name == "openai" else " (offline)"
+    out.info(
+        f"watching {folder} ({task}; engine {chosen.name}, model {chosen.model}{where})"
+        + ("" if once else "; Ctrl-C or SIGTERM to stop")
+    )
+    started = time.monotonic()
+    try:
+        with out:
+            service.start()
+            while not stop.wait(0.2):
+                service.tick()
+                if once and time.monotonic() - started > settings.settle_s and service.idle():
+                    break
+    finally:
+        if stop.is_set():
+            out.info("stopping: no new work; requests in flight get a moment to finish")
+        service.stop()
+        store.close()
+    if once and service.paused_reason:
+        raise typer.Exit(EXIT_STOPPED)
+    if once and service.failed_keys:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def status(
+    state: Annotated[str | None, typer.Option("--state", help="queued | running | done | failed.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Jobs as JSON.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Jobs of the watch service: queued, running, done and failed (with reasons)."""
+    out = Output()
+    try:
+        settings = _settings(config)
+        store = Store(settings.ledger_path)
+    except WhisperbatchError as e:
+        raise _fail(out, e) from None
+    jobs = store.jobs(state)
+    store.close()
+    if as_json:
+        keep = ("key", "state", "attempts", "error", "usd", "updated_at")
+        data = [{"path": str(j.path), "task": str(j.task), **{k: getattr(j, k) for k in keep}} for j in jobs]
+        out.out.print_json(json.dumps(data))
+        return
+    counts = {s: sum(j.state == s for j in jobs) for s in ("queued", "running", "done", "failed")}
+    table = Table(title=", ".join(f"{n} {s}" for s, n in counts.items()), title_justify="left")
+    for col in ("State", "File", "Task", "Attempts", "Updated", "USD", "Reason"):
+        table.add_column(col)
+    for j in jobs:
+        table.add_row(
+            j.state,
+            str(j.path),
+            str(j.task),
+            str(j.attempts),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.updated_at)),
+            "" if j.usd is None else f"{j.usd:.4f}",
+            out.mask(j.error or ""),
+        )
+    out.out.print(table)
+
+
+@app.command()
+def retry(
+    paths: Annotated[
+        list[str] | None, typer.Argument(help="Failed recordings to requeue (default: all).")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Requeue failed jobs; a running watcher picks them up."""
+    out = Output()
+    try:
+        settings = _settings(config)
+        store = Store(settings.ledger_path)
+    except WhisperbatchError as e:
+        raise _fail(out, e) from None
+    keys = None
+    if paths:
+        wanted = {Path(p).resolve() for p in paths}
+        keys = [j.key for j in store.jobs("failed") if j.path.resolve() in wanted]
+    count = store.retry_failed(keys)
+    store.close()
+    out.info(f"requeued {count} failed job{'s' if count != 1 else ''}")
 
 
 def _line_dict(line: CostLine) -> dict[str, Any]:

@@ -77,6 +77,11 @@ class Settings:
     max_lines: int = 2
     # service
     settle_s: float = 2.0
+    rescan_s: float = 60.0
+    lease_s: float = 30.0
+    job_max_attempts: int = 3
+    pause_s: float = 300.0
+    shutdown_grace_s: float = 5.0
     # where state and caches live
     home: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir(APP)))
     cache_dir: Path = field(default_factory=lambda: Path(platformdirs.user_cache_dir(APP)))

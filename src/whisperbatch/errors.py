@@ -76,6 +76,10 @@ class RetryableEngineError(EngineError):
         super().__init__(message, path=path, chunk=chunk)
 
 
+class RetriesExhausted(EngineError):
+    """A retryable cause persisted through every attempt: the file may well succeed later."""
+
+
 class RequestTooLarge(EngineError):
     """The server refused the upload as too big (HTTP 413): the chunk must be cut smaller."""
 

@@ -6,9 +6,11 @@ type-check time and units live in the names (`start_s`, `size_bytes`), never in 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 
 class Task(StrEnum):
@@ -157,3 +159,34 @@ class RunSummary:
     @property
     def total_usd(self) -> float:
         return sum(r.cost.usd for r in self.results if r.cost)
+
+
+# ---- JSON round-trips for what the job store keeps ------------------------------------------------
+
+
+def segments_to_json(segments: tuple[Segment, ...]) -> list[dict[str, object]]:
+    return [asdict(s) for s in segments]
+
+
+def segments_from_json(items: list[dict[str, Any]]) -> tuple[Segment, ...]:
+    return tuple(Segment(**item) for item in items)
+
+
+def result_to_json(result: EngineResult) -> str:
+    return json.dumps({**asdict(result), "segments": segments_to_json(result.segments)})
+
+
+def result_from_json(text: str) -> EngineResult:
+    data = json.loads(text)
+    return EngineResult(**{**data, "segments": segments_from_json(data["segments"])})
+
+
+def transcript_to_json(t: Transcript) -> str:
+    return json.dumps({**asdict(t), "segments": segments_to_json(t.segments), "task": str(t.task)})
+
+
+def transcript_from_json(text: str) -> Transcript:
+    data = json.loads(text)
+    return Transcript(
+        **{**data, "segments": segments_from_json(data["segments"]), "task": Task(data["task"])}
+    )

@@ -30,6 +30,7 @@ from .errors import (
     BudgetExceeded,
     EngineError,
     FatalEngineError,
+    RetriesExhausted,
     RetryableEngineError,
     WhisperbatchError,
 )
@@ -101,7 +102,7 @@ class Pipeline:
         self._sleep = sleep
         self._requests = threading.BoundedSemaphore(settings.concurrency)
         self._chunk_pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="wb-chunk")
-        self._style = writers.SubtitleStyle(settings.max_line_chars, settings.max_lines)
+        self.style = writers.SubtitleStyle(settings.max_line_chars, settings.max_lines)
         self._formats = writers.parse_formats(settings.format)
         self._budget_lock = threading.Lock()
         self._committed_usd = 0.0
@@ -195,7 +196,7 @@ class Pipeline:
             )
             if self.stop.is_set():
                 raise Stopped(f"{path}: stopped before writing outputs")
-            outputs = writers.write_outputs(transcript, self.output_paths(path, task), self._style, line)
+            outputs = writers.write_outputs(transcript, self.output_paths(path, task), self.style, line)
             cost.append_costs_csv(outputs[0].parent / COSTS_CSV, [line])
             if self.store is not None:
                 self.store.record_cost(self.run_id, line)
@@ -303,7 +304,7 @@ class Pipeline:
                     return self.engine.transcribe(chunk, task=task, language=s.language, prompt=prompt)
             except RetryableEngineError as e:
                 if attempt == s.max_attempts:
-                    raise EngineError(
+                    raise RetriesExhausted(
                         f"gave up after {attempt} attempts: {e}", path=path, chunk=chunk.index
                     ) from e
                 delay = e.retry_after_s

@@ -8,12 +8,15 @@ older database upgrades in place.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError
 from .models import CostLine, Task
@@ -39,7 +42,71 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX ledger_run ON ledger(run_id);
         """,
     ),
+    (
+        "002_jobs",
+        """
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            content_sha256 TEXT NOT NULL,
+            task TEXT NOT NULL,
+            path TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            not_before REAL NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_expires REAL,
+            error TEXT,
+            transcript TEXT,
+            usd REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX jobs_state ON jobs(state, not_before);
+        CREATE TABLE chunk_results (
+            job_key TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            offset_s REAL NOT NULL,
+            duration_s REAL NOT NULL,
+            result TEXT NOT NULL,
+            PRIMARY KEY (job_key, idx)
+        );
+        CREATE TABLE seen_files (
+            path TEXT PRIMARY KEY,
+            size_bytes INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            job_key TEXT NOT NULL
+        );
+        """,
+    ),
 )
+
+STATES = ("queued", "running", "done", "failed")
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    key: str
+    content_sha256: str
+    task: Task
+    path: Path
+    state: str
+    attempts: int
+    error: str | None
+    transcript: str | None
+    usd: float | None
+    updated_at: float
+    lease_owner: str | None = None
+
+
+_JOB_COLUMNS = (
+    "id, key, content_sha256, task, path, state, attempts, error, transcript, usd, updated_at, lease_owner"
+)
+
+
+def _job(r: tuple[Any, ...]) -> Job:
+    return Job(r[0], r[1], r[2], Task(r[3]), Path(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], r[11])
 
 
 @dataclass(frozen=True)
@@ -52,6 +119,7 @@ class LedgerRow:
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
@@ -64,14 +132,20 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE: take the write lock up front so read-then-write cannot race another process."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        """BEGIN IMMEDIATE: take the write lock up front so read-then-write cannot race another process.
+        The thread lock keeps this process's workers from interleaving statements on the one connection."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
 
     def migrate(self) -> list[str]:
         self._db.execute(
@@ -110,10 +184,10 @@ class Store:
             )
 
     def ledger(self) -> list[LedgerRow]:
-        rows = self._db.execute(
+        rows = self._query(
             "SELECT run_id, recorded_at, file, audio_s, billed_min, engine, model, usd_per_min, usd,"
             " api_equivalent_usd, task FROM ledger ORDER BY id"
-        ).fetchall()
+        )
         return [
             LedgerRow(
                 run_id=r[0],
@@ -134,7 +208,145 @@ class Store:
         ]
 
     def total_spent_usd(self) -> float:
-        return float(self._db.execute("SELECT COALESCE(SUM(usd), 0) FROM ledger").fetchone()[0])
+        return float(self._query("SELECT COALESCE(SUM(usd), 0) FROM ledger")[0][0])
+
+    # ---- jobs (the watcher) -------------------------------------------------------------------------
+
+    def seen(self, path: Path, size_bytes: int, mtime_ns: int) -> str | None:
+        """The job key recorded for this exact file version, so a restart need not hash it again."""
+        rows = self._query(
+            "SELECT job_key FROM seen_files WHERE path = ? AND size_bytes = ? AND mtime_ns = ?",
+            (str(path), size_bytes, mtime_ns),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def enqueue(self, key: str, sha256: str, task: Task, path: Path, size_bytes: int, mtime_ns: int) -> Job:
+        """Create the job for this content and options unless it exists; return it either way."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO jobs (key, content_sha256, task, path, state, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, 'queued', ?, ?)",
+                (key, sha256, str(task), str(path), now, now),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO seen_files (path, size_bytes, mtime_ns, job_key) VALUES (?, ?, ?, ?)",
+                (str(path), size_bytes, mtime_ns, key),
+            )
+            row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE key = ?", (key,)).fetchone()
+        return _job(row)
+
+    def job(self, key: str) -> Job | None:
+        row = next(iter(self._query(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE key = ?", (key,))), None)
+        return None if row is None else _job(row)
+
+    def jobs(self, state: str | None = None) -> list[Job]:
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs"
+        rows = self._query(
+            sql + " WHERE state = ? ORDER BY id" if state else sql + " ORDER BY id", (state,) if state else ()
+        )
+        return [_job(r) for r in rows]
+
+    def claim(self, owner: str, lease_s: float, alive: Callable[[str], bool] | None = None) -> Job | None:
+        """Take the oldest runnable job: queued and due, or running under a lease that has expired
+        (or whose owner is known dead). Inside BEGIN IMMEDIATE so two workers never take the same job."""
+        now = time.time()
+        with self.transaction() as db:
+            rows = db.execute(
+                f"SELECT {_JOB_COLUMNS}, lease_expires FROM jobs WHERE (state = 'queued' AND not_before <= ?)"
+                " OR state = 'running' ORDER BY id",
+                (now,),
+            ).fetchall()
+            for r in rows:
+                job = _job(r[:12])
+                if job.state == "running":
+                    expired = r[12] is None or r[12] < now
+                    dead = alive is not None and job.lease_owner is not None and not alive(job.lease_owner)
+                    if not (expired or dead) or job.lease_owner == owner:
+                        continue
+                db.execute(
+                    "UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires = ?,"
+                    " attempts = attempts + 1, updated_at = ? WHERE id = ?",
+                    (owner, now + lease_s, now, job.id),
+                )
+                return dataclasses.replace(job, state="running", attempts=job.attempts + 1, lease_owner=owner)
+        return None
+
+    def renew(self, owner: str, lease_s: float) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE jobs SET lease_expires = ? WHERE state = 'running' AND lease_owner = ?",
+                (time.time() + lease_s, owner),
+            )
+
+    def finish(self, key: str, transcript: str, usd: float) -> None:
+        self._set(key, "done", error=None, transcript=transcript, usd=usd)
+
+    def fail(self, key: str, error: str) -> None:
+        self._set(key, "failed", error=error)
+
+    def requeue(
+        self, key: str, *, delay_s: float = 0.0, error: str | None = None, refund_attempt: bool = False
+    ) -> None:
+        """Back to the queue: later (a retryable failure), or now (shutdown, paused queue)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires = NULL, not_before = ?,"
+                " error = ?, attempts = attempts - ?, updated_at = ? WHERE key = ?",
+                (time.time() + delay_s, error, 1 if refund_attempt else 0, time.time(), key),
+            )
+
+    def retry_failed(self, keys: list[str] | None = None) -> int:
+        with self.transaction() as db:
+            sql = (
+                "UPDATE jobs SET state = 'queued', attempts = 0, error = NULL, not_before = 0, updated_at = ?"
+            )
+            if keys is None:
+                return db.execute(sql + " WHERE state = 'failed'", (time.time(),)).rowcount
+            marks = ",".join("?" * len(keys))
+            return db.execute(
+                sql + f" WHERE state = 'failed' AND key IN ({marks})", (time.time(), *keys)
+            ).rowcount
+
+    def _set(
+        self,
+        key: str,
+        state: str,
+        *,
+        error: str | None,
+        transcript: str | None = None,
+        usd: float | None = None,
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE jobs SET state = ?, error = ?, transcript = COALESCE(?, transcript),"
+                " usd = COALESCE(?, usd), lease_owner = NULL, lease_expires = NULL, updated_at = ?"
+                " WHERE key = ?",
+                (state, error, transcript, usd, time.time(), key),
+            )
+
+    # ---- finished chunks, so a resumed job uploads only what is missing ----------------------------------
+
+    def chunk_result(self, key: str, idx: int, offset_s: float, duration_s: float) -> str | None:
+        row = next(
+            iter(
+                self._query(
+                    "SELECT result FROM chunk_results WHERE job_key = ? AND idx = ?"
+                    " AND abs(offset_s - ?) < 0.001 AND abs(duration_s - ?) < 0.001",
+                    (key, idx, offset_s, duration_s),
+                )
+            ),
+            None,
+        )
+        return None if row is None else str(row[0])
+
+    def save_chunk_result(self, key: str, idx: int, offset_s: float, duration_s: float, result: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO chunk_results (job_key, idx, offset_s, duration_s, result)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (key, idx, offset_s, duration_s, result),
+            )
 
     def close(self) -> None:
         self._db.close()
