@@ -436,6 +436,7 @@ def watch(
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Watch subfolders too.")] = False,
     polling: Annotated[bool, typer.Option("--polling", help="Poll (NFS, SMB, container mounts).")] = False,
     once: Annotated[bool, typer.Option("--once", help="Process what is there, then exit.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Redo recordings already done, once each.")] = False,
     engine: EngineOpt = None,
     model: ModelOpt = None,
     language: LanguageOpt = None,
@@ -484,6 +485,7 @@ def watch(
         on_event=out.event,
         recursive=recursive,
         polling=polling,
+        force=force,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

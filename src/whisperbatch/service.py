@@ -111,6 +111,7 @@ class Service:
         on_event: Callable[[Event], None] = lambda e: None,
         recursive: bool = False,
         polling: bool = False,
+        force: bool = False,
     ) -> None:
         self.settings = settings
         self.root = root
@@ -132,6 +133,8 @@ class Service:
         self.paused_reason: str | None = None
         self.failed_keys: set[str] = set()
         self._extra_paths: dict[str, set[Path]] = {}
+        self.force = force
+        self._forced: set[str] = set()  # with --force, each job is redone once per service life
         self._workers: list[threading.Thread] = []
         self._busy = 0
         self._busy_lock = threading.Lock()
@@ -157,7 +160,11 @@ class Service:
         except OSError as e:
             self.say(f"{path}: cannot read ({e.strerror or e}), skipped")
             return None
-        if job.state == "done":
+        if self.force and job.state in ("done", "failed") and key not in self._forced:
+            self._forced.add(key)
+            self.store.redo(key, path)
+            self.say(f"{path}: picked up (--force: done again)")
+        elif job.state == "done":
             self._write_from_store(job, path)
         elif job.state == "failed":
             if not error_file(path).exists():

@@ -296,6 +296,16 @@ class Store:
                 (time.time() + delay_s, error, 1 if refund_attempt else 0, time.time(), key),
             )
 
+    def redo(self, key: str, path: Path) -> None:
+        """`--force`: run a finished job again from scratch for `path`, forgetting its stored chunks."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE jobs SET state = 'queued', path = ?, attempts = 0, error = NULL, not_before = 0,"
+                " lease_owner = NULL, lease_expires = NULL, updated_at = ? WHERE key = ?",
+                (str(path), time.time(), key),
+            )
+            db.execute("DELETE FROM chunk_results WHERE job_key = ?", (key,))
+
     def retry_failed(self, keys: list[str] | None = None) -> int:
         with self.transaction() as db:
             sql = (
