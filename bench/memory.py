@@ -24,9 +24,10 @@ What it does:
   interval can miss a short spike, and the ffmpeg children are not mixed in, as they would be in
   `wait4()` on the wrapper from outside.
 - ffmpeg children (the decoder, pydub's encoder per chunk) are reported separately, sampled: the
-  largest VmHWM seen in /proc every 50 ms among the run's descendant processes. Not RUSAGE_CHILDREN:
-  subprocess starts children with vfork+exec, and the kernel then charges the parent's resident set
-  to the child's ru_maxrss, so that figure is just the Python peak again.
+  largest VmHWM seen in /proc every 50 ms among the run's descendant processes named ffmpeg*. Not
+  RUSAGE_CHILDREN: subprocess starts children with vfork+exec, and the kernel then charges the
+  parent's resident set to the child's ru_maxrss, so that figure is just the Python peak again (for
+  the same reason a child caught before its exec is skipped).
 - Prints a table and whether each criterion holds. It is a measurement, not a test: it exits 0 unless
   something broke (a failed run exits 1), and with `--check` it exits 1 when a criterion fails.
 
@@ -204,6 +205,15 @@ def _status_bytes(pid: int, field: str) -> int | None:
     return None
 
 
+def _is_ffmpeg(pid: int) -> bool:
+    """Only after exec: a child caught between vfork and exec still shows Python's comm and memory."""
+    try:
+        with open(f"/proc/{pid}/comm") as fh:
+            return fh.read().startswith("ffmpeg")
+    except OSError:
+        return False
+
+
 def _descendants(root: int) -> list[int]:
     """Processes below `root`, from the parent ids in /proc/*/stat."""
     children: dict[int, list[int]] = {}
@@ -243,8 +253,9 @@ class ProcSampler(threading.Thread):
             if rss is not None:
                 self.samples.append((time.perf_counter() - t0, rss))
             for child in _descendants(self.pid):
-                hwm = _status_bytes(child, "VmHWM")
-                self.children_peak_bytes = max(self.children_peak_bytes, hwm or 0)
+                if _is_ffmpeg(child):
+                    hwm = _status_bytes(child, "VmHWM")
+                    self.children_peak_bytes = max(self.children_peak_bytes, hwm or 0)
 
     def stop(self) -> None:
         self._stop_event.set()

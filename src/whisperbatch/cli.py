@@ -62,6 +62,7 @@ class Output:
         self._lock = threading.Lock()
         self._progress: Progress | None = None
         self._tasks: dict[Path, TaskID] = {}
+        self._files_task: TaskID | None = None
 
     def mask(self, text: str) -> str:
         for secret in self.secrets:
@@ -91,6 +92,11 @@ class Output:
             self._progress.start()
         return self
 
+    def expect_files(self, count: int) -> None:
+        """An overall bar (files done of total) above the per-file ones."""
+        if self._progress is not None and count > 1:
+            self._files_task = self._progress.add_task("files", total=count, chunks=f"0/{count}")
+
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.stop()
@@ -118,6 +124,10 @@ class Output:
             r = event.result
             if p is not None and r.source in self._tasks:
                 p.remove_task(self._tasks.pop(r.source))
+            if p is not None and self._files_task is not None:
+                p.advance(self._files_task)
+                done = int(p.tasks[self._files_task].completed)
+                p.update(self._files_task, chunks=f"{done}/{int(p.tasks[self._files_task].total or 0)}")
             if r.error:
                 self.error(r.error)
             elif r.cost is not None:
@@ -182,6 +192,7 @@ def _process(
     pipeline = Pipeline(settings, engine, ffmpeg=ffmpeg, store=store, on_event=out.event)
     try:
         with out:
+            out.expect_files(len(inputs.files))
             summary = pipeline.run(inputs.files, task, force=force)
     except KeyboardInterrupt:
         pipeline.stop.set()
