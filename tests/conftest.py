@@ -121,58 +121,16 @@ def assemble(
     work.mkdir(exist_ok=True)
     speech, silence = work / "speech.wav", work / "silence.wav"
     fmt = ["-ar", str(rate), "-ac", str(channels), "-c:a", "pcm_s16le"]
-    subprocess.run(
-        [
-            ffmpeg,
-            "-y",
-            "-v",
-            "error",
-            "-i",
-            str(SAMPLES / "fox.wav"),
-            "-af",
-            f"apad=whole_dur={unit_s}",
-            *fmt,
-            str(speech),
-        ],
-        check=True,
-    )
-    subprocess.run(
-        [
-            ffmpeg,
-            "-y",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-t",
-            str(unit_s),
-            "-i",
-            f"anullsrc=r={rate}:cl={'mono' if channels == 1 else 'stereo'}",
-            *fmt,
-            str(silence),
-        ],
-        check=True,
-    )
+    layout = "mono" if channels == 1 else "stereo"
     listing = work / "list.txt"
+
+    def ff(*args: str) -> None:
+        subprocess.run([ffmpeg, "-y", "-v", "error", *args], check=True)
+
+    ff("-i", str(SAMPLES / "fox.wav"), "-af", f"apad=whole_dur={unit_s}", *fmt, str(speech))
+    ff("-f", "lavfi", "-t", str(unit_s), "-i", f"anullsrc=r={rate}:cl={layout}", *fmt, str(silence))
     listing.write_text("".join(f"file '{speech if s else silence}'\n" for s in pattern))
-    subprocess.run(
-        [
-            ffmpeg,
-            "-y",
-            "-v",
-            "error",
-            "-f",
-            "concat",
-            "-safe",
-            "0",
-            "-i",
-            str(listing),
-            "-c",
-            "copy",
-            str(path),
-        ],
-        check=True,
-    )
+    ff("-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(path))
     shutil.rmtree(work)
     return [i * unit_s + FOX_ONSET_S for i, s in enumerate(pattern) if s]
 

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -138,7 +138,9 @@ class Output:
 
 # ---- options shared by the commands that process audio ------------------------------------------
 
-Paths = Annotated[list[str], typer.Argument(help="Files, folders (searched recursively) or globs.")]
+Paths = Annotated[
+    list[str], typer.Argument(metavar="PATH", help="Files, folders (searched recursively) or globs.")
+]
 EngineOpt = Annotated[str | None, typer.Option("--engine", help="auto | openai | local.")]
 ModelOpt = Annotated[str | None, typer.Option("--model", help="API model, or local model name/folder.")]
 LanguageOpt = Annotated[str | None, typer.Option("--language", help="Spoken language code, e.g. en, de.")]
@@ -255,78 +257,52 @@ def _duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-@app.command()
-def transcribe(
-    paths: Paths,
-    engine: EngineOpt = None,
-    model: ModelOpt = None,
-    language: LanguageOpt = None,
-    prompt: PromptOpt = None,
-    format: FormatOpt = None,
-    out_dir: OutDirOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    budget: BudgetOpt = None,
-    base_url: BaseUrlOpt = None,
-    config: ConfigOpt = None,
-    force: ForceOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
-) -> None:
-    """Transcribe recordings; outputs are written beside each one (or under --out-dir)."""
-    _process(
-        Task.TRANSCRIBE,
-        paths,
-        config=config,
-        force=force,
-        quiet=quiet,
-        verbose=verbose,
-        engine=engine,
-        model=model,
-        language=language,
-        prompt=prompt,
-        format=format,
-        out_dir=out_dir,
-        concurrency=concurrency,
-        budget_usd=budget,
-        base_url=base_url,
-    )
+def _one_off(task: Task) -> Callable[..., None]:
+    """transcribe and translate share every option; only the task differs."""
+
+    def command(
+        paths: Paths,
+        engine: EngineOpt = None,
+        model: ModelOpt = None,
+        language: LanguageOpt = None,
+        prompt: PromptOpt = None,
+        format: FormatOpt = None,
+        out_dir: OutDirOpt = None,
+        concurrency: ConcurrencyOpt = None,
+        budget: BudgetOpt = None,
+        base_url: BaseUrlOpt = None,
+        config: ConfigOpt = None,
+        force: ForceOpt = False,
+        quiet: QuietOpt = False,
+        verbose: VerboseOpt = False,
+    ) -> None:
+        _process(
+            task,
+            paths,
+            config=config,
+            force=force,
+            quiet=quiet,
+            verbose=verbose,
+            engine=engine,
+            model=model,
+            language=language,
+            prompt=prompt,
+            format=format,
+            out_dir=out_dir,
+            concurrency=concurrency,
+            budget_usd=budget,
+            base_url=base_url,
+        )
+
+    return command
 
 
-@app.command()
-def translate(
-    paths: Paths,
-    engine: EngineOpt = None,
-    model: ModelOpt = None,
-    language: LanguageOpt = None,
-    prompt: PromptOpt = None,
-    format: FormatOpt = None,
-    out_dir: OutDirOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    budget: BudgetOpt = None,
-    base_url: BaseUrlOpt = None,
-    config: ConfigOpt = None,
-    force: ForceOpt = False,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
-) -> None:
-    """Translate recordings into English: outputs are <stem>.en.<ext>."""
-    _process(
-        Task.TRANSLATE,
-        paths,
-        config=config,
-        force=force,
-        quiet=quiet,
-        verbose=verbose,
-        engine=engine,
-        model=model,
-        language=language,
-        prompt=prompt,
-        format=format,
-        out_dir=out_dir,
-        concurrency=concurrency,
-        budget_usd=budget,
-        base_url=base_url,
-    )
+app.command(
+    "transcribe", help="Transcribe recordings; outputs are written beside each one (or under --out-dir)."
+)(_one_off(Task.TRANSCRIBE))
+app.command("translate", help="Translate recordings into English: outputs are <stem>.en.<ext>.")(
+    _one_off(Task.TRANSLATE)
+)
 
 
 @app.command()
