@@ -278,3 +278,29 @@ def test_settle_tracker_waits_for_stillness(tmp_path: Path) -> None:
     tracker.touch(f)  # the same version again (a rescan): not handed out twice
     now[0] = 10.0
     assert tracker.poll() == []
+
+
+def test_polling_observer_for_network_mounts(
+    watcher: Callable[..., Watcher], inbox: Path, fake_openai: FakeOpenAI, watch_env: dict[str, str]
+) -> None:
+    env = {**watch_env, "WHISPERBATCH_RESCAN_S": "3600"}  # only the polling observer can see the file
+    w = watcher("--polling", "--recursive", env=env)
+    sub = inbox / "2026" / "november"
+    sub.mkdir(parents=True)
+    f = copy_sample("talk.m4a", sub)
+    wait_for(outputs_done(f), what="outputs via polling")
+    assert w.stop() == 0
+    assert fake_openai.count == 1
+
+
+def test_budget_spans_the_service_life(
+    inbox: Path, watch_env: dict[str, str], fake_openai: FakeOpenAI
+) -> None:
+    copy_sample("talk.m4a", inbox)
+    assert run_cli(["watch", str(inbox), "--once"], watch_env).code == 0  # spends ~$0.0008 (whisper-1)
+    copy_sample("morning.mp3", inbox)
+    r = run_cli(["watch", str(inbox), "--once", "--budget", "0.001"], watch_env)
+    assert r.code == 3, r.output
+    assert "queue paused until restarted" in r.output and "budget" in r.output
+    assert fake_openai.count == 1
+    assert not outputs_done(inbox / "morning.mp3")()
