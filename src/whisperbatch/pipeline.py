@@ -117,7 +117,13 @@ class Pipeline:
         stopped: list[str] = []
         with ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="wb-file") as pool:
             futures = [pool.submit(self._guarded, p, task, force, stopped) for p in files]
-            results = [f.result() for f in futures]
+            try:
+                results = [f.result() for f in futures]
+            except BaseException:  # Ctrl-C: files not started never start, those running stop early
+                self.stop.set()
+                for f in futures:
+                    f.cancel()
+                raise
         return RunSummary(
             results=tuple(r for r in results if r is not None),
             stopped_reason=stopped[0] if stopped else None,
@@ -127,7 +133,7 @@ class Pipeline:
 
     def _guarded(self, path: Path, task: Task, force: bool, stopped: list[str]) -> FileResult:
         if self.stop.is_set():
-            return FileResult(source=path, error="not started: the run was stopped")
+            return FileResult(source=path, error=f"{path}: not started: the run was stopped")
         try:
             result = self.process_file(path, task, force=force)
         except (FatalEngineError, BudgetExceeded) as e:
@@ -136,7 +142,7 @@ class Pipeline:
             self.stop.set()
             result = FileResult(source=path, error=str(e))
         except Stopped:
-            result = FileResult(source=path, error="not finished: the run was stopped")
+            result = FileResult(source=path, error=f"{path}: not finished: the run was stopped")
         except WhisperbatchError as e:
             result = FileResult(source=path, error=str(e))
         self.on_event(FileFinished(result))
