@@ -7,7 +7,7 @@ type-check time and units live in the names (`start_s`, `size_bytes`), never in 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -89,8 +89,6 @@ class EngineResult:
     text: str
     segments: tuple[Segment, ...]
     language: str | None = None
-    # False when the model returned plain text and the segments were made from our own speech spans.
-    timed_by_engine: bool = True
 
 
 @dataclass(frozen=True)
@@ -150,15 +148,10 @@ class RunSummary:
     stopped_reason: str | None = None  # set when budget, quota or auth stopped the run early
     engine: str = ""
     model: str = ""
-    notices: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def failed(self) -> tuple[FileResult, ...]:
         return tuple(r for r in self.results if not r.ok)
-
-    @property
-    def total_usd(self) -> float:
-        return sum(r.cost.usd for r in self.results if r.cost)
 
 
 # ---- JSON round-trips for what the job store keeps ------------------------------------------------

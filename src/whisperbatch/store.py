@@ -81,8 +81,6 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ),
 )
 
-STATES = ("queued", "running", "done", "failed")
-
 
 @dataclass(frozen=True)
 class Job:

@@ -41,7 +41,6 @@ MODELS: dict[str, ModelInfo] = {
         ModelInfo("gpt-transcribe", 0.0045, False, False, 1500.0, ("json",), languages_param=True),
     )
 }
-LOCAL_DEFAULT_MODEL = "base"
 
 
 def model_info(name: str, overrides: Mapping[str, ModelOverride] | None = None) -> ModelInfo:

@@ -97,9 +97,7 @@ class OpenAIEngine:
         # No timestamps from this model: the chunk is a short group of utterances from our own
         # speech detection, so its sentences are laid over those utterances.
         spans = chunk.speech or (Span(0.0, chunk.duration_s),)
-        return EngineResult(
-            text=text, segments=spread_over_speech(text, spans), language=language, timed_by_engine=False
-        )
+        return EngineResult(text=text, segments=spread_over_speech(text, spans), language=language)
 
     def _map_error(self, e: openai.APIError) -> EngineError:
         if isinstance(e, openai.APITimeoutError):
