@@ -135,8 +135,17 @@ def make_units(ffmpeg: str, work: Path) -> tuple[Path, Path]:
     per_rep = 10 * 16_000  # fox.wav is 16 kHz: pad each repetition to 10 s, then loop six times
     loop = f"apad=whole_dur=10,aloop=loop={UNIT_S // 10 - 1}:size={per_rep}"
     _ffmpeg(ffmpeg, "-i", str(SAMPLES / "fox.wav"), "-af", loop, "-t", str(UNIT_S), *fmt, str(talk))
-    _ffmpeg(ffmpeg, "-i", str(SAMPLES / "fox.wav"), "-af", f"apad=whole_dur={UNIT_S}", "-t", str(UNIT_S),
-            *fmt, str(brk))
+    _ffmpeg(
+        ffmpeg,
+        "-i",
+        str(SAMPLES / "fox.wav"),
+        "-af",
+        f"apad=whole_dur={UNIT_S}",
+        "-t",
+        str(UNIT_S),
+        *fmt,
+        str(brk),
+    )
     return talk, brk
 
 
@@ -145,11 +154,23 @@ def make_recording(ffmpeg: str, path: Path, duration_s: float, units: tuple[Path
     talk, brk = units
     n = int(-(-duration_s // UNIT_S))
     listing = path.with_suffix(".txt")
-    listing.write_text("".join(
-        f"file '{brk if i % BREAK_EVERY == BREAK_EVERY - 1 else talk}'\n" for i in range(n)
-    ))
-    _ffmpeg(ffmpeg, "-f", "concat", "-safe", "0", "-i", str(listing), "-t", f"{duration_s:g}", "-c:a", "flac",
-            str(path))
+    listing.write_text(
+        "".join(f"file '{brk if i % BREAK_EVERY == BREAK_EVERY - 1 else talk}'\n" for i in range(n))
+    )
+    _ffmpeg(
+        ffmpeg,
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        str(listing),
+        "-t",
+        f"{duration_s:g}",
+        "-c:a",
+        "flac",
+        str(path),
+    )
     listing.unlink()
 
 
@@ -272,11 +293,21 @@ def measure(label: str, recording: Path, duration_s: float, generate_s: float, w
     try:
         env.update(OPENAI_API_KEY=DUMMY_KEY, OPENAI_BASE_URL=server.url, WHISPERBATCH_HOME=str(cwd / "home"))
         report = cwd / "rusage.json"
-        cmd = [sys.executable, "-c", WRAPPER, str(report), "transcribe", str(recording), "--format", "srt",
-               "--quiet"]
+        cmd = [
+            sys.executable,
+            "-c",
+            WRAPPER,
+            str(report),
+            "transcribe",
+            str(recording),
+            "--format",
+            "srt",
+            "--quiet",
+        ]
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         sampler = ProcSampler(proc.pid)
         sampler.start()
         out, err = proc.communicate()
@@ -313,8 +344,17 @@ def _hms(seconds: float) -> str:
 
 def print_table(rows: list[Measurement]) -> bool:
     """The table, then each criterion with PASS/FAIL; returns whether all passed."""
-    head = ("recording", "duration", "file MB", "gen s", "wall s", "uploads", "import MB", "peak RSS MB",
-            "ffmpeg max MB")
+    head = (
+        "recording",
+        "duration",
+        "file MB",
+        "gen s",
+        "wall s",
+        "uploads",
+        "import MB",
+        "peak RSS MB",
+        "ffmpeg max MB",
+    )
     body = [
         (
             r.label,
@@ -334,22 +374,28 @@ def print_table(rows: list[Measurement]) -> bool:
         pairs = enumerate(zip(cells, widths, strict=True))
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs))
     print()
-    print("peak RSS: ru_maxrss of the whisperbatch Python process itself (= its VmHWM). import: its RSS"
-          " after importing the CLI, before any audio.")
+    print(
+        "peak RSS: ru_maxrss of the whisperbatch Python process itself (= its VmHWM). import: its RSS"
+        " after importing the CLI, before any audio."
+    )
     print("ffmpeg max: largest VmHWM among its child processes, sampled every 50 ms. MB = 10^6 bytes.")
     ok = True
     worst = max(rows, key=lambda r: r.peak_bytes)
     under = worst.peak_bytes / MB < LIMIT_MB
     ok &= under
-    print(f"[{'PASS' if under else 'FAIL'}] peak RSS under {LIMIT_MB:g} MB: highest is"
-          f" {worst.peak_bytes / MB:.1f} MB ({worst.label})")
+    print(
+        f"[{'PASS' if under else 'FAIL'}] peak RSS under {LIMIT_MB:g} MB: highest is"
+        f" {worst.peak_bytes / MB:.1f} MB ({worst.label})"
+    )
     if len(rows) >= 2:
         short, long_ = min(rows, key=lambda r: r.duration_s), max(rows, key=lambda r: r.duration_s)
         ratio = long_.peak_bytes / short.peak_bytes
         within = ratio <= MAX_RATIO
         ok &= within
-        print(f"[{'PASS' if within else 'FAIL'}] peak RSS {long_.label} / {short.label} = {ratio:.2f}"
-              f" (limit {MAX_RATIO:g})")
+        print(
+            f"[{'PASS' if within else 'FAIL'}] peak RSS {long_.label} / {short.label} = {ratio:.2f}"
+            f" (limit {MAX_RATIO:g})"
+        )
     for r in rows:
         if r.vmhwm_bytes is not None and abs(r.vmhwm_bytes - r.peak_bytes) > 1 * MB:
             print(f"note: {r.label}: VmHWM {r.vmhwm_bytes / MB:.1f} MB differs from ru_maxrss")
@@ -377,12 +423,19 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             make_recording(ffmpeg, recording, duration_s, units)
             generate_s = time.perf_counter() - t0
-            print(f"{label}: generated {recording.name} ({recording.stat().st_size / MB:.1f} MB) in "
-                  f"{generate_s:.1f} s; transcribing...", file=sys.stderr, flush=True)
+            print(
+                f"{label}: generated {recording.name} ({recording.stat().st_size / MB:.1f} MB) in "
+                f"{generate_s:.1f} s; transcribing...",
+                file=sys.stderr,
+                flush=True,
+            )
             rows.append(measure(label, recording, duration_s, generate_s, work))
             r = rows[-1]
-            print(f"{label}: peak RSS {r.peak_bytes / MB:.1f} MB in {r.wall_s:.1f} s", file=sys.stderr,
-                  flush=True)
+            print(
+                f"{label}: peak RSS {r.peak_bytes / MB:.1f} MB in {r.wall_s:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     except (RuntimeError, subprocess.CalledProcessError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -392,8 +445,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     sys.stderr.flush()
-    print(f"whisperbatch openai path vs. a local instant server; {RATE_HZ} Hz stereo FLAC;"
-          f" python {sys.version.split()[0]}; {os.cpu_count()} CPUs")
+    print(
+        f"whisperbatch openai path vs. a local instant server; {RATE_HZ} Hz stereo FLAC;"
+        f" python {sys.version.split()[0]}; {os.cpu_count()} CPUs"
+    )
     ok = print_table(rows)
     return 1 if args.check and not ok else 0
 

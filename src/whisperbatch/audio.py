@@ -15,6 +15,7 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -161,12 +163,17 @@ class PcmReader:
             self._stderr.close()
             raise FFmpegMissing() from e
 
-    def read(self, n_samples: int) -> np.ndarray:
-        """Up to n samples; fewer only at the end of the stream."""
-        assert self._proc.stdout is not None
-        data = self._proc.stdout.read(n_samples * 2)
-        usable = len(data) - len(data) % 2
-        return np.frombuffer(data[:usable], dtype=np.int16)
+    def read_into(self, out: np.ndarray) -> int:
+        """Fill `out` (int16) from the pipe without allocating; returns samples read (fewer at the end)."""
+        stdout = cast(io.BufferedReader, self._proc.stdout)
+        view = memoryview(cast(bytearray, out)).cast("B")
+        got = 0
+        while got < len(view):
+            k = stdout.readinto(view[got:])
+            if not k:
+                break
+            got += k
+        return got // 2
 
     def close(self, *, check: bool = True) -> None:
         """Wait for ffmpeg; a failed decode (corrupt, truncated) becomes a DecodeError naming the file."""
@@ -320,13 +327,19 @@ class Chunker:
             reader.close(check=ok)
 
     def _stream(self, reader: PcmReader) -> Iterator[Chunk]:
-        buf = np.zeros(0, dtype=np.int16)
-        db = np.zeros(0, dtype=np.float64)  # loudness of each whole frame of buf
+        # One buffer for the whole file, sized for the largest window _plan_one can ask for: no
+        # per-block reallocation, so the allocator sees one steady allocation instead of a growing
+        # series of ~30 MB ones (which glibc keeps in its heap after raising its mmap threshold).
+        p, fps, block = self.p, FRAMES_PER_S, _READ_BLOCK_S * SAMPLE_RATE
+        lookahead = int((p.skip_silence_s + p.min_silence_s) * fps) + int(p.pad_s * fps)
+        cap_frames = int(p.max_s * fps) + lookahead + block // FRAME_SAMPLES + 2
+        buf = np.empty(cap_frames * FRAME_SAMPLES, dtype=np.int16)
+        db = np.empty(cap_frames, dtype=np.float64)
+        n = nf = 0  # valid samples in buf, frames measured in db
         buf_start = 0  # absolute sample index of buf[0]
         eof = False
-        block = _READ_BLOCK_S * SAMPLE_RATE
         while True:
-            decision = _plan_one(db, self.p, eof)
+            decision = _plan_one(db[:nf], self.p, eof)
             if isinstance(decision, _Cut):
                 a, b = decision.start_frame * FRAME_SAMPLES, decision.end_frame * FRAME_SAMPLES
                 speech = tuple(
@@ -340,14 +353,17 @@ class Chunker:
             elif eof:
                 return
             else:
-                data = reader.read(block)
-                eof = len(data) < block
-                buf = np.concatenate((buf, data))
-                whole = len(buf) // FRAME_SAMPLES
-                db = np.concatenate((db, frame_dbfs(buf[len(db) * FRAME_SAMPLES : whole * FRAME_SAMPLES])))
+                got = reader.read_into(buf[n : n + block])
+                eof = got < block
+                n += got
+                whole = n // FRAME_SAMPLES
+                db[nf:whole] = frame_dbfs(buf[nf * FRAME_SAMPLES : whole * FRAME_SAMPLES])
+                nf = whole
                 continue
             drop = drop_frames * FRAME_SAMPLES
-            buf, db, buf_start = buf[drop:].copy(), db[drop_frames:].copy(), buf_start + drop
+            _shift(buf, drop, n)
+            _shift(db, drop_frames, nf)
+            n, nf, buf_start = n - drop, nf - drop_frames, buf_start + drop
 
     def _emit(self, pcm: np.ndarray, start_sample: int, speech: tuple[Span, ...]) -> Iterator[Chunk]:
         """Export one chunk; if it encodes over the byte cap, split it at its quietest point and retry."""
@@ -383,3 +399,10 @@ def _quietest_split(pcm: np.ndarray) -> int:
     lo, hi = len(db) // 4, max(len(db) // 4 + 1, 3 * len(db) // 4)
     smooth = np.convolve(np.nan_to_num(db[lo:hi], neginf=-200.0), np.ones(10) / 10, mode="same")
     return (lo + int(np.argmin(smooth))) * FRAME_SAMPLES
+
+
+def _shift(arr: np.ndarray, by: int, used: int) -> None:
+    """Move arr[by:used] to the front in place (memoryview assignment is a memmove: no temporary)."""
+    if by and used > by:
+        mv = memoryview(cast(bytearray, arr))
+        mv[: used - by] = mv[by:used]
