@@ -179,6 +179,16 @@ def test_kill_9_mid_recording_resumes_without_reuploading_finished_chunks(
         finished = _chunk_results(home)
         assert 3 <= finished < 8
         assert not (inbox / "long.txt").exists()
+        # The request in flight at the kill may still complete on the server side; it was never
+        # stored by the client, so it is rightly sent again. Count only once the server is quiet.
+        seen = [-1]
+
+        def quiet() -> bool:
+            time.sleep(1.0)
+            settled, seen[0] = server.count == seen[0], server.count
+            return settled
+
+        wait_for(quiet, what="the server to go quiet")
         uploads_before = len(server.successful)
 
         w2 = watcher(env=env)
