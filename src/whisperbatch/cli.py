@@ -26,7 +26,7 @@ from rich.table import Table
 from . import __version__, audio
 from .config import Settings, load_settings
 from .engines import resolve_engine_name, select_engine
-from .engines.base import model_info
+from .engines.base import Engine, model_info
 from .errors import ConfigError, WhisperbatchError
 from .inputs import collect_inputs
 from .models import CostLine, RunSummary, Task
@@ -43,7 +43,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_FAILED, EXIT_STOPPED, EXIT_INTERRUPTED = 1, 3, 130
 
 
 class Output:
@@ -167,17 +167,35 @@ def _fail(out: Output, e: WhisperbatchError) -> typer.Exit:
     return typer.Exit(e.exit_code)
 
 
-def _process(
-    task: Task,
-    paths: list[str],
-    *,
-    config: Path | None,
-    force: bool,
-    quiet: bool,
-    verbose: bool,
-    **flags: Any,
-) -> None:
-    out = Output(quiet=quiet, verbose=verbose)
+def _run_flags(
+    engine: str | None,
+    model: str | None,
+    language: str | None,
+    prompt: str | None,
+    format: str | None,
+    out_dir: Path | None,
+    concurrency: int | None,
+    budget: float | None,
+    base_url: str | None,
+) -> dict[str, Any]:
+    """The options every processing command shares, as Settings fields."""
+    return {
+        "engine": engine,
+        "model": model,
+        "language": language,
+        "prompt": prompt,
+        "format": format,
+        "out_dir": out_dir,
+        "concurrency": concurrency,
+        "budget_usd": budget,
+        "base_url": base_url,
+    }
+
+
+def _prepare(
+    out: Output, config: Path | None, task: Task, flags: dict[str, Any]
+) -> tuple[Settings, str, Engine, Store]:
+    """Settings, ffmpeg, engine and state for a processing command; a user error exits with its code."""
     try:
         settings = _settings(config, **flags)
         out.secrets = [s for s in (settings.api_key,) if s]
@@ -186,11 +204,30 @@ def _process(
         store = Store(settings.ledger_path)
     except WhisperbatchError as e:
         raise _fail(out, e) from None
+    return settings, ffmpeg, engine, store
+
+
+def _engine_line(engine: Engine) -> str:
+    where = f" at {getattr(engine, 'host', '')}" if engine.name == "openai" else " (offline)"
+    return f"{engine.name}, model {engine.model}{where}"
+
+
+def _process(
+    task: Task,
+    paths: list[str],
+    *,
+    config: Path | None,
+    force: bool,
+    quiet: bool,
+    verbose: bool,
+    flags: dict[str, Any],
+) -> None:
+    out = Output(quiet=quiet, verbose=verbose)
+    settings, ffmpeg, engine, store = _prepare(out, config, task, flags)
     inputs = collect_inputs(paths)
     for missing in inputs.missing:
         out.error(f"{missing}: no such file or folder")
-    where = f" at {getattr(engine, 'host', '')}" if engine.name == "openai" else " (offline)"
-    out.info(f"engine: {engine.name}, model {engine.model}{where}")
+    out.info(f"engine: {_engine_line(engine)}")
     pipeline = Pipeline(settings, engine, ffmpeg=ffmpeg, store=store, on_event=out.event)
     try:
         with out:
@@ -276,23 +313,8 @@ def _one_off(task: Task) -> Callable[..., None]:
         quiet: QuietOpt = False,
         verbose: VerboseOpt = False,
     ) -> None:
-        _process(
-            task,
-            paths,
-            config=config,
-            force=force,
-            quiet=quiet,
-            verbose=verbose,
-            engine=engine,
-            model=model,
-            language=language,
-            prompt=prompt,
-            format=format,
-            out_dir=out_dir,
-            concurrency=concurrency,
-            budget_usd=budget,
-            base_url=base_url,
-        )
+        flags = _run_flags(engine, model, language, prompt, format, out_dir, concurrency, budget, base_url)
+        _process(task, paths, config=config, force=force, quiet=quiet, verbose=verbose, flags=flags)
 
     return command
 
@@ -439,29 +461,12 @@ def watch(
 ) -> None:
     """Transcribe (or translate) every recording that lands in FOLDER, once, across restarts."""
     out = Output(quiet=quiet, verbose=verbose, log=True)
-    try:
-        if task not in ("transcribe", "translate"):
-            raise ConfigError(f"--task must be transcribe or translate (got {task!r})")
-        if not folder.is_dir():
-            raise ConfigError(f"{folder}: not a folder")
-        settings = _settings(
-            config,
-            engine=engine,
-            model=model,
-            language=language,
-            prompt=prompt,
-            format=format,
-            out_dir=out_dir,
-            concurrency=concurrency,
-            budget_usd=budget,
-            base_url=base_url,
-        )
-        out.secrets = [s for s in (settings.api_key,) if s]
-        ffmpeg = audio.find_ffmpeg()
-        chosen = select_engine(settings, Task(task))
-        store = Store(settings.ledger_path)
-    except WhisperbatchError as e:
-        raise _fail(out, e) from None
+    if task not in ("transcribe", "translate"):
+        raise _fail(out, ConfigError(f"--task must be transcribe or translate (got {task!r})"))
+    if not folder.is_dir():
+        raise _fail(out, ConfigError(f"{folder}: not a folder"))
+    flags = _run_flags(engine, model, language, prompt, format, out_dir, concurrency, budget, base_url)
+    settings, ffmpeg, chosen, store = _prepare(out, config, Task(task), flags)
     service = Service(
         settings,
         chosen,
@@ -477,9 +482,8 @@ def watch(
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    where = f" at {getattr(chosen, 'host', '')}" if chosen.name == "openai" else " (offline)"
     out.info(
-        f"watching {folder} ({task}; engine {chosen.name}, model {chosen.model}{where})"
+        f"watching {folder} ({task}; engine {_engine_line(chosen)})"
         + ("" if once else "; Ctrl-C or SIGTERM to stop")
     )
     started = time.monotonic()
@@ -581,8 +585,4 @@ def _main(
 
 
 def main() -> None:
-    try:
-        app()
-    except ConfigError as e:  # raised outside a command's own handling (should not happen)
-        Console(stderr=True).print(f"error: {e}", markup=False)
-        sys.exit(EXIT_USAGE)
+    app()

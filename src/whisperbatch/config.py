@@ -22,6 +22,7 @@ import platformdirs
 from dotenv import dotenv_values
 
 from .errors import ConfigError
+from .writers import parse_formats
 
 APP = "whisperbatch"
 ENGINES = ("auto", "openai", "local")
@@ -230,5 +231,6 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"max_attempts must be at least 1 (got {s.max_attempts})")
     if s.chunk_target_s < 10 or s.utterance_max_s < 2:
         raise ConfigError("chunk_target_s must be at least 10 and utterance_max_s at least 2")
+    parse_formats(s.format)
     if s.max_line_chars < 5 or s.max_lines < 1:
         raise ConfigError("max_line_chars must be at least 5 and max_lines at least 1")

@@ -89,7 +89,6 @@ class Pipeline:
         ffmpeg: str,
         store: Store | None = None,
         on_event: Callable[[Event], None] = lambda e: None,
-        sleep: Callable[[float], None] | None = None,
         run_id: str | None = None,
     ) -> None:
         self.settings = settings
@@ -99,7 +98,6 @@ class Pipeline:
         self.on_event = on_event
         self.run_id = run_id or time.strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
         self.stop = threading.Event()
-        self._sleep = sleep
         self._requests = threading.BoundedSemaphore(settings.concurrency)
         self._chunk_pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="wb-chunk")
         self.style = writers.SubtitleStyle(settings.max_line_chars, settings.max_lines)
@@ -325,9 +323,8 @@ class Pipeline:
         raise AssertionError("unreachable")
 
     def _wait(self, seconds: float) -> None:
-        if self._sleep is not None:
-            self._sleep(seconds)
-        elif self.stop.wait(seconds):
+        """Back off, but wake at once when the run is stopped."""
+        if self.stop.wait(seconds):
             raise Stopped("the run was stopped")
 
     # ---- budget ------------------------------------------------------------------------------------
