@@ -73,6 +73,8 @@ class Settings:
     min_silence_s: float = 0.5
     skip_silence_s: float = 5.0
     silence_threshold_dbfs: float | None = None
+    vad_threshold: float = 0.5
+    word_timestamps: bool = True
     # subtitles
     max_line_chars: int = 42
     max_lines: int = 2

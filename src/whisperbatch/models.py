@@ -7,7 +7,7 @@ type-check time and units live in the names (`start_s`, `size_bytes`), never in 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,19 @@ from typing import Any
 class Task(StrEnum):
     TRANSCRIBE = "transcribe"
     TRANSLATE = "translate"
+
+
+@dataclass(frozen=True)
+class Word:
+    """One timed word, as Whisper's word timestamps give it. `text` keeps Whisper's leading space."""
+
+    start_s: float
+    end_s: float
+    text: str
+    probability: float | None = None
+
+    def shifted(self, offset_s: float) -> Word:
+        return replace(self, start_s=self.start_s + offset_s, end_s=self.end_s + offset_s)
 
 
 @dataclass(frozen=True)
@@ -29,15 +42,15 @@ class Segment:
     avg_logprob: float | None = None
     compression_ratio: float | None = None
     no_speech_prob: float | None = None
+    # Word timestamps, when the engine gives them (empty otherwise); same timeline as the segment.
+    words: tuple[Word, ...] = ()
 
     def shifted(self, offset_s: float) -> Segment:
-        return Segment(
+        return replace(
+            self,
             start_s=self.start_s + offset_s,
             end_s=self.end_s + offset_s,
-            text=self.text,
-            avg_logprob=self.avg_logprob,
-            compression_ratio=self.compression_ratio,
-            no_speech_prob=self.no_speech_prob,
+            words=tuple(w.shifted(offset_s) for w in self.words),
         )
 
 
@@ -101,6 +114,8 @@ class Transcript:
     engine: str
     model: str
     task: Task
+    # Detected speech that no text covers, even after asking again: never dropped silently.
+    gaps: tuple[Span, ...] = ()
 
     @property
     def text(self) -> str:
@@ -162,7 +177,9 @@ def segments_to_json(segments: tuple[Segment, ...]) -> list[dict[str, object]]:
 
 
 def segments_from_json(items: list[dict[str, Any]]) -> tuple[Segment, ...]:
-    return tuple(Segment(**item) for item in items)
+    return tuple(
+        Segment(**{**item, "words": tuple(Word(**w) for w in item.get("words", ()))}) for item in items
+    )
 
 
 def result_to_json(result: EngineResult) -> str:
@@ -181,5 +198,10 @@ def transcript_to_json(t: Transcript) -> str:
 def transcript_from_json(text: str) -> Transcript:
     data = json.loads(text)
     return Transcript(
-        **{**data, "segments": segments_from_json(data["segments"]), "task": Task(data["task"])}
+        **{
+            **data,
+            "segments": segments_from_json(data["segments"]),
+            "task": Task(data["task"]),
+            "gaps": tuple(Span(**g) for g in data.get("gaps", ())),
+        }
     )
