@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from whisperbatch.audio import find_ffmpeg
@@ -199,3 +200,13 @@ _WORDS = (
 def api_env(env: dict[str, str], fake_openai: object) -> dict[str, str]:
     """Environment for the openai engine against the loopback server."""
     return {**env, "OPENAI_API_KEY": CANARY_KEY, "OPENAI_BASE_URL": fake_openai.base_url}  # type: ignore[attr-defined]
+
+
+def read_pcm(path: Path, ffmpeg: str) -> np.ndarray:
+    """A recording as Whisper hears it: 16 kHz mono int16."""
+    out = subprocess.run(
+        [ffmpeg, "-v", "error", "-i", str(path), "-ac", "1", "-ar", "16000", "-f", "s16le", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return np.frombuffer(out, dtype=np.int16)

@@ -8,16 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SAMPLES, assemble
-from whisperbatch.audio import (
-    SAMPLE_RATE,
-    Chunker,
-    ChunkParams,
-    frame_dbfs,
-    probe,
-    speech_spans,
-    speech_threshold,
-)
+from conftest import SAMPLES, assemble, read_pcm
+from whisperbatch.audio import SAMPLE_RATE, Chunker, ChunkParams, probe
 from whisperbatch.errors import AudioError, DecodeError
 
 
@@ -73,37 +65,25 @@ def test_long_silences_are_not_chunked(ffmpeg: str, tmp_path: Path) -> None:
     chunks = _chunks(rec, ffmpeg, tmp_path, suffix=".wav")
     assert len(chunks) == 2
     assert sum(c.duration_s for c in chunks) < 20
-    assert [round(c.offset_s + c.speech[0].start_s, 1) for c in chunks] == [round(o, 1) for o in onsets]
+    found = [c.offset_s + c.speech[0].start_s for c in chunks]
+    assert all(abs(f - o) <= 0.15 for f, o in zip(found, onsets, strict=True)), found
 
 
 def test_speech_without_pauses_is_cut_at_the_cap(ffmpeg: str, tmp_path: Path) -> None:
-    rng = np.random.default_rng(1)
-    noise = (rng.standard_normal(SAMPLE_RATE * 100) * 3000).astype(np.int16)  # 100 s, never quiet
     import wave
 
-    rec = tmp_path / "noise.wav"
+    pcm = read_pcm(SAMPLES / "fox.wav", ffmpeg)
+    loud = np.flatnonzero(np.abs(pcm) > 300)
+    talk = np.tile(pcm[loud[0] : loud[-1]], 14)  # ~100 s of speech, no pause longer than espeak's own
+    rec = tmp_path / "talk.wav"
     with wave.open(str(rec), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(SAMPLE_RATE)
-        w.writeframes(noise.tobytes())
+        w.writeframes(talk.tobytes())
     chunks = _chunks(rec, ffmpeg, tmp_path, target_s=20.0, max_s=30.0, suffix=".wav")
     assert all(c.duration_s <= 30.0 for c in chunks)
-    assert abs(sum(c.duration_s for c in chunks) - 100.0) < 0.05  # nothing lost at the forced cuts
-
-
-def test_speech_spans_join_short_gaps() -> None:
-    db = np.full(300, -90.0)
-    db[10:50] = -20  # 0.1-0.5 s
-    db[70:100] = -20  # gap of 0.2 s: same utterance
-    db[200:260] = -20  # gap of 1 s: a new one
-    assert speech_spans(db, -40.0, min_silence_frames=50) == [(10, 100), (200, 260)]
-    assert speech_spans(np.full(10, -np.inf), -40.0, 50) == []
-
-
-def test_adaptive_threshold_follows_loudness() -> None:
-    loud = frame_dbfs((np.sin(np.arange(16000) / 5) * 20000).astype(np.int16))
-    quiet = frame_dbfs((np.sin(np.arange(16000) / 5) * 300).astype(np.int16))
-    assert -38.0 < speech_threshold(loud, None) <= -35.0
-    assert speech_threshold(quiet, None) < -55.0  # a softly spoken file is not thrown away as silence
-    assert speech_threshold(quiet, -42.0) == -42.0
+    total = len(talk) / SAMPLE_RATE
+    assert sum(c.duration_s for c in chunks) > total - 3.0  # only pauses between chunks are left out
+    for a, b in itertools.pairwise(chunks):
+        assert b.offset_s >= a.offset_s + a.duration_s - 1e-9

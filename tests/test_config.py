@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
+from typer.testing import CliRunner
 
+from whisperbatch import cli
 from whisperbatch.config import load_settings
+from whisperbatch.cues import CueStyle
 from whisperbatch.engines.base import model_info
 from whisperbatch.errors import ConfigError
 
@@ -50,3 +55,67 @@ def test_bad_settings_name_the_cause(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(flags, env=env, cwd=tmp_path)
+
+
+def test_subtitle_settings_and_their_old_names(tmp_path: Path) -> None:
+    s = load_settings(env={}, cwd=tmp_path)
+    assert (s.max_line_width, s.max_line_count, s.max_words_per_line) == (42, 2, None)
+    assert (s.max_cue_s, s.max_chars_per_s) == (7.0, 20.0)
+    assert s.cue_style == CueStyle()
+    # Old config-file keys and environment names still work; the current names win over them.
+    (tmp_path / "config.toml").write_text("[subtitles]\nmax_line_chars = 30\nmax_lines = 3\n")
+    s = load_settings(env={}, cwd=tmp_path)
+    assert (s.max_line_width, s.max_line_count) == (30, 3)
+    (tmp_path / "config.toml").write_text("[subtitles]\nmax_line_width = 35\nmax_line_chars = 30\n")
+    assert load_settings(env={}, cwd=tmp_path).max_line_width == 35
+    env = {"WHISPERBATCH_MAX_LINE_CHARS": "40", "WHISPERBATCH_MAX_LINES": "1"}
+    s = load_settings(env=env, cwd=tmp_path)
+    assert (s.max_line_width, s.max_line_count) == (40, 1)
+    s = load_settings(env={**env, "WHISPERBATCH_MAX_LINE_WIDTH": "50"}, cwd=tmp_path)
+    assert s.max_line_width == 50
+    env = {
+        "WHISPERBATCH_MAX_WORDS_PER_LINE": "5",
+        "WHISPERBATCH_MAX_CUE_S": "6",
+        "WHISPERBATCH_MAX_CHARS_PER_S": "17",
+    }
+    s = load_settings({"max_line_count": 1}, env=env, cwd=tmp_path)
+    assert s.cue_style == CueStyle(35, 1, max_words_per_line=5, max_cue_s=6.0, max_chars_per_s=17.0)
+    assert load_settings(env={"WHISPERBATCH_MAX_WORDS_PER_LINE": ""}, cwd=tmp_path).max_words_per_line is None
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "message"),
+    [
+        ({"max_line_width": 4}, {}, r"^max_line_width must be at least 5 \(got 4\)$"),
+        ({}, {"WHISPERBATCH_MAX_LINE_CHARS": "3"}, "max_line_width"),
+        ({"max_line_count": 0}, {}, "max_line_count"),
+        ({"max_words_per_line": 0}, {}, "max_words_per_line"),
+        ({"max_cue_s": 0.5}, {}, "max_cue_s"),
+        ({}, {"WHISPERBATCH_MAX_CHARS_PER_S": "0"}, "max_chars_per_s"),
+        ({}, {"WHISPERBATCH_MAX_CHARS_PER_S": "nan"}, "max_chars_per_s"),
+        ({}, {"WHISPERBATCH_MAX_CUE_S": "inf"}, "max_cue_s"),
+        ({}, {"WHISPERBATCH_MAX_LINES": "two"}, "WHISPERBATCH_MAX_LINES"),
+    ],
+)
+def test_bad_subtitle_settings(
+    tmp_path: Path, flags: dict[str, object], env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(flags, env=env, cwd=tmp_path)
+
+
+def test_subtitle_options_reach_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def prepare(out: object, config: object, task: object, flags: dict[str, Any]) -> None:
+        seen.append(flags)
+        raise typer.Exit(0)
+
+    monkeypatch.setattr(cli, "_prepare", prepare)
+    options = ["--max-line-width", "30", "--max-line-count", "1", "--max-words-per-line", "4"]
+    for command in (["transcribe", "a.m4a"], ["translate", "a.m4a"], ["watch", str(tmp_path)]):
+        result = CliRunner().invoke(cli.app, [*command, *options])
+        assert result.exit_code == 0, result.output
+    assert len(seen) == 3
+    for flags in seen:
+        assert (flags["max_line_width"], flags["max_line_count"], flags["max_words_per_line"]) == (30, 1, 4)

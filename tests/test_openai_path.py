@@ -146,10 +146,17 @@ def test_hallucination_on_near_silence_is_dropped(api_env: dict[str, str], tmp_p
     with FakeOpenAI(api_key=CANARY_KEY, hallucinate_on_silence=True) as server:
         work = tmp_path / "work"
         work.mkdir(exist_ok=True)
-        hum = write_silence(work / "hum.wav", 6.0, amplitude=120)  # about -50 dBFS: uploaded, but no words
-        r = run_cli(["transcribe", str(hum)], {**api_env, "OPENAI_BASE_URL": server.base_url})
+        hum = write_silence(work / "hum.wav", 6.0, amplitude=120)  # about -50 dBFS, no words
+        env = {**api_env, "OPENAI_BASE_URL": server.base_url}
+        r = run_cli(["transcribe", str(hum)], env)
         assert r.code == 0, r.output
-        assert server.count == 1
+        assert server.count == 0  # speech detection hears no voice in a hum: nothing uploaded or billed
+        # Forced through by an energy threshold, the hum is uploaded; what the server invents is dropped.
+        forced = {**env, "WHISPERBATCH_SILENCE_THRESHOLD_DBFS": "-60"}
+        r = run_cli(["transcribe", str(hum), "--force"], forced)
+        assert r.code == 0, r.output
+        # Uploaded, then the "speech" left uncovered is asked about once more alone; both inventions go.
+        assert server.count == 2
         assert hum.with_suffix(".txt").read_text().strip() == ""
         assert parse_srt(hum.with_suffix(".srt").read_text()) == []
 

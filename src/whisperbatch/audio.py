@@ -5,9 +5,9 @@ Why it is shaped this way:
   so ffmpeg decodes straight to 16 kHz mono s16le (what Whisper uses anyway) and we read it through a
   pipe in blocks. Only the window being planned (about one chunk) is ever held, so memory does not
   grow with the recording's length.
-- Energy per 10 ms frame (numpy) finds speech and silences; cuts go in silences near the target chunk
-  length, and long silent stretches are never uploaded: that saves money and removes what Whisper
-  hallucinates on.
+- Speech is found by Silero VAD (speech.py), scored as the PCM streams past; cuts go in pauses near
+  the target chunk length, at the pause's quietest point, and long stretches without speech are never
+  uploaded: that saves money and removes what Whisper hallucinates on, even under fan noise or hum.
 - Chunks are built as pydub `AudioSegment`s from the decoded PCM and exported with their real
   extension. One that still encodes over the upload cap is split again at its quietest point.
 - Nothing here needs ffprobe: `ffmpeg -i` reports duration and streams on stderr.
@@ -35,10 +35,18 @@ with warnings.catch_warnings():
 
 from .errors import AudioError, DecodeError, FFmpegMissing
 from .models import AudioInfo, Chunk, Span
+from .speech import (
+    FRAME_SAMPLES,
+    FRAMES_PER_S,
+    SAMPLE_RATE,
+    WARMUP_FRAMES,
+    frame_dbfs,
+    frame_speech_probs,
+    quietest_frame,
+    speech_spans,
+    voiced_frames,
+)
 
-SAMPLE_RATE = 16_000
-FRAME_SAMPLES = 160  # 10 ms at 16 kHz
-FRAMES_PER_S = SAMPLE_RATE // FRAME_SAMPLES
 AUDIO_SUFFIXES = frozenset(
     {".m4a", ".mp3", ".wav", ".webm", ".mp4", ".mpeg", ".mpga", ".ogg", ".oga", ".flac", ".aac", ".opus"}
 )
@@ -189,48 +197,6 @@ class PcmReader:
             raise DecodeError(self.path, f"cannot decode audio ({_ffmpeg_reason(err)})", stderr=err)
 
 
-def frame_dbfs(samples: np.ndarray) -> np.ndarray:
-    """Loudness of each whole 10 ms frame in dBFS (digital silence is -inf)."""
-    n = len(samples) // FRAME_SAMPLES
-    x = samples[: n * FRAME_SAMPLES].astype(np.float32).reshape(n, FRAME_SAMPLES)
-    rms = np.sqrt(np.mean(x * x, axis=1))
-    with np.errstate(divide="ignore"):
-        db: np.ndarray = 20 * np.log10(rms / 32768.0)
-    return db
-
-
-def speech_threshold(db: np.ndarray, fixed: float | None) -> float:
-    """A fixed threshold, or one 30 dB under the loud end of this window, kept within [-60, -35] dBFS.
-
-    Adaptive because quiet recordings exist: a fixed -40 dBFS would throw away a softly spoken file
-    as silence, which is data loss; erring towards "speech" only costs a few seconds of upload.
-    """
-    if fixed is not None:
-        return fixed
-    finite = db[np.isfinite(db)]
-    if finite.size == 0:
-        return -35.0
-    return float(np.clip(np.percentile(finite, 99) - 30.0, -60.0, -35.0))
-
-
-def speech_spans(
-    db: np.ndarray, threshold: float, min_silence_frames: int, min_speech_frames: int = 8
-) -> list[tuple[int, int]]:
-    """Runs of loud frames as [start, end) frame indices, joined across gaps shorter than a silence."""
-    voiced = db > threshold
-    if not voiced.any():
-        return []
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], voiced.astype(np.int8), [0]))))
-    runs = list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
-    merged: list[tuple[int, int]] = [runs[0]]
-    for start, end in runs[1:]:
-        if start - merged[-1][1] < min_silence_frames:
-            merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return [(s, e) for s, e in merged if e - s >= min_speech_frames]
-
-
 @dataclass(frozen=True)
 class ChunkParams:
     """How to cut: lengths in seconds, the byte cap for one upload, and the file type to export."""
@@ -239,8 +205,10 @@ class ChunkParams:
     max_s: float = 900.0
     min_silence_s: float = 0.5
     skip_silence_s: float = 5.0
-    threshold_dbfs: float | None = None
-    pad_s: float = 0.25
+    vad_threshold: float = 0.5
+    # Frames louder than this count as speech whatever VAD says (None: VAD alone decides).
+    energy_dbfs: float | None = None
+    pad_s: float = 0.4
     max_bytes: int | None = None
     suffix: str = ".mp3"
     bitrate: str = "64k"
@@ -253,8 +221,8 @@ class _Cut:
     spans: tuple[tuple[int, int], ...]
 
 
-def _plan_one(db: np.ndarray, p: ChunkParams, eof: bool) -> _Cut | int | None:
-    """Decide the next chunk in a window of frame loudness.
+def _plan_one(db: np.ndarray, probs: np.ndarray, p: ChunkParams, eof: bool) -> _Cut | int | None:
+    """Decide the next chunk in a window of frame loudness (`db`) and speech probability (`probs`).
 
     Returns a `_Cut`, or an int: frames at the window's start that hold no speech and can be
     dropped, or None when the window is too short to decide and more audio is needed.
@@ -262,7 +230,10 @@ def _plan_one(db: np.ndarray, p: ChunkParams, eof: bool) -> _Cut | int | None:
     fps = FRAMES_PER_S
     pad, max_f, target_f = int(p.pad_s * fps), int(p.max_s * fps), int(p.target_s * fps)
     lookahead = int((p.skip_silence_s + p.min_silence_s) * fps) + pad
-    spans = speech_spans(db, speech_threshold(db, p.threshold_dbfs), int(p.min_silence_s * fps))
+    voiced = voiced_frames(probs, p.vad_threshold)
+    if p.energy_dbfs is not None:
+        voiced |= db > p.energy_dbfs
+    spans = speech_spans(voiced, int(p.min_silence_s * fps))
     n = len(db)
     if not spans:
         return n if eof else max(0, n - lookahead)
@@ -280,16 +251,15 @@ def _plan_one(db: np.ndarray, p: ChunkParams, eof: bool) -> _Cut | int | None:
             if taken:
                 break
             # One stretch of speech longer than the cap: cut at its quietest 100 ms near the cap.
-            lo, hi = int(max_f * 0.75), min(max_f, n)
-            smooth = np.convolve(np.nan_to_num(db[lo:hi], neginf=-200.0), np.ones(10) / 10, mode="same")
-            end = lo + int(np.argmin(smooth))
+            end = quietest_frame(db, int(max_f * 0.75), min(max_f, n))
             taken.append((s, end))
             break
         taken.append((s, e))
     if end is None:
         last_end = taken[-1][1]
         nxt = next((s for s, _ in spans if s >= last_end), n)
-        end = min(last_end + pad, last_end + (nxt - last_end) // 2, n)
+        # A short pause is cut at its quietest point; a long one keeps `pad` of it on each side.
+        end = quietest_frame(db, last_end, nxt) if nxt - last_end <= 2 * pad else min(last_end + pad, n)
     return _Cut(start, end, tuple(taken))
 
 
@@ -335,11 +305,12 @@ class Chunker:
         cap_frames = int(p.max_s * fps) + lookahead + block // FRAME_SAMPLES + 2
         buf = np.empty(cap_frames * FRAME_SAMPLES, dtype=np.int16)
         db = np.empty(cap_frames, dtype=np.float64)
+        probs = np.empty(cap_frames, dtype=np.float32)
         n = nf = 0  # valid samples in buf, frames measured in db
         buf_start = 0  # absolute sample index of buf[0]
         eof = False
         while True:
-            decision = _plan_one(db[:nf], self.p, eof)
+            decision = _plan_one(db[:nf], probs[:nf], self.p, eof)
             if isinstance(decision, _Cut):
                 a, b = decision.start_frame * FRAME_SAMPLES, decision.end_frame * FRAME_SAMPLES
                 speech = tuple(
@@ -358,11 +329,14 @@ class Chunker:
                 n += got
                 whole = n // FRAME_SAMPLES
                 db[nf:whole] = frame_dbfs(buf[nf * FRAME_SAMPLES : whole * FRAME_SAMPLES])
+                warm = min(nf, WARMUP_FRAMES)
+                probs[nf:whole] = frame_speech_probs(buf[(nf - warm) * FRAME_SAMPLES : n], warm)[: whole - nf]
                 nf = whole
                 continue
             drop = drop_frames * FRAME_SAMPLES
             _shift(buf, drop, n)
             _shift(db, drop_frames, nf)
+            _shift(probs, drop_frames, nf)
             n, nf, buf_start = n - drop, nf - drop_frames, buf_start + drop
 
     def _emit(self, pcm: np.ndarray, start_sample: int, speech: tuple[Span, ...]) -> Iterator[Chunk]:
@@ -393,12 +367,35 @@ class Chunker:
         yield chunk
 
 
+def cut_chunk(chunk: Chunk, span: Span, *, ffmpeg: str, bitrate: str = "64k") -> Chunk:
+    """A stretch of an encoded chunk as a chunk of its own, to ask about that stretch alone.
+
+    The new chunk's `offset_s` is relative to `chunk` (the caller shifts its segments by it), and its
+    speech is the whole stretch.
+    """
+    start = max(0.0, span.start_s)
+    duration = min(chunk.duration_s, span.end_s) - start
+    path = chunk.path.with_name(f"{chunk.path.stem}-at{round(start * 1000)}{chunk.path.suffix}")
+    codec = ["-c:a", "pcm_s16le"] if chunk.path.suffix == ".wav" else ["-b:a", bitrate]
+    cmd = [ffmpeg, "-nostdin", "-v", "error", "-y", "-ss", f"{start:.3f}", "-t", f"{duration:.3f}"]
+    cmd += ["-i", str(chunk.path), "-ac", "1", "-ar", str(SAMPLE_RATE), *codec, str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
+    if proc.returncode != 0:
+        raise AudioError(chunk.path, f"cannot cut {start:.1f}-{start + duration:.1f} s", stderr=proc.stderr)
+    return Chunk(
+        index=chunk.index,
+        offset_s=start,
+        duration_s=duration,
+        path=path,
+        size_bytes=path.stat().st_size,
+        speech=(Span(0.0, duration),),
+    )
+
+
 def _quietest_split(pcm: np.ndarray) -> int:
     """Sample index of the quietest 100 ms in the middle half, so a re-split lands in a pause if any."""
     db = frame_dbfs(pcm)
-    lo, hi = len(db) // 4, max(len(db) // 4 + 1, 3 * len(db) // 4)
-    smooth = np.convolve(np.nan_to_num(db[lo:hi], neginf=-200.0), np.ones(10) / 10, mode="same")
-    return (lo + int(np.argmin(smooth))) * FRAME_SAMPLES
+    return quietest_frame(db, len(db) // 4, 3 * len(db) // 4) * FRAME_SAMPLES
 
 
 def _shift(arr: np.ndarray, by: int, used: int) -> None:

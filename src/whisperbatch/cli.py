@@ -150,6 +150,11 @@ OutDirOpt = Annotated[Path | None, typer.Option("--out-dir", "-o", help="Write o
 ConcurrencyOpt = Annotated[int | None, typer.Option("--concurrency", "-j", help="Requests in flight.")]
 BudgetOpt = Annotated[float | None, typer.Option("--budget", help="Stop before spending more USD.")]
 BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL.")]
+LineWidthOpt = Annotated[int | None, typer.Option("--max-line-width", help="Subtitle line length (42).")]
+LineCountOpt = Annotated[int | None, typer.Option("--max-line-count", help="Lines per subtitle cue (2).")]
+WordsPerLineOpt = Annotated[
+    int | None, typer.Option("--max-words-per-line", help="Words per subtitle line (no limit).")
+]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="config.toml to use.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Redo files whose outputs already exist.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]
@@ -177,6 +182,9 @@ def _run_flags(
     concurrency: int | None,
     budget: float | None,
     base_url: str | None,
+    max_line_width: int | None,
+    max_line_count: int | None,
+    max_words_per_line: int | None,
 ) -> dict[str, Any]:
     """The options every processing command shares, as Settings fields."""
     return {
@@ -189,6 +197,9 @@ def _run_flags(
         "concurrency": concurrency,
         "budget_usd": budget,
         "base_url": base_url,
+        "max_line_width": max_line_width,
+        "max_line_count": max_line_count,
+        "max_words_per_line": max_words_per_line,
     }
 
 
@@ -308,12 +319,28 @@ def _one_off(task: Task) -> Callable[..., None]:
         concurrency: ConcurrencyOpt = None,
         budget: BudgetOpt = None,
         base_url: BaseUrlOpt = None,
+        max_line_width: LineWidthOpt = None,
+        max_line_count: LineCountOpt = None,
+        max_words_per_line: WordsPerLineOpt = None,
         config: ConfigOpt = None,
         force: ForceOpt = False,
         quiet: QuietOpt = False,
         verbose: VerboseOpt = False,
     ) -> None:
-        flags = _run_flags(engine, model, language, prompt, format, out_dir, concurrency, budget, base_url)
+        flags = _run_flags(
+            engine,
+            model,
+            language,
+            prompt,
+            format,
+            out_dir,
+            concurrency,
+            budget,
+            base_url,
+            max_line_width,
+            max_line_count,
+            max_words_per_line,
+        )
         _process(task, paths, config=config, force=force, quiet=quiet, verbose=verbose, flags=flags)
 
     return command
@@ -455,6 +482,9 @@ def watch(
     concurrency: ConcurrencyOpt = None,
     budget: BudgetOpt = None,
     base_url: BaseUrlOpt = None,
+    max_line_width: LineWidthOpt = None,
+    max_line_count: LineCountOpt = None,
+    max_words_per_line: WordsPerLineOpt = None,
     config: ConfigOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
@@ -465,7 +495,20 @@ def watch(
         raise _fail(out, ConfigError(f"--task must be transcribe or translate (got {task!r})"))
     if not folder.is_dir():
         raise _fail(out, ConfigError(f"{folder}: not a folder"))
-    flags = _run_flags(engine, model, language, prompt, format, out_dir, concurrency, budget, base_url)
+    flags = _run_flags(
+        engine,
+        model,
+        language,
+        prompt,
+        format,
+        out_dir,
+        concurrency,
+        budget,
+        base_url,
+        max_line_width,
+        max_line_count,
+        max_words_per_line,
+    )
     settings, ffmpeg, chosen, store = _prepare(out, config, Task(task), flags)
     service = Service(
         settings,

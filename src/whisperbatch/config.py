@@ -2,13 +2,15 @@
 
 flags > `WHISPERBATCH_*` / `OPENAI_*` environment (and a `.env` file) > config.toml > defaults.
 Every setting is a field of `Settings`; its environment name is `WHISPERBATCH_<FIELD>` and its
-config-file key is the field name in any section, so adding a setting is adding a field.
+config-file key is the field name in any section, so adding a setting is adding a field. A renamed
+setting keeps its old names working through `_ENV_ALIASES` and `_KEY_ALIASES`.
 The API key is kept out of `repr()` so it cannot leak into a log or a traceback by accident.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -21,6 +23,7 @@ from typing import Any
 import platformdirs
 from dotenv import dotenv_values
 
+from .cues import CueStyle
 from .errors import ConfigError
 from .writers import parse_formats
 
@@ -52,7 +55,7 @@ class Settings:
     out_dir: Path | None = None
     concurrency: int = 4
     budget_usd: float | None = None
-    condition_on_previous: bool = True
+    condition_on_previous: bool = False
     # openai
     api_key: str | None = field(default=None, repr=False)
     base_url: str | None = None
@@ -75,9 +78,12 @@ class Settings:
     silence_threshold_dbfs: float | None = None
     vad_threshold: float = 0.5
     word_timestamps: bool = True
-    # subtitles
-    max_line_chars: int = 42
-    max_lines: int = 2
+    # subtitles (names as in the whisper CLI)
+    max_line_width: int = 42
+    max_line_count: int = 2
+    max_words_per_line: int | None = None
+    max_cue_s: float = 7.0
+    max_chars_per_s: float = 20.0
     # service
     settle_s: float = 2.0
     rescan_s: float = 60.0
@@ -98,6 +104,16 @@ class Settings:
     def ledger_path(self) -> Path:
         return self.home / "whisperbatch.sqlite3"
 
+    @property
+    def cue_style(self) -> CueStyle:
+        return CueStyle(
+            max_line_width=self.max_line_width,
+            max_line_count=self.max_line_count,
+            max_words_per_line=self.max_words_per_line,
+            max_cue_s=self.max_cue_s,
+            max_chars_per_s=self.max_chars_per_s,
+        )
+
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "models"}
 _HINTS = typing.get_type_hints(Settings)
@@ -106,7 +122,11 @@ _ENV_ALIASES = {
     "api_key": ("WHISPERBATCH_API_KEY", "OPENAI_API_KEY"),
     "base_url": ("WHISPERBATCH_BASE_URL", "OPENAI_BASE_URL"),
     "budget_usd": ("WHISPERBATCH_BUDGET_USD", "WHISPERBATCH_BUDGET"),
+    "max_line_width": ("WHISPERBATCH_MAX_LINE_WIDTH", "WHISPERBATCH_MAX_LINE_CHARS"),
+    "max_line_count": ("WHISPERBATCH_MAX_LINE_COUNT", "WHISPERBATCH_MAX_LINES"),
 }
+# Config-file keys of renamed settings -> their current name (which wins when a file has both).
+_KEY_ALIASES = {"max_line_chars": "max_line_width", "max_lines": "max_line_count"}
 
 
 def _convert(name: str, raw: Any, source: str) -> Any:
@@ -170,6 +190,9 @@ def _read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, ModelOverri
             values.update(value)
         else:
             values[key] = value
+    for old, new in _KEY_ALIASES.items():
+        if old in values:
+            values.setdefault(new, values.pop(old))
     unknown = sorted(set(values) - set(_FIELDS))
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s): {', '.join(unknown)}")
@@ -234,5 +257,13 @@ def _validate(s: Settings) -> None:
     if s.chunk_target_s < 10 or s.utterance_max_s < 2:
         raise ConfigError("chunk_target_s must be at least 10 and utterance_max_s at least 2")
     parse_formats(s.format)
-    if s.max_line_chars < 5 or s.max_lines < 1:
-        raise ConfigError("max_line_chars must be at least 5 and max_lines at least 1")
+    if s.max_line_width < 5:
+        raise ConfigError(f"max_line_width must be at least 5 (got {s.max_line_width})")
+    if s.max_line_count < 1:
+        raise ConfigError(f"max_line_count must be at least 1 (got {s.max_line_count})")
+    if s.max_words_per_line is not None and s.max_words_per_line < 1:
+        raise ConfigError(f"max_words_per_line must be at least 1 (got {s.max_words_per_line})")
+    if not 1 <= s.max_cue_s < math.inf:
+        raise ConfigError(f"max_cue_s must be at least 1 second (got {s.max_cue_s})")
+    if not 0 < s.max_chars_per_s < math.inf:
+        raise ConfigError(f"max_chars_per_s must be a positive number (got {s.max_chars_per_s})")

@@ -11,6 +11,7 @@ prompt (the default: it keeps names and spelling consistent across cuts); with
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import tempfile
 import threading
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from . import audio, cost, stitch, writers
+from . import audio, cost, speech, stitch, writers
 from .config import Settings
 from .engines.base import Engine
 from .engines.local import api_equivalent_usd_per_min
@@ -34,7 +35,7 @@ from .errors import (
     RetryableEngineError,
     WhisperbatchError,
 )
-from .models import Chunk, EngineResult, FileResult, RunSummary, Segment, Task, Transcript
+from .models import Chunk, EngineResult, FileResult, RunSummary, Segment, Span, Task, Transcript
 from .store import Store
 
 COSTS_CSV = "costs.csv"
@@ -66,6 +67,76 @@ class Notice:
 
 
 Event = FileStarted | ChunkDone | FileFinished | Notice
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    """One chunk's checked result, its segments on the recording's timeline, and what it cost."""
+
+    result: EngineResult
+    placed: tuple[Segment, ...]
+    uploaded: bool  # False when the result came from the chunk cache
+    billed_s: float  # audio seconds sent for it, asking again included
+    gaps: tuple[Span, ...]  # speech that stayed without text, on the recording's timeline
+
+
+@dataclass(frozen=True)
+class ChunksDone:
+    """Every chunk of one recording, transcribed and checked."""
+
+    placed: tuple[tuple[Segment, ...], ...]
+    chunks: tuple[Chunk, ...]
+    uploaded: int
+    billed_s: float
+    language: str | None
+    gaps: tuple[Span, ...]
+
+
+GAP_PAD_S = 0.5  # a stretch asked about alone keeps this much audio either side of the lost speech
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(seconds, 60)
+    h, m = divmod(int(m), 60)
+    return f"{h}:{m:02d}:{s:04.1f}"
+
+
+def gaps_message(path: Path, gaps: tuple[Span, ...]) -> str:
+    """One line naming the times of speech that no text covers, for the log and the terminal."""
+    shown = ", ".join(f"{_clock(g.start_s)}-{_clock(g.end_s)}" for g in gaps[:5])
+    more = f" and {len(gaps) - 5} more" if len(gaps) > 5 else ""
+    return f"{path}: warning: speech without text after asking again, {len(gaps)}x: {shown}{more}"
+
+
+def _total_s(spans: Iterable[Span]) -> float:
+    return sum(s.duration_s for s in spans)
+
+
+def _merge_close(spans: list[Span], within_s: float) -> list[Span]:
+    merged: list[Span] = []
+    for span in spans:
+        if merged and span.start_s - merged[-1].end_s <= within_s:
+            merged[-1] = Span(merged[-1].start_s, span.end_s)
+        else:
+            merged.append(span)
+    return merged
+
+
+def _fill(result: EngineResult, answer: EngineResult, offset_s: float, gap: Span) -> EngineResult:
+    """`result` with the segments of `answer` (about one stretch starting at `offset_s`) that fall in
+    `gap`, in time order: text found for lost speech, and nothing said twice."""
+    lo, hi = gap.start_s - GAP_PAD_S, gap.end_s + GAP_PAD_S
+    found = [
+        seg.shifted(offset_s)
+        for seg in answer.segments
+        if lo <= offset_s + (seg.start_s + seg.end_s) / 2 <= hi and seg.text.strip()
+    ]
+    if not found:
+        return result
+    segments = tuple(sorted((*result.segments, *found), key=lambda seg: seg.start_s))
+    return dataclasses.replace(
+        result, segments=segments, text=" ".join(seg.text.strip() for seg in segments if seg.text.strip())
+    )
 
 
 class ChunkCache(Protocol):
@@ -100,7 +171,7 @@ class Pipeline:
         self.stop = threading.Event()
         self._requests = threading.BoundedSemaphore(settings.concurrency)
         self._chunk_pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="wb-chunk")
-        self.style = writers.SubtitleStyle(settings.max_line_chars, settings.max_lines)
+        self.style = settings.cue_style
         self._formats = writers.parse_formats(settings.format)
         self._budget_lock = threading.Lock()
         self._committed_usd = 0.0
@@ -177,27 +248,27 @@ class Pipeline:
         try:
             self.on_event(FileStarted(path, info.duration_s))
             with tempfile.TemporaryDirectory(prefix="whisperbatch-") as tmp:
-                placed, chunks, uploaded, language = self._transcribe_chunks(
-                    path, info.duration_s, task, Path(tmp), cache, cache_key
-                )
+                done = self._transcribe_chunks(path, info.duration_s, task, Path(tmp), cache, cache_key)
             transcript = Transcript(
-                segments=stitch.stitch(placed),
-                language="en" if task is Task.TRANSLATE else (language or self.settings.language),
+                segments=stitch.stitch(done.placed),
+                language="en" if task is Task.TRANSLATE else (done.language or self.settings.language),
                 duration_s=info.duration_s,
                 engine=self.engine.name,
                 model=self.engine.model,
                 task=task,
+                gaps=done.gaps,
             )
-            billed_s = sum(c.duration_s for c in chunks)
             line = cost.cost_line(
                 str(path),
                 audio_s=info.duration_s,
-                billed_s=billed_s,
+                billed_s=done.billed_s,
                 engine=self.engine.name,
                 info=self.engine.info,
                 task=task,
                 api_usd_per_min=api_equivalent_usd_per_min(),
             )
+            if done.gaps:
+                self.on_event(Notice(gaps_message(path, done.gaps)))
             if self.stop.is_set():
                 raise Stopped(f"{path}: stopped before writing outputs")
             outputs = writers.write_outputs(transcript, self.output_paths(path, task), self.style, line)
@@ -213,8 +284,8 @@ class Pipeline:
             outputs=outputs,
             cost=line,
             transcript=transcript,
-            chunks_total=len(chunks),
-            chunks_uploaded=uploaded,
+            chunks_total=len(done.chunks),
+            chunks_uploaded=done.uploaded,
         )
 
     def _chunk_params(self) -> audio.ChunkParams:
@@ -225,17 +296,18 @@ class Pipeline:
             max_s=min(target * 1.5, info.max_duration_s),
             min_silence_s=s.min_silence_s,
             skip_silence_s=s.skip_silence_s,
-            threshold_dbfs=s.silence_threshold_dbfs,
+            vad_threshold=s.vad_threshold,
+            energy_dbfs=s.silence_threshold_dbfs,
             max_bytes=self.engine.max_upload_bytes,
             suffix=self.engine.chunk_suffix,
         )
 
     def _transcribe_chunks(
         self, path: Path, duration_s: float, task: Task, workdir: Path, cache: ChunkCache | None, key: str
-    ) -> tuple[list[list[Segment]], list[Chunk], int, str | None]:
+    ) -> ChunksDone:
         chunker = audio.Chunker(path, ffmpeg=self.ffmpeg, workdir=workdir, params=self._chunk_params())
         chunks: list[Chunk] = []
-        pending: list[Future[tuple[EngineResult, bool]] | tuple[EngineResult, bool]] = []
+        pending: list[Future[ChunkOutcome] | ChunkOutcome] = []
         sequential = self.settings.condition_on_previous
         previous_text = ""
         # Bounds chunk files waiting on disk when chunks are sent in parallel.
@@ -246,32 +318,39 @@ class Pipeline:
                 prompt = stitch.prompt_for(
                     self.settings.prompt, previous_text, self.engine.info.prompt_max_tokens
                 )
-                result, uploaded = self._chunk_result(path, chunk, task, prompt, cache, key)
-                previous_text = " ".join(s.text for s in stitch.place(chunk, result)) or previous_text
-                pending.append((result, uploaded))
+                outcome = self._chunk_outcome(path, chunk, task, prompt, cache, key)
+                previous_text = " ".join(s.text for s in outcome.placed) or previous_text
+                pending.append(outcome)
                 self.on_event(
-                    ChunkDone(path, chunk.index, chunk.offset_s + chunk.duration_s, duration_s, uploaded)
+                    ChunkDone(
+                        path, chunk.index, chunk.offset_s + chunk.duration_s, duration_s, outcome.uploaded
+                    )
                 )
             else:
                 window.acquire()
                 fut = self._chunk_pool.submit(
-                    self._chunk_result, path, chunk, task, self.settings.prompt, cache, key
+                    self._chunk_outcome, path, chunk, task, self.settings.prompt, cache, key
                 )
                 fut.add_done_callback(self._chunk_callback(window, path, chunk, duration_s))
                 pending.append(fut)
-        results = [p.result() if isinstance(p, Future) else p for p in pending]
-        language = next((r.language for r, _ in results if r.language), None)
-        placed = [stitch.place(c, r) for c, (r, _) in zip(chunks, results, strict=True)]
-        return placed, chunks, sum(1 for _, up in results if up), language
+        outcomes = [p.result() if isinstance(p, Future) else p for p in pending]
+        return ChunksDone(
+            placed=tuple(tuple(o.placed) for o in outcomes),
+            chunks=tuple(chunks),
+            uploaded=sum(1 for o in outcomes if o.uploaded),
+            billed_s=sum(o.billed_s for o in outcomes),
+            language=next((o.result.language for o in outcomes if o.result.language), None),
+            gaps=tuple(g for o in outcomes for g in o.gaps),
+        )
 
     def _chunk_callback(
         self, window: threading.BoundedSemaphore, path: Path, chunk: Chunk, duration_s: float
-    ) -> Callable[[Future[tuple[EngineResult, bool]]], None]:
-        def done(fut: Future[tuple[EngineResult, bool]]) -> None:
+    ) -> Callable[[Future[ChunkOutcome]], None]:
+        def done(fut: Future[ChunkOutcome]) -> None:
             window.release()
             if not fut.cancelled() and fut.exception() is None:
                 end_s = chunk.offset_s + chunk.duration_s
-                self.on_event(ChunkDone(path, chunk.index, end_s, duration_s, fut.result()[1]))
+                self.on_event(ChunkDone(path, chunk.index, end_s, duration_s, fut.result().uploaded))
 
         return done
 
@@ -281,23 +360,89 @@ class Pipeline:
                 raise Stopped("the run was stopped")
             yield chunk
 
-    def _chunk_result(
+    def _chunk_outcome(
         self, path: Path, chunk: Chunk, task: Task, prompt: str | None, cache: ChunkCache | None, key: str
-    ) -> tuple[EngineResult, bool]:
+    ) -> ChunkOutcome:
+        """One chunk's checked result: from the cache, or asked (and asked again where speech was lost)."""
         if cache is not None:
             hit = cache.get(key, chunk)
             if hit is not None:
                 chunk.path.unlink(missing_ok=True)
-                return hit, False
+                return self._outcome(chunk, hit, uploaded=False, billed_s=chunk.duration_s)
         try:
-            result = self._call_with_retries(path, chunk, task, prompt)
+            result, billed_s = self._checked_result(path, chunk, task, prompt)
         finally:
             chunk.path.unlink(missing_ok=True)  # keep at most the in-flight chunks on disk
         if cache is not None:
             cache.put(key, chunk, result)
-        return result, True
+        return self._outcome(chunk, result, uploaded=True, billed_s=billed_s)
 
-    def _call_with_retries(self, path: Path, chunk: Chunk, task: Task, prompt: str | None) -> EngineResult:
+    def _outcome(
+        self, chunk: Chunk, result: EngineResult, *, uploaded: bool, billed_s: float
+    ) -> ChunkOutcome:
+        gaps = self._uncovered(chunk, result)
+        return ChunkOutcome(
+            result=result,
+            placed=tuple(stitch.place(chunk, result)),
+            uploaded=uploaded,
+            billed_s=billed_s,
+            gaps=tuple(Span(g.start_s + chunk.offset_s, g.end_s + chunk.offset_s) for g in gaps),
+        )
+
+    def _uncovered(self, chunk: Chunk, result: EngineResult) -> list[Span]:
+        """Detected speech in the chunk that the answer's (kept) text does not cover."""
+        kept = stitch.filter_segments(result.segments)
+        if not self.engine.info.timestamps:  # text laid over our own utterances: only emptiness tells
+            return list(chunk.speech) if not kept else []
+        return speech.uncovered(chunk.speech, kept)
+
+    def _checked_result(
+        self, path: Path, chunk: Chunk, task: Task, prompt: str | None
+    ) -> tuple[EngineResult, float]:
+        """Ask for a chunk, then make sure its text covers its speech; returns the result and the
+        seconds of audio uploaded for it.
+
+        A model given earlier text as context can continue that text instead of hearing new words.
+        So an answer that leaves speech uncovered, runs a segment far past the speech under it, or
+        repeats the context is asked again without any (the user's own prompt is always sent). Speech
+        still uncovered is then asked about alone, stretch by stretch; what stays uncovered becomes
+        the transcript's `gaps`.
+        """
+        carried = self.settings.condition_on_previous
+        result = self._call_with_retries(path, chunk, task, prompt, condition=carried)
+        billed_s = chunk.duration_s
+        if carried and self._suspect(chunk, result, prompt):
+            self.on_event(
+                Notice(f"{path} (chunk {chunk.index + 1}): text may be missing; asked again without context")
+            )
+            again = self._call_with_retries(path, chunk, task, self.settings.prompt, condition=False)
+            billed_s += chunk.duration_s
+            if _total_s(self._uncovered(chunk, again)) <= _total_s(self._uncovered(chunk, result)):
+                result = again
+        gaps = self._uncovered(chunk, result) if self.engine.info.timestamps else []
+        for gap in _merge_close(gaps, GAP_PAD_S * 2):
+            stretch = Span(max(0.0, gap.start_s - GAP_PAD_S), min(chunk.duration_s, gap.end_s + GAP_PAD_S))
+            piece = audio.cut_chunk(chunk, stretch, ffmpeg=self.ffmpeg)
+            try:
+                answer = self._call_with_retries(path, piece, task, self.settings.prompt, condition=False)
+            finally:
+                piece.path.unlink(missing_ok=True)
+            billed_s += piece.duration_s
+            result = _fill(result, answer, piece.offset_s, gap)
+        return result, billed_s
+
+    def _suspect(self, chunk: Chunk, result: EngineResult, prompt: str | None) -> bool:
+        kept = stitch.filter_segments(result.segments)
+        if self._uncovered(chunk, result):
+            return True
+        if self.engine.info.timestamps and speech.overlong(chunk.speech, kept):
+            return True
+        carried = prompt[len(self.settings.prompt or "") :] if prompt else ""
+        return stitch.repeats_context(kept, carried)
+
+    def _call_with_retries(
+        self, path: Path, chunk: Chunk, task: Task, prompt: str | None, *, condition: bool = False
+    ) -> EngineResult:
         """Our retry policy: honour Retry-After, else exponential backoff with jitter; bounded attempts."""
         s = self.settings
         for attempt in range(1, s.max_attempts + 1):
@@ -305,7 +450,13 @@ class Pipeline:
                 raise Stopped("the run was stopped")
             try:
                 with self._requests:
-                    return self.engine.transcribe(chunk, task=task, language=s.language, prompt=prompt)
+                    return self.engine.transcribe(
+                        chunk,
+                        task=task,
+                        language=s.language,
+                        prompt=prompt,
+                        condition_on_previous_text=condition,
+                    )
             except RetryableEngineError as e:
                 if attempt == s.max_attempts:
                     raise RetriesExhausted(

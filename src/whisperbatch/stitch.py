@@ -8,6 +8,7 @@ seed the next.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Iterable, Sequence
 
@@ -113,3 +114,23 @@ def prompt_for(user_prompt: str | None, previous_text: str, max_tokens: int) -> 
         budget -= cost
     parts = [p for p in (user_prompt, " ".join(reversed(tail))) if p]
     return " ".join(parts) or None
+
+
+def _norm_words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+REPEAT_MIN_WORDS = 4
+
+
+def repeats_context(segments: Iterable[Segment], context: str) -> bool:
+    """A segment of a few words or more that is word for word in the carried context: the model
+    continued its prompt instead of listening."""
+    said = " ".join(_norm_words(context))
+    if not said:
+        return False
+    for seg in segments:
+        words = _norm_words(seg.text)
+        if len(words) >= REPEAT_MIN_WORDS and f" {' '.join(words)} " in f" {said} ":
+            return True
+    return False

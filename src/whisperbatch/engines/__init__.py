@@ -37,6 +37,7 @@ def select_engine(settings: Settings, task: Task) -> Engine:
             base_url=settings.base_url,
             timeout_s=settings.timeout_s,
             max_upload_bytes=settings.max_upload_bytes,
+            word_timestamps=settings.word_timestamps,
         )
     from .local import LocalEngine
 
@@ -50,6 +51,7 @@ def select_engine(settings: Settings, task: Task) -> Engine:
         compute_type=settings.local_compute_type,
         threads=settings.local_threads,
         beam_size=settings.beam_size,
+        word_timestamps=settings.word_timestamps,
     )
     if task is Task.TRANSLATE and not engine.info.translate:
         raise ConfigError(f"model {name} is English-only and cannot translate; use the bundled 'base'")

@@ -72,9 +72,19 @@ class Engine(Protocol):
     max_upload_bytes: int | None
 
     def transcribe(
-        self, chunk: Chunk, *, task: Task, language: str | None, prompt: str | None
+        self,
+        chunk: Chunk,
+        *,
+        task: Task,
+        language: str | None,
+        prompt: str | None,
+        condition_on_previous_text: bool = False,
     ) -> EngineResult:
-        """Text and segments for one chunk, times relative to the chunk. Raises EngineError subclasses."""
+        """Text and segments for one chunk, times relative to the chunk. Raises EngineError subclasses.
+
+        `condition_on_previous_text` lets an engine that decodes a chunk window by window feed each
+        window its own earlier text (faster-whisper's option of that name); a server decides that itself.
+        """
         ...
 
     def close(self) -> None: ...

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, EngineError
-from ..models import Chunk, EngineResult, Segment, Task
+from ..models import Chunk, EngineResult, Segment, Task, Word
 from .base import WHISPER_1_USD_PER_MIN, ModelInfo
 
 BUNDLED = {
@@ -103,6 +103,7 @@ class LocalEngine:
         compute_type: str = "int8",
         threads: int = 0,
         beam_size: int = 5,
+        word_timestamps: bool = True,
     ) -> None:
         self.model = model
         self.info = local_model_info(model)
@@ -111,6 +112,7 @@ class LocalEngine:
         self._compute_type = compute_type
         self._threads = threads or (os.cpu_count() or 1)
         self._beam_size = beam_size
+        self._word_timestamps = word_timestamps
         self._whisper: Any = None
         # One model, one decode at a time: CTranslate2 already uses every thread we give it.
         self._lock = threading.Lock()
@@ -142,7 +144,13 @@ class LocalEngine:
         return self._whisper
 
     def transcribe(
-        self, chunk: Chunk, *, task: Task, language: str | None, prompt: str | None
+        self,
+        chunk: Chunk,
+        *,
+        task: Task,
+        language: str | None,
+        prompt: str | None,
+        condition_on_previous_text: bool = False,
     ) -> EngineResult:
         with self._lock:
             whisper = self._load()
@@ -153,6 +161,8 @@ class LocalEngine:
                     language=language,
                     initial_prompt=prompt or None,
                     beam_size=self._beam_size,
+                    condition_on_previous_text=condition_on_previous_text,
+                    word_timestamps=self._word_timestamps,
                 )
                 out = tuple(
                     Segment(
@@ -162,6 +172,10 @@ class LocalEngine:
                         avg_logprob=float(s.avg_logprob),
                         compression_ratio=float(s.compression_ratio),
                         no_speech_prob=float(s.no_speech_prob),
+                        words=tuple(
+                            Word(float(w.start), float(w.end), str(w.word), float(w.probability))
+                            for w in s.words or ()
+                        ),
                     )
                     for s in segments  # a lazy generator: decoding happens here
                 )

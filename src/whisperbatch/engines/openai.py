@@ -8,6 +8,7 @@ Server messages are not passed through for 401s, since some servers echo (part o
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import re
 import time
@@ -23,7 +24,7 @@ from ..errors import (
     RequestTooLarge,
     RetryableEngineError,
 )
-from ..models import Chunk, EngineResult, Segment, Span, Task
+from ..models import Chunk, EngineResult, Segment, Span, Task, Word
 from .base import ModelInfo
 
 
@@ -39,9 +40,11 @@ class OpenAIEngine:
         base_url: str | None,
         timeout_s: float,
         max_upload_bytes: int,
+        word_timestamps: bool = True,
         client: openai.OpenAI | None = None,
     ) -> None:
         self.info = info
+        self._word_timestamps = word_timestamps
         self.model = info.name
         self.max_upload_bytes: int | None = max_upload_bytes
         # A compatible server on a private network often needs no key; the SDK insists on one.
@@ -54,7 +57,13 @@ class OpenAIEngine:
         self.host = urlsplit(str(self._client.base_url)).netloc
 
     def transcribe(
-        self, chunk: Chunk, *, task: Task, language: str | None, prompt: str | None
+        self,
+        chunk: Chunk,
+        *,
+        task: Task,
+        language: str | None,
+        prompt: str | None,
+        condition_on_previous_text: bool = False,  # the server decides this for itself
     ) -> EngineResult:
         fmt = "verbose_json" if self.info.timestamps else "json"
         kwargs: dict[str, Any] = {"model": self.model, "response_format": fmt}
@@ -65,7 +74,7 @@ class OpenAIEngine:
                 [language] if self.info.languages_param else language
             )
         if task is Task.TRANSCRIBE and fmt == "verbose_json":
-            kwargs["timestamp_granularities"] = ["segment"]
+            kwargs["timestamp_granularities"] = ["word", "segment"] if self._word_timestamps else ["segment"]
         try:
             with chunk.path.open("rb") as fh:
                 kwargs["file"] = (chunk.path.name, fh)
@@ -93,7 +102,10 @@ class OpenAIEngine:
                 )
                 for s in raw
             )
-            return EngineResult(text=text, segments=segments, language=language)
+            words = tuple(
+                Word(float(w.start), float(w.end), str(w.word)) for w in getattr(resp, "words", None) or ()
+            )
+            return EngineResult(text=text, segments=attach_words(segments, words), language=language)
         # No timestamps from this model: the chunk is a short group of utterances from our own
         # speech detection, so its sentences are laid over those utterances.
         spans = chunk.speech or (Span(0.0, chunk.duration_s),)
@@ -131,6 +143,22 @@ class OpenAIEngine:
 
     def close(self) -> None:
         self._client.close()
+
+
+def attach_words(segments: tuple[Segment, ...], words: tuple[Word, ...]) -> tuple[Segment, ...]:
+    """The API lists words apart from segments: give each word to the segment its middle falls in
+    (or the nearest one), so cues and coverage checks see both together."""
+    if not words or not segments:
+        return segments
+    owned: list[list[Word]] = [[] for _ in segments]
+    for word in words:
+        mid = (word.start_s + word.end_s) / 2
+        best = min(
+            range(len(segments)),
+            key=lambda i: max(segments[i].start_s - mid, mid - segments[i].end_s, 0.0),
+        )
+        owned[best].append(word)
+    return tuple(dataclasses.replace(s, words=tuple(w)) for s, w in zip(segments, owned, strict=True))
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")

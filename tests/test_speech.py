@@ -1,0 +1,125 @@
+"""Speech detection on real audio (Silero VAD under noise, quiet speakers) and the coverage checks."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FOX_ONSET_S, SAMPLES, read_pcm
+from whisperbatch.audio import Chunker, ChunkParams
+from whisperbatch.models import Segment, Span, Word
+from whisperbatch.speech import (
+    SAMPLE_RATE,
+    frame_speech_probs,
+    overlong,
+    speech_spans,
+    uncovered,
+    voiced_frames,
+)
+
+
+def _fox(ffmpeg: str) -> np.ndarray:
+    return read_pcm(SAMPLES / "fox.wav", ffmpeg).astype(np.float64)
+
+
+def _noise_bed(seconds: float, dbfs: float, seed: int = 0) -> np.ndarray:
+    """Pink noise plus 50 Hz hum with two harmonics, together at about `dbfs` RMS."""
+    n = int(seconds * SAMPLE_RATE)
+    rng = np.random.default_rng(seed)
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    spectrum[1:] /= np.sqrt(np.arange(1, len(spectrum)))
+    pink = np.fft.irfft(spectrum, n)
+    t = np.arange(n) / SAMPLE_RATE
+    hum = sum(np.sin(2 * np.pi * 50 * k * t) / k for k in (1, 2, 3))
+    level = 32768 * 10 ** (dbfs / 20)
+    return pink / np.sqrt(np.mean(pink**2)) * level * 0.7 + hum / np.sqrt(np.mean(hum**2)) * level * 0.7
+
+
+def _write(path: Path, x: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes(np.clip(x, -32768, 32767).astype(np.int16).tobytes())
+    return path
+
+
+def test_speech_under_noise_and_a_quiet_speaker_are_found_and_noise_alone_is_skipped(
+    ffmpeg: str, tmp_path: Path
+) -> None:
+    fox = _fox(ffmpeg)
+    quiet = fox * 10 ** (-20 / 20)  # the same voice 20 dB softer, barely above the noise bed
+    bed = _noise_bed(60.0, -48.0)
+    starts_s = [2.0, 40.0]  # 20+ s of noise alone between the two voices
+    mix = bed.copy()
+    for at, voice in zip(starts_s, (fox, quiet), strict=True):
+        i = int(at * SAMPLE_RATE)
+        mix[i : i + len(voice)] += voice
+    rec = _write(tmp_path / "noisy.wav", mix)
+    work = tmp_path / "chunks"
+    work.mkdir()
+    chunks = list(Chunker(rec, ffmpeg=ffmpeg, workdir=work, params=ChunkParams(suffix=".wav")).chunks())
+    heard = [(c.offset_s + s.start_s, c.offset_s + s.end_s) for c in chunks for s in c.speech]
+    for at in starts_s:
+        onset = at + FOX_ONSET_S
+        assert any(abs(a - onset) < 0.3 for a, _ in heard), (onset, heard)
+    # Only the two voices are uploaded: the noise bed between and after them is skipped.
+    assert sum(c.duration_s for c in chunks) < 2 * len(fox) / SAMPLE_RATE
+    assert not any(a < 30.0 < b for a, b in heard)
+
+
+def test_vad_ignores_loud_noise_that_an_energy_threshold_takes_for_speech(ffmpeg: str) -> None:
+    bed = _noise_bed(10.0, -30.0).astype(np.int16)
+    voiced = voiced_frames(frame_speech_probs(bed), 0.5)
+    assert voiced.mean() < 0.05
+
+
+def test_hysteresis_starts_high_and_ends_low() -> None:
+    probs = np.array([0.1, 0.4, 0.6, 0.4, 0.4, 0.2, 0.45, 0.1], dtype=np.float32)
+    expected = [False, False, True, True, True, False, False, False]  # 0.45 alone never starts speech
+    assert voiced_frames(probs, 0.5).tolist() == expected
+
+
+def test_speech_spans_join_short_gaps() -> None:
+    voiced = np.zeros(300, dtype=bool)
+    voiced[10:50] = True
+    voiced[70:100] = True  # gap of 0.2 s: same utterance
+    voiced[200:260] = True  # gap of 1 s: a new one
+    assert speech_spans(voiced, min_silence_frames=50) == [(10, 100), (200, 260)]
+    assert speech_spans(np.zeros(10, dtype=bool), 50) == []
+
+
+def _words(*spans: tuple[float, float]) -> tuple[Word, ...]:
+    return tuple(Word(a, b, " w") for a, b in spans)
+
+
+@pytest.mark.parametrize(
+    ("segments", "expected"),
+    [
+        # words all along the speech: nothing uncovered
+        ([Segment(0, 10, "x", words=_words(*[(t, t + 0.4) for t in np.arange(0.2, 10, 0.5)]))], []),
+        # the model stopped after 4 s of 10: the rest is uncovered
+        ([Segment(0, 10, "x", words=_words(*[(t, t + 0.4) for t in np.arange(0.2, 4, 0.5)]))], [(4.5, 10.0)]),
+        # no words: the segment itself is what covers
+        ([Segment(0, 6, "x")], [(6.0, 10.0)]),
+        # a blank segment covers nothing
+        ([Segment(0, 10, "  ")], [(0.0, 10.0)]),
+    ],
+)
+def test_uncovered_speech(segments: list[Segment], expected: list[tuple[float, float]]) -> None:
+    gaps = uncovered([Span(0.0, 10.0)], segments)
+    assert [(round(g.start_s, 1), round(g.end_s, 1)) for g in gaps] == expected
+
+
+def test_short_uncovered_speech_is_not_a_gap() -> None:
+    assert uncovered([Span(0.0, 0.8)], []) == []
+    assert uncovered([Span(0.0, 1.5)], []) == [Span(0.0, 1.5)]
+
+
+def test_overlong_segment_is_suspect() -> None:
+    speech = [Span(0.0, 3.0), Span(20.0, 23.0)]
+    assert overlong(speech, [Segment(0.0, 29.0, "one long line over a long silence")])
+    assert not overlong(speech, [Segment(0.0, 3.2, "a"), Segment(20.0, 23.0, "b")])
