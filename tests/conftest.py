@@ -136,23 +136,6 @@ def assemble(
     return [i * unit_s + FOX_ONSET_S for i, s in enumerate(pattern) if s]
 
 
-def parse_srt(text: str) -> list[tuple[float, float, str]]:
-    cues = []
-    for block in text.strip().split("\n\n"):
-        lines = block.splitlines()
-        if len(lines) < 2:
-            continue
-        a, b = lines[1].split(" --> ")
-
-        def secs(t: str) -> float:
-            h, m, rest = t.strip().split(":")
-            s, ms = rest.split(",")
-            return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
-
-        cues.append((secs(a), secs(b), " ".join(lines[2:])))
-    return cues
-
-
 @pytest.fixture()
 def fake_openai() -> Iterator[object]:
     from fakeopenai import FakeOpenAI

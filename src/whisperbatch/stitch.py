@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 from .models import Chunk, EngineResult, Segment
 
@@ -66,10 +67,12 @@ def place(chunk: Chunk, result: EngineResult) -> list[Segment]:
     for seg in filter_segments(result.segments):
         start = min(max(0.0, seg.start_s), chunk.duration_s)
         end = min(max(start, seg.end_s), chunk.duration_s)
+        words = tuple(
+            replace(w, start_s=min(max(start, w.start_s), end), end_s=min(max(start, w.end_s), end))
+            for w in seg.words
+        )
         out.append(
-            Segment(
-                start, end, seg.text.strip(), seg.avg_logprob, seg.compression_ratio, seg.no_speech_prob
-            ).shifted(chunk.offset_s)
+            replace(seg, start_s=start, end_s=end, text=seg.text.strip(), words=words).shifted(chunk.offset_s)
         )
     return out
 
@@ -81,14 +84,7 @@ def stitch(placed: Sequence[Sequence[Segment]]) -> tuple[Segment, ...]:
         for seg in segs:
             if out and seg.start_s < out[-1].end_s:
                 start = out[-1].end_s
-                seg = Segment(
-                    start,
-                    max(start, seg.end_s),
-                    seg.text,
-                    seg.avg_logprob,
-                    seg.compression_ratio,
-                    seg.no_speech_prob,
-                )
+                seg = replace(seg, start_s=start, end_s=max(start, seg.end_s))
             out.append(seg)
     return tuple(out)
 

@@ -1,0 +1,386 @@
+"""Long speech recordings with known words at known offsets, assembled at test time from the corpus.
+
+The corpus is `samples/script.ogg` + `samples/script.json` (espeak-ng sentences, made by
+`samples/make_script.py`; nothing here needs espeak-ng). `build_recording` lays sentences out on a
+timeline (random pauses, long silences, marker sentences at exact times, quiet passages, an optional
+noise bed) and writes a 16-bit mono WAV block by block, so an hour costs a few MB of memory beyond the
+decoded corpus. The returned `Built` is the ground truth: every sentence's text and audible span, to
+sample accuracy, and the script to score a transcript against (`word_error_rate`, `words_lost`,
+`find_marker` over cues from `parse_srt` or from verbose_json segments).
+
+Tests import it as `speechbuilder` (tests/ is on sys.path under pytest); bench scripts add the folder
+first: `sys.path.insert(0, str(ROOT / "tests"))`.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import math
+import random
+import re
+import subprocess
+import wave
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+CORPUS_AUDIO = SAMPLES / "script.ogg"
+CORPUS_INDEX = SAMPLES / "script.json"
+MARGIN_S = 0.05  # audio kept around a sentence's audible span when it is cut from the corpus
+MARKER_SILENCE_S = 6.0  # no speech for this long before each marker sentence
+HUM_DEFAULT_DBFS = -45.0  # hum level when no noise level is given
+BLOCK_S = 30  # seconds written per block
+_PINK_LOOP = 1 << 20  # samples of pink noise generated once and looped (seamless: made in the FFT domain)
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One corpus entry; `start_s`/`end_s` are its audible span in script.ogg."""
+
+    id: int
+    text: str
+    start_s: float
+    end_s: float
+    marker: bool
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One sentence in a built recording: its audible span in seconds (exact to the sample)."""
+
+    text: str
+    start_s: float
+    end_s: float
+    marker: bool
+    gain_db: float = 0.0  # quiet_db for sentences starting inside a `quiet` span
+
+
+@dataclass(frozen=True)
+class Built:
+    """A written recording and its ground truth."""
+
+    path: Path
+    duration_s: float
+    placed: tuple[Placed, ...]
+    # Every speech-free stretch longer than the longest ordinary pause, (start_s, end_s), file edges included.
+    silences: tuple[tuple[float, float], ...]
+
+    @property
+    def script(self) -> str:
+        """The reference text: the sentences in the order they are spoken."""
+        return " ".join(p.text for p in self.placed)
+
+    @property
+    def markers(self) -> tuple[Placed, ...]:
+        return tuple(p for p in self.placed if p.marker)
+
+
+@functools.cache
+def corpus() -> tuple[Sentence, ...]:
+    entries: list[dict[str, Any]] = json.loads(CORPUS_INDEX.read_text())
+    return tuple(
+        Sentence(int(e["id"]), str(e["text"]), float(e["start_s"]), float(e["end_s"]), bool(e["marker"]))
+        for e in entries
+    )
+
+
+@functools.cache
+def corpus_pcm(ffmpeg: str, rate: int = 16_000) -> np.ndarray[Any, np.dtype[np.int16]]:
+    """script.ogg decoded once per process (per rate) to mono int16: ~8 MB at 16 kHz."""
+    cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", str(CORPUS_AUDIO)]
+    cmd += ["-f", "s16le", "-ac", "1", "-ar", str(rate), "-"]
+    pcm = np.frombuffer(subprocess.run(cmd, capture_output=True, check=True).stdout, dtype=np.int16)
+    pcm.flags.writeable = False
+    return pcm
+
+
+@dataclass(frozen=True)
+class _Clip:
+    sentence: Sentence
+    first: int  # corpus sample where the cut starts (MARGIN_S before the audible span)
+    lead: int  # samples from the cut to the audible start
+    speech: int  # samples of the audible span
+    length: int  # samples in the whole cut
+
+
+def _clip(sentence: Sentence, rate: int) -> _Clip:
+    first = round((sentence.start_s - MARGIN_S) * rate)
+    start, end = round(sentence.start_s * rate), round(sentence.end_s * rate)
+    last = round((sentence.end_s + MARGIN_S) * rate)
+    return _Clip(sentence, first, start - first, end - start, last - first)
+
+
+def _pool(ids: Sequence[int], shuffle: bool, rng: random.Random) -> Iterator[int]:
+    """The ids forever: in the given order, or reshuffled each pass (never the same one twice in a row)."""
+    last: int | None = None
+    while True:
+        order = list(ids)
+        if shuffle:
+            rng.shuffle(order)
+            if len(order) > 1 and order[0] == last:
+                order.append(order.pop(0))
+        yield from order
+        last = order[-1]
+
+
+def build_recording(
+    path: Path,
+    *,
+    duration_s: float,
+    seed: int,
+    ffmpeg: str,
+    markers_at_s: Sequence[float] = (),
+    long_silences: Sequence[tuple[float, float]] = (),
+    pause_s: tuple[float, float] = (0.3, 1.5),
+    noise_dbfs: float | None = None,
+    hum_hz: float | None = None,
+    quiet: Sequence[tuple[float, float]] = (),
+    quiet_db: float = -18.0,
+    rate: int = 16_000,
+    sentences: Sequence[int] | None = None,
+    max_sentences: int | None = None,
+) -> Built:
+    """Write `path` (16-bit mono WAV at `rate`) and return where every sentence is.
+
+    - Filler speech: non-marker corpus sentences (or the corpus ids in `sentences`, in that order),
+      repeated as needed and separated by pauses drawn from `pause_s` (between audible spans); without
+      `sentences` the order is shuffled by `seed`, pass after pass. `max_sentences` caps their number
+      (the rest of the recording is then silent).
+    - `long_silences`: (start_s, length_s) stretches with no speech at all; speech resumes at their end.
+    - `markers_at_s`: the marker sentences, cycled, each starting to be audible exactly at its time
+      (to the sample) after at least MARKER_SILENCE_S of silence.
+    - `quiet`: (start_s, length_s) spans; sentences starting inside them are attenuated by `quiet_db`.
+    - `noise_dbfs`: pink noise at that RMS level over the whole file. `hum_hz`: mains hum (the
+      fundamental plus two harmonics) at the same RMS level (HUM_DEFAULT_DBFS without `noise_dbfs`).
+    Deterministic for a given seed and arguments.
+    """
+    rng = random.Random(seed)
+    sents = corpus()
+    by_id = {s.id: s for s in sents}
+    if sentences is not None and (not sentences or any(i not in by_id for i in sentences)):
+        raise ValueError(f"sentences must be corpus ids (0..{len(sents) - 1})")
+    clips = {s.id: _clip(s, rate) for s in sents}
+    marker_ids = [s.id for s in sents if s.marker]
+    total = round(duration_s * rate)
+    lo, hi = pause_s
+
+    def pause() -> int:
+        return round(rng.uniform(lo, hi) * rate)
+
+    # Stretches no filler may enter, in samples: long silences, and each marker with its silence before.
+    # The flag says whether a pause follows (after a marker) or speech resumes at once (after a silence).
+    blocked: list[tuple[int, int, bool]] = [
+        (round(s * rate), round((s + n) * rate), False) for s, n in long_silences
+    ]
+    plan: list[tuple[int, _Clip]] = []  # (sample where the audible span starts, clip)
+    for k, at in enumerate(sorted(markers_at_s)):
+        clip = clips[marker_ids[k % len(marker_ids)]]
+        start = round(at * rate)
+        if start - clip.lead < 0 or start - clip.lead + clip.length > total:
+            raise ValueError(f"marker at {at} s does not fit in {duration_s} s")
+        plan.append((start, clip))
+        blocked.append((max(0, start - round(MARKER_SILENCE_S * rate)), start + clip.speech, True))
+    blocked.sort()
+    for (_, a_end, _), (b_start, _, _) in itertools.pairwise(blocked):
+        if b_start < a_end:
+            raise ValueError("long silences and markers (with their silence before) overlap")
+    if blocked and (blocked[0][0] < 0 or blocked[-1][1] > total):
+        raise ValueError("long silences and markers must lie within the recording")
+
+    pool_ids = list(sentences) if sentences is not None else [s.id for s in sents if not s.marker]
+    order = _pool(pool_ids, sentences is None, rng)
+    upcoming = next(order)
+    cursor = pause()
+    fillers = 0
+    while max_sentences is None or fillers < max_sentences:
+        ahead = next((b for b in blocked if b[1] > cursor), None)
+        if ahead is not None and ahead[0] <= cursor:  # inside a blocked stretch: jump past it
+            cursor = ahead[1] + (pause() if ahead[2] else 0)
+            continue
+        limit = ahead[0] if ahead is not None else total
+
+        def fits(c: _Clip, at: int = cursor, limit: int = limit) -> bool:
+            return at - c.lead >= 0 and at + c.speech <= limit and at + c.length - c.lead <= total
+
+        chosen: _Clip | None = clips[upcoming] if fits(clips[upcoming]) else None
+        if chosen is not None:
+            upcoming = next(order)
+        else:  # the next in line is too long for the room left: any shorter one from the pool
+            fitting = sorted({i for i in pool_ids if fits(clips[i])})
+            chosen = clips[rng.choice(fitting)] if fitting else None
+        if chosen is None:
+            if ahead is None:
+                break
+            cursor = ahead[0]  # leave the rest of the room silent; the loop then jumps past the block
+            continue
+        plan.append((cursor, chosen))
+        fillers += 1
+        cursor += chosen.speech + pause()
+    plan.sort(key=lambda p: p[0])
+
+    quiet_spans = [(round(s * rate), round((s + n) * rate)) for s, n in quiet]
+    placed: list[Placed] = []
+    gains: list[float] = []
+    for start, clip in plan:
+        gain_db = quiet_db if any(a <= start < b for a, b in quiet_spans) else 0.0
+        gains.append(10 ** (gain_db / 20))
+        text, marker = clip.sentence.text, clip.sentence.marker
+        placed.append(Placed(text, start / rate, (start + clip.speech) / rate, marker, gain_db))
+
+    edges = [0] + [v for start, clip in plan for v in (start, start + clip.speech)] + [total]
+    longest_pause = round(hi * rate)
+    silences = tuple(
+        (a / rate, b / rate) for a, b in zip(edges[::2], edges[1::2], strict=True) if b - a > longest_pause
+    )
+
+    _write(path, total, rate, plan, gains, corpus_pcm(ffmpeg, rate), rng, noise_dbfs, hum_hz)
+    return Built(path, total / rate, tuple(placed), silences)
+
+
+def _pink_loop(rms: float, seed: int) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """Pink (1/f power) noise shaped in the FFT domain, so it loops without a seam; scaled to `rms`."""
+    gen = np.random.default_rng(seed)
+    spectrum = np.fft.rfft(gen.standard_normal(_PINK_LOOP))
+    freqs = np.arange(len(spectrum), dtype=np.float64)
+    freqs[0] = 1.0
+    spectrum /= np.sqrt(freqs)
+    spectrum[:4] = 0  # no DC, nothing below a few Hz
+    pink = np.fft.irfft(spectrum, _PINK_LOOP)
+    pink *= rms / np.sqrt(np.mean(pink**2))
+    scaled: np.ndarray[Any, np.dtype[np.float32]] = pink.astype(np.float32)
+    return scaled
+
+
+def _write(
+    path: Path,
+    total: int,
+    rate: int,
+    plan: list[tuple[int, _Clip]],
+    gains: list[float],
+    pcm: np.ndarray[Any, np.dtype[np.int16]],
+    rng: random.Random,
+    noise_dbfs: float | None,
+    hum_hz: float | None,
+) -> None:
+    level = 32768 * 10 ** ((noise_dbfs if noise_dbfs is not None else HUM_DEFAULT_DBFS) / 20)
+    pink = _pink_loop(level, rng.randrange(2**32)) if noise_dbfs is not None else None
+    pink_offset = rng.randrange(_PINK_LOOP)
+    harmonics = ((1, 1.0), (2, 0.5), (3, 0.25))
+    hum_scale = level / math.sqrt(sum(a * a for _, a in harmonics) / 2)
+    block = BLOCK_S * rate
+    first = 0  # plan entries before this one end before the current block
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        for b0 in range(0, total, block):
+            b1 = min(total, b0 + block)
+            out = np.zeros(b1 - b0, dtype=np.float32)
+            while first < len(plan) and plan[first][0] - plan[first][1].lead + plan[first][1].length <= b0:
+                first += 1
+            for (start, clip), gain in zip(plan[first:], gains[first:], strict=True):
+                c0 = start - clip.lead  # where the cut begins in the output
+                if c0 >= b1:
+                    break
+                lo, hi = max(b0, c0), min(b1, c0 + clip.length)
+                if lo < hi:
+                    piece = pcm[clip.first + lo - c0 : clip.first + hi - c0].astype(np.float32)
+                    out[lo - b0 : hi - b0] += piece * gain
+            if pink is not None:
+                idx = (np.arange(b0, b1) + pink_offset) % _PINK_LOOP
+                out += pink[idx]
+            if hum_hz is not None:
+                t = np.arange(b0, b1, dtype=np.float64) / rate
+                for h, a in harmonics:
+                    out += (a * hum_scale * np.sin(2 * np.pi * hum_hz * h * t)).astype(np.float32)
+            w.writeframes(np.clip(np.rint(out), -32768, 32767).astype("<i2").tobytes())
+
+
+_APOSTROPHES = re.compile(r"['’`]")
+_NON_WORD = re.compile(r"[^\w\s]|_")
+
+
+def normalise(text: str) -> str:
+    """Lowercase, apostrophes dropped (don't → dont), other punctuation as spaces, spaces collapsed."""
+    return " ".join(_NON_WORD.sub(" ", _APOSTROPHES.sub("", text.lower())).split())
+
+
+def _words_output(reference: str, hypothesis: str) -> Any:
+    import jiwer
+
+    return jiwer.process_words(normalise(reference), normalise(hypothesis))
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """WER after `normalise`; an empty reference scores 0 against an empty hypothesis, else 1."""
+    if not normalise(reference):
+        return 0.0 if not normalise(hypothesis) else 1.0
+    return float(_words_output(reference, hypothesis).wer)
+
+
+def words_lost(reference: str, hypothesis: str) -> int:
+    """Reference words the hypothesis dropped: deletions in jiwer's alignment (substitutions not counted)."""
+    if not normalise(reference):
+        return 0
+    return int(_words_output(reference, hypothesis).deletions)
+
+
+Cue = tuple[float, float, str]
+
+
+_SRT_TIME = re.compile(r"(\d+):(\d\d):(\d\d)[,.](\d{3})")
+
+
+def parse_srt(text: str) -> list[Cue]:
+    """SRT (or VTT) cues as (start_s, end_s, text), the shape `find_marker` takes."""
+    cues: list[Cue] = []
+    for block in text.replace("\r\n", "\n").strip().split("\n\n"):
+        lines = block.splitlines()
+        timing = next((i for i, line in enumerate(lines) if " --> " in line), None)
+        if timing is None:
+            continue
+        times = [_SRT_TIME.search(part) for part in lines[timing].split(" --> ")[:2]]
+        secs = [
+            int(h) * 3600 + int(m) * 60 + int(sec) + int(ms) / 1000
+            for h, m, sec, ms in (t.groups() for t in times if t is not None)
+        ]
+        if len(secs) == 2:
+            cues.append((secs[0], secs[1], " ".join(lines[timing + 1 :])))
+    return cues
+
+
+def find_marker(cues: Sequence[Cue], marker: Placed, *, share: float = 0.7, span: int = 3) -> Cue | None:
+    """The cue that carries `marker`: (start_s, end_s, text) whose words include at least `share` of the
+    marker's normalised words (as a multiset, order ignored).
+
+    Whisper may split a sentence over neighbouring cues, so runs of up to `span` consecutive cues count
+    too and come back merged (first start, last end, texts joined). Among runs that qualify, the
+    best-covering one wins, then the shortest, then the one starting nearest the marker's time; None when
+    no run qualifies (the marker was lost).
+    """
+    wanted = normalise(marker.text).split()
+    best: tuple[tuple[float, int, float], Cue] | None = None
+    for i in range(len(cues)):
+        for n in range(1, span + 1):
+            run = cues[i : i + n]
+            if len(run) < n:
+                break
+            have = normalise(" ".join(c[2] for c in run)).split()
+            hits = 0
+            for word in wanted:
+                if word in have:
+                    have.remove(word)
+                    hits += 1
+            covered = hits / len(wanted)
+            if covered < share:
+                continue
+            key = (-covered, n, abs(run[0][0] - marker.start_s))
+            if best is None or key < best[0]:
+                best = (key, (run[0][0], run[-1][1], " ".join(c[2].strip() for c in run)))
+    return best[1] if best is not None else None

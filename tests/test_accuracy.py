@@ -1,0 +1,197 @@
+"""What was said, and when: real speech through real models, asserted against the script.
+
+Recordings are built from the espeak-ng corpus with every sentence at a known time (speechbuilder).
+The openai engine talks to the loopback server running faster-whisper tiny.en; the local engine runs
+the bundled base model. A lost sentence, a drifting cue or text invented in silence fails here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import CANARY_KEY, parse_srt, run_cli
+from fakeopenai import FakeOpenAI, Upload
+from speechbuilder import Built, build_recording, find_marker, normalise, word_error_rate, words_lost
+
+pytestmark = pytest.mark.slow
+
+CUE_MAX_S = 7.0
+LINE_MAX = 42
+# Small chunks: many cuts, many requests, so whatever goes wrong at a cut shows in a short recording.
+SMALL_CHUNKS = {"WHISPERBATCH_CHUNK_TARGET_S": "30"}
+
+
+@pytest.fixture(scope="module")
+def asr() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key=CANARY_KEY, model="tiny.en") as server:
+        yield server
+
+
+@pytest.fixture()
+def server(asr: FakeOpenAI) -> Iterator[FakeOpenAI]:
+    """The module's real-model server, behaving for each test unless the test says otherwise."""
+    asr.edit = None
+    yield asr
+    asr.edit = None
+
+
+@pytest.fixture(scope="module")
+def talk(tmp_path_factory: pytest.TempPathFactory, ffmpeg: str) -> Built:
+    """Three minutes: marker sentences right after silences (a 12-s one is skipped, never uploaded)."""
+    path = tmp_path_factory.mktemp("talk") / "talk.wav"
+    return build_recording(
+        path,
+        duration_s=180.0,
+        seed=3,
+        ffmpeg=ffmpeg,
+        markers_at_s=(40.0, 100.0, 165.0),
+        long_silences=[(70, 12)],
+    )
+
+
+@pytest.fixture(scope="module")
+def noisy(tmp_path_factory: pytest.TempPathFactory, ffmpeg: str) -> Built:
+    """Speech over pink noise and hum at -48 dBFS, a quiet speaker (-18 dB), and 40 s without speech."""
+    path = tmp_path_factory.mktemp("noisy") / "noisy.wav"
+    return build_recording(
+        path,
+        duration_s=100.0,
+        seed=7,
+        ffmpeg=ffmpeg,
+        markers_at_s=(75.0,),
+        long_silences=[(25.0, 40.0)],
+        noise_dbfs=-48.0,
+        hum_hz=50.0,
+        quiet=[(0.0, 25.0)],
+        quiet_db=-18.0,
+    )
+
+
+def _api(env: dict[str, str], server: FakeOpenAI, **extra: str) -> dict[str, str]:
+    return {**env, "OPENAI_API_KEY": CANARY_KEY, "OPENAI_BASE_URL": server.base_url, **extra}
+
+
+def _transcribe(built: Built, env: dict[str, str], out: Path, *args: str) -> tuple[dict, list]:  # type: ignore[type-arg]
+    r = run_cli(["transcribe", str(built.path), "-f", "json,srt", "-o", str(out), *args], env)
+    assert r.code == 0, r.output
+    doc = json.loads((out / f"{built.path.stem}.json").read_text())
+    return doc, parse_srt((out / f"{built.path.stem}.srt").read_text())
+
+
+def _assert_faithful(built: Built, doc: dict, cues: list, *, max_wer: float) -> float:  # type: ignore[type-arg]
+    """Every marker in a cue at its true time, the words there, well-shaped cues, nothing in silence."""
+    for marker in built.markers:
+        cue = find_marker(cues, marker)
+        assert cue is not None, (marker.text, cues)
+        assert abs(cue[0] - marker.start_s) <= 1.0, (marker, cue)
+    wer = word_error_rate(built.script, doc["text"])
+    assert wer <= max_wer, (wer, words_lost(built.script, doc["text"]), doc["text"])
+    for start, end, text in cues:
+        assert end - start <= CUE_MAX_S + 0.001, (start, end, text)
+    srt_lines = [c[2] for c in cues]
+    assert all(len(t) <= 2 * LINE_MAX + 1 for t in srt_lines)
+    for a, b in built.silences:
+        if b - a > 10:  # no words inside a long silence (a cue may reach a second into it)
+            assert not [c for c in cues if c[0] < b - 1 and c[1] > a + 1], (a, b)
+    return wer
+
+
+def test_api_default_keeps_every_sentence_at_its_time(
+    env: dict[str, str], server: FakeOpenAI, talk: Built, tmp_path: Path
+) -> None:
+    before = server.count
+    doc, cues = _transcribe(talk, _api(env, server, **SMALL_CHUNKS), tmp_path / "out")
+    _assert_faithful(talk, doc, cues, max_wer=0.12)
+    assert doc["gaps"] == []
+    # Many chunks, none carrying earlier text by default; the skipped silence was never uploaded.
+    uploads = server.uploads[before:]
+    assert len(uploads) >= 5 and all(u.prompt is None for u in uploads)
+    assert doc["cost"]["billed_min"] * 60 < talk.duration_s - 10
+    words = [w for s in doc["segments"] for w in s.get("words", [])]
+    assert len(words) >= 0.9 * len(talk.script.split())
+
+
+def test_api_with_carried_context_loses_nothing_against_no_context(
+    env: dict[str, str], server: FakeOpenAI, talk: Built, tmp_path: Path
+) -> None:
+    plain, _ = _transcribe(talk, _api(env, server, **SMALL_CHUNKS), tmp_path / "plain")
+    with_context = _api(env, server, WHISPERBATCH_CONDITION_ON_PREVIOUS="true", **SMALL_CHUNKS)
+    doc, cues = _transcribe(talk, with_context, tmp_path / "context")
+    wer = _assert_faithful(talk, doc, cues, max_wer=0.12)
+    assert wer <= word_error_rate(talk.script, plain["text"]) + 0.01
+
+
+def test_local_default_keeps_every_sentence_at_its_time(
+    env: dict[str, str], talk: Built, tmp_path: Path
+) -> None:
+    doc, cues = _transcribe(talk, {**env, **SMALL_CHUNKS}, tmp_path / "out", "--engine", "local")
+    _assert_faithful(talk, doc, cues, max_wer=0.10)
+    assert doc["engine"] == "local" and doc["gaps"] == []
+
+
+@pytest.mark.parametrize("engine", ["openai", "local"])
+def test_noise_bed_and_quiet_speaker(
+    env: dict[str, str], server: FakeOpenAI, noisy: Built, tmp_path: Path, engine: str
+) -> None:
+    before = server.count
+    doc, cues = _transcribe(noisy, _api(env, server), tmp_path / "out", "--engine", engine)
+    _assert_faithful(noisy, doc, cues, max_wer=0.15)
+    quiet = [p for p in noisy.placed if p.gain_db < 0]
+    assert quiet and all(find_marker(cues, p, share=0.6) is not None for p in quiet), (
+        "a quiet sentence was lost"
+    )
+    # The 40 s without speech are neither uploaded nor billed.
+    assert doc["cost"]["billed_min"] * 60 < noisy.duration_s - 35
+    if engine == "openai":
+        sent = sum(u.duration_s or 0 for u in server.uploads[before:])
+        assert sent < noisy.duration_s - 35
+
+
+def _drop_after_first_when_context(upload: Upload, segments: list[dict]) -> list[dict]:  # type: ignore[type-arg]
+    """A model that continues its prompt instead of listening: with earlier text, only one segment."""
+    return segments[:1] if upload.prompt else segments
+
+
+def test_uncovered_speech_is_asked_again_without_context(
+    env: dict[str, str], server: FakeOpenAI, talk: Built, tmp_path: Path
+) -> None:
+    server.edit = _drop_after_first_when_context
+    before = server.count
+    env = _api(env, server, WHISPERBATCH_CONDITION_ON_PREVIOUS="true", **SMALL_CHUNKS)
+    doc, cues = _transcribe(talk, env, tmp_path / "out")
+    uploads = server.uploads[before:]
+    with_context = [u for u in uploads if u.prompt]
+    assert with_context, "later chunks carry the previous text"
+    # Answers that lost speech were asked for again: the same audio, without the carried text.
+    sizes = {u.size_bytes for u in with_context}
+    assert [v for v in uploads if v.prompt is None and v.size_bytes in sizes], uploads
+    _assert_faithful(talk, doc, cues, max_wer=0.12)
+    assert doc["gaps"] == []
+
+
+def test_speech_that_stays_uncovered_is_reported(
+    env: dict[str, str], server: FakeOpenAI, talk: Built, tmp_path: Path
+) -> None:
+    marker = talk.markers[1]
+    vivid = [w for w in normalise(marker.text).split() if len(w) >= 6]
+
+    def deaf_to_marker(upload: Upload, segments: list[dict]) -> list[dict]:  # type: ignore[type-arg]
+        return [s for s in segments if not set(vivid) & set(normalise(s["text"]).split())]
+
+    server.edit = deaf_to_marker
+    r = run_cli(
+        ["transcribe", str(talk.path), "-f", "json", "-o", str(tmp_path / "out")],
+        _api(env, server, **SMALL_CHUNKS),
+    )
+    assert r.code == 0, r.output
+    doc = json.loads((tmp_path / "out" / "talk.json").read_text())
+    assert any(g["start_s"] - 1 <= marker.start_s <= g["end_s"] for g in doc["gaps"]), (marker, doc["gaps"])
+    assert not set(vivid) & set(normalise(doc["text"]).split())
+    # The file's line names the time, and the summary counts the stretches.
+    minutes = int(marker.start_s) // 60
+    assert f"0:{minutes:02d}:" in r.stderr and "speech without text" in r.stderr
+    assert "stretch(es) of speech in 1 file(s) have no text" in r.stderr
