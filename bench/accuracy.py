@@ -81,6 +81,7 @@ class Row:
     recording: str
     run: str
     markers: str
+    marker_cues: str
     marker_error_s: float
     wer: float
     lost: str
@@ -120,6 +121,8 @@ def run_once(label: str, built: Built, name: str, server: FakeOpenAI, work: Path
         cue = find_marker(cues, marker)
         errors.append(abs(cue[0] - marker.start_s) if cue is not None else None)
     found = [e for e in errors if e is not None]
+    # A cue that starts within 1 s of a marker: its speech was transcribed there, however well.
+    timed = sum(any(abs(c[0] - m.start_s) <= 1.0 for c in cues) for m in built.markers)
     lost = words_lost(built.script, doc["text"])
     reference_words = len(built.script.split())
     lines = [line for block in srt.strip().split("\n\n") for line in block.splitlines()[2:]]
@@ -136,6 +139,7 @@ def run_once(label: str, built: Built, name: str, server: FakeOpenAI, work: Path
         recording=name,
         run=label,
         markers=f"{len(found)}/{len(errors)}",
+        marker_cues=f"{timed}/{len(errors)}",
         marker_error_s=max(found) if found else float("nan"),
         wer=word_error_rate(built.script, doc["text"]),
         lost=f"{lost} ({100 * lost / max(reference_words, 1):.1f}%)",
@@ -154,7 +158,8 @@ def print_rows(rows: list[Row]) -> None:
     head = (
         "recording",
         "run",
-        "markers",
+        "markers (70% words)",
+        "cue at marker (1 s)",
         "worst marker Δ s",
         "WER",
         "words lost",
@@ -171,6 +176,7 @@ def print_rows(rows: list[Row]) -> None:
             r.recording,
             r.run,
             r.markers,
+            r.marker_cues,
             f"{r.marker_error_s:.2f}",
             f"{r.wer:.3f}",
             r.lost,

@@ -509,8 +509,8 @@ class FakeOpenAI:
         if self.whisper is not None and upload.language and upload.language not in LANGUAGE_NAMES:
             msg = f"Invalid language '{upload.language}': use an ISO-639-1 code such as 'en'."
             return _json_reply(400, _error(msg, bad, "language", "invalid_value")), upload
-        if not self.asr:  # instant mode: no decoding, one canned second
-            duration, pcm = 1.0, None
+        if not self.asr:  # instant mode: no decoding; the length is read off the size (64 kbps MP3)
+            duration, pcm = max(1.0, upload.size_bytes * 8 / 64_000), None
         else:
             pcm = decode_pcm(fields["file"][0][1], suffix)
             if pcm is None:
@@ -529,9 +529,10 @@ class FakeOpenAI:
         return self._reply(upload, task, duration, segments, language), upload
 
     def _energy_segments(self, upload: Upload, pcm: np.ndarray[Any, Any] | None, duration: float) -> Segments:
-        """Energy regions as segments, their text from `transcriber` (instant mode: one canned second)."""
+        """Energy regions as segments, their text from `transcriber` (instant mode: one canned segment
+        over the whole upload)."""
         no_speech, logprob = 0.01, -0.25
-        regions = [(0.0, 1.0)] if pcm is None else speech_regions(pcm, self.speech_threshold_dbfs)
+        regions = [(0.0, duration)] if pcm is None else speech_regions(pcm, self.speech_threshold_dbfs)
         texts = [self.transcriber(upload, i, s, e) for i, (s, e) in enumerate(regions)]
         if not regions and self.hallucinate_on_silence:
             regions, texts, no_speech, logprob = [(0.0, duration)], ["Thank you for watching."], 0.9, -1.2

@@ -13,9 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CANARY_KEY, parse_srt, run_cli
+from conftest import CANARY_KEY, run_cli
 from fakeopenai import FakeOpenAI, Upload
-from speechbuilder import Built, build_recording, find_marker, normalise, word_error_rate, words_lost
+from speechbuilder import (
+    Built,
+    build_recording,
+    find_marker,
+    normalise,
+    parse_srt,
+    word_error_rate,
+    words_lost,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_sample, parse_srt, run_cli, write_silence
+from conftest import copy_sample, run_cli, write_silence
+from speechbuilder import parse_srt
 from whisperbatch.engines.local import bundled_model_dir
 
 

@@ -11,11 +11,11 @@ from conftest import (
     assemble,
     copy_sample,
     distinct_words,
-    parse_srt,
     run_cli,
     write_silence,
 )
 from fakeopenai import FakeOpenAI, drop_connection, insufficient_quota, rate_limit, server_error, unauthorized
+from speechbuilder import parse_srt
 
 MAX_BODY = 26_214_400
 

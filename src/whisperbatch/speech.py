@@ -18,7 +18,10 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +32,7 @@ SAMPLE_RATE = 16_000
 FRAME_SAMPLES = 160  # 10 ms at 16 kHz
 FRAMES_PER_S = SAMPLE_RATE // FRAME_SAMPLES
 VAD_WINDOW_SAMPLES = 512  # what Silero scores at 16 kHz
+VAD_CONTEXT_SAMPLES = 64  # the end of the window before, which the model sees too
 WARMUP_FRAMES = FRAMES_PER_S  # each block is primed with this much earlier audio
 NEG_THRESHOLD_GAP = 0.15
 
@@ -43,10 +47,42 @@ def frame_dbfs(samples: np.ndarray) -> np.ndarray:
     return db
 
 
-def _vad_model() -> Any:
-    from faster_whisper.vad import get_vad_model
+@functools.cache
+def _vad_session() -> Any:
+    """Silero VAD as faster-whisper ships it, loaded with onnxruntime alone.
 
-    return get_vad_model()
+    Why not `faster_whisper.vad.get_vad_model()`: importing faster_whisper pulls in CTranslate2, PyAV and
+    tokenizers, some 45 MB that the openai engine never uses; the model file and the call are the same.
+    """
+    import onnxruntime
+
+    spec = importlib.util.find_spec("faster_whisper")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("faster-whisper is not installed: it carries the Silero VAD model")
+    path = Path(next(iter(spec.submodule_search_locations))) / "assets" / "silero_vad_v6.onnx"
+    opts = onnxruntime.SessionOptions()
+    opts.inter_op_num_threads = 1
+    opts.intra_op_num_threads = 1
+    opts.enable_cpu_mem_arena = False
+    opts.log_severity_level = 4
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"], sess_options=opts)
+
+
+def _silero(x: np.ndarray) -> np.ndarray:
+    """Speech probability per 512-sample window of float32 `x` (a multiple of 512 long): faster-whisper's
+    `SileroVADModel.__call__`, without writing into its input."""
+    windows = x.reshape(-1, VAD_WINDOW_SAMPLES)
+    context = np.roll(windows[:, -VAD_CONTEXT_SAMPLES:], 1, axis=0)
+    context[0] = 0.0
+    batch = np.concatenate([context, windows], axis=1)
+    h = np.zeros((1, 1, 128), dtype=np.float32)
+    c = np.zeros((1, 1, 128), dtype=np.float32)
+    outputs = []
+    for i in range(0, len(batch), 10_000):
+        out, h, c = _vad_session().run(None, {"input": batch[i : i + 10_000], "h": h, "c": c})
+        outputs.append(out)
+    probs: np.ndarray = np.concatenate(outputs, axis=0).reshape(-1)
+    return probs
 
 
 def frame_speech_probs(pcm: np.ndarray, warmup_frames: int = 0) -> np.ndarray:
@@ -56,8 +92,7 @@ def frame_speech_probs(pcm: np.ndarray, warmup_frames: int = 0) -> np.ndarray:
     if frames <= warmup_frames:
         return np.zeros(0, dtype=np.float32)
     x = pcm[: frames * FRAME_SAMPLES].astype(np.float32) / 32768.0
-    x = np.pad(x, (0, -len(x) % VAD_WINDOW_SAMPLES))  # a fresh array: the model writes into its input
-    probs = np.asarray(_vad_model()(x), dtype=np.float32).reshape(-1)
+    probs = _silero(np.pad(x, (0, -len(x) % VAD_WINDOW_SAMPLES)))
     centres = np.arange(warmup_frames, frames) * FRAME_SAMPLES + FRAME_SAMPLES // 2
     out: np.ndarray = probs[np.minimum(centres // VAD_WINDOW_SAMPLES, len(probs) - 1)]
     return out
