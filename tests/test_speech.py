@@ -123,3 +123,44 @@ def test_overlong_segment_is_suspect() -> None:
     speech = [Span(0.0, 3.0), Span(20.0, 23.0)]
     assert overlong(speech, [Segment(0.0, 29.0, "one long line over a long silence")])
     assert not overlong(speech, [Segment(0.0, 3.2, "a"), Segment(20.0, 23.0, "b")])
+
+
+def test_text_found_in_a_gap_is_placed_once_in_order() -> None:
+    from whisperbatch.models import EngineResult
+    from whisperbatch.pipeline import _fill
+
+    def w(a: float, b: float, t: str) -> Word:
+        return Word(a, b, f" {t}")
+
+    # One segment whose words skip 4-8 s: the model lost "lost words here".
+    first = Segment(
+        0.0,
+        10.0,
+        "one two and three",
+        words=(w(0, 1, "one"), w(1, 2, "two"), w(3, 3.5, "and"), w(8.5, 9.5, "three")),
+    )
+    gap = Span(3.9, 8.1)
+    # Asked again over 3.4-8.6 s: the answer also hears the edges ("and" and "three" again).
+    answer_words = (
+        w(0.0, 0.3, "and"),
+        w(0.8, 1.5, "lost"),
+        w(1.6, 2.4, "words"),
+        w(2.6, 4.0, "here"),
+        w(5.1, 5.3, "three"),
+    )
+    answer = EngineResult(
+        "and lost words here three", (Segment(0.0, 5.2, "and lost words here three", words=answer_words),)
+    )
+    result = _fill(EngineResult(first.text, (first,)), answer, 3.4, gap)
+    assert result.text == "one two and lost words here three"
+    starts = [seg.start_s for seg in result.segments]
+    assert starts == sorted(starts) and len(result.segments) == 3
+
+
+def test_api_words_are_dealt_to_segments_in_text_order() -> None:
+    from whisperbatch.engines.openai import attach_words
+
+    segments = (Segment(0.0, 5.0, "Hello there."), Segment(5.0, 5.6, "Yes."))
+    words = (Word(0.2, 0.6, "Hello"), Word(0.7, 1.0, "there"), Word(4.7, 4.95, "Yes"))  # times disagree
+    attached = attach_words(segments, words)
+    assert [len(s.words) for s in attached] == [2, 1]

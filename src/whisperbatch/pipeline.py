@@ -28,6 +28,7 @@ from .config import Settings
 from .engines.base import Engine
 from .engines.local import api_equivalent_usd_per_min
 from .errors import (
+    AudioError,
     BudgetExceeded,
     EngineError,
     FatalEngineError,
@@ -35,7 +36,7 @@ from .errors import (
     RetryableEngineError,
     WhisperbatchError,
 )
-from .models import Chunk, EngineResult, FileResult, RunSummary, Segment, Span, Task, Transcript
+from .models import Chunk, EngineResult, FileResult, RunSummary, Segment, Span, Task, Transcript, Word
 from .store import Store
 
 COSTS_CSV = "costs.csv"
@@ -112,28 +113,53 @@ def _total_s(spans: Iterable[Span]) -> float:
     return sum(s.duration_s for s in spans)
 
 
-def _merge_close(spans: list[Span], within_s: float) -> list[Span]:
-    merged: list[Span] = []
-    for span in spans:
-        if merged and span.start_s - merged[-1].end_s <= within_s:
-            merged[-1] = Span(merged[-1].start_s, span.end_s)
-        else:
-            merged.append(span)
-    return merged
+def _inside(gap: Span, start_s: float, end_s: float) -> bool:
+    return gap.start_s <= (start_s + end_s) / 2 <= gap.end_s
+
+
+def _words_text(words: tuple[Word, ...]) -> str:
+    return " ".join(w.text.strip() for w in words if w.text.strip())
+
+
+def _split_around(seg: Segment, gap: Span) -> list[Segment]:
+    """A segment whose words skip `gap` becomes the part before it and the part after it."""
+    if not seg.words or not (seg.start_s < gap.start_s and seg.end_s > gap.end_s):
+        return [seg]
+    before = tuple(w for w in seg.words if (w.start_s + w.end_s) / 2 < gap.start_s)
+    after = tuple(w for w in seg.words if (w.start_s + w.end_s) / 2 > gap.end_s)
+    if not before or not after or len(before) + len(after) != len(seg.words):
+        return [seg]
+    return [
+        dataclasses.replace(seg, end_s=before[-1].end_s, text=_words_text(before), words=before),
+        dataclasses.replace(seg, start_s=after[0].start_s, text=_words_text(after), words=after),
+    ]
 
 
 def _fill(result: EngineResult, answer: EngineResult, offset_s: float, gap: Span) -> EngineResult:
-    """`result` with the segments of `answer` (about one stretch starting at `offset_s`) that fall in
-    `gap`, in time order: text found for lost speech, and nothing said twice."""
-    lo, hi = gap.start_s - GAP_PAD_S, gap.end_s + GAP_PAD_S
-    found = [
-        seg.shifted(offset_s)
-        for seg in answer.segments
-        if lo <= offset_s + (seg.start_s + seg.end_s) / 2 <= hi and seg.text.strip()
-    ]
+    """`result` with what `answer` (about a stretch starting at `offset_s`, a little wider than `gap`)
+    heard inside `gap`, in time order. Only words whose middle lies in the gap are taken, so the
+    neighbours' words that the stretch's edges reach are not said twice."""
+    found: list[Segment] = []
+    for seg in answer.segments:
+        if seg.words:
+            words = tuple(w.shifted(offset_s) for w in seg.words)
+            words = tuple(w for w in words if _inside(gap, w.start_s, w.end_s))
+            if words:
+                found.append(
+                    dataclasses.replace(
+                        seg,
+                        start_s=words[0].start_s,
+                        end_s=words[-1].end_s,
+                        text=_words_text(words),
+                        words=words,
+                    )
+                )
+        elif seg.text.strip() and _inside(gap, offset_s + seg.start_s, offset_s + seg.end_s):
+            found.append(seg.shifted(offset_s))
     if not found:
         return result
-    segments = tuple(sorted((*result.segments, *found), key=lambda seg: seg.start_s))
+    kept = [part for seg in result.segments for part in _split_around(seg, gap)]
+    segments = tuple(sorted((*kept, *found), key=lambda seg: seg.start_s))
     return dataclasses.replace(
         result, segments=segments, text=" ".join(seg.text.strip() for seg in segments if seg.text.strip())
     )
@@ -420,13 +446,19 @@ class Pipeline:
             if _total_s(self._uncovered(chunk, again)) <= _total_s(self._uncovered(chunk, result)):
                 result = again
         gaps = self._uncovered(chunk, result) if self.engine.info.timestamps else []
-        for gap in _merge_close(gaps, GAP_PAD_S * 2):
+        for gap in gaps:
             stretch = Span(max(0.0, gap.start_s - GAP_PAD_S), min(chunk.duration_s, gap.end_s + GAP_PAD_S))
-            piece = audio.cut_chunk(chunk, stretch, ffmpeg=self.ffmpeg)
             try:
-                answer = self._call_with_retries(path, piece, task, self.settings.prompt, condition=False)
-            finally:
-                piece.path.unlink(missing_ok=True)
+                piece = audio.cut_chunk(chunk, stretch, ffmpeg=self.ffmpeg)
+                try:
+                    answer = self._call_with_retries(path, piece, task, self.settings.prompt, condition=False)
+                finally:
+                    piece.path.unlink(missing_ok=True)
+            except FatalEngineError:
+                raise
+            except (EngineError, AudioError) as e:  # the first answer stands; the gap stays reported
+                self.on_event(Notice(f"{path} (chunk {chunk.index + 1}): could not ask again ({e})"))
+                continue
             billed_s += piece.duration_s
             result = _fill(result, answer, piece.offset_s, gap)
         return result, billed_s

@@ -146,19 +146,33 @@ class OpenAIEngine:
 
 
 def attach_words(segments: tuple[Segment, ...], words: tuple[Word, ...]) -> tuple[Segment, ...]:
-    """The API lists words apart from segments: give each word to the segment its middle falls in
-    (or the nearest one), so cues and coverage checks see both together."""
+    """The API lists words apart from segments: give each segment its own words, so cues and coverage
+    checks see both together.
+
+    Words follow the text in order, so they are dealt out by each segment's word count; the API's word
+    and segment times disagree too often to match by time. Only when the counts differ (a tokenisation
+    the text split does not follow) does each word go to the segment its middle falls in, or the nearest.
+    """
     if not words or not segments:
         return segments
-    owned: list[list[Word]] = [[] for _ in segments]
-    for word in words:
-        mid = (word.start_s + word.end_s) / 2
-        best = min(
-            range(len(segments)),
-            key=lambda i: max(segments[i].start_s - mid, mid - segments[i].end_s, 0.0),
-        )
-        owned[best].append(word)
-    return tuple(dataclasses.replace(s, words=tuple(w)) for s, w in zip(segments, owned, strict=True))
+    counts = [len(s.text.split()) for s in segments]
+    owned: list[tuple[Word, ...]] = []
+    if sum(counts) == len(words):
+        at = 0
+        for n in counts:
+            owned.append(words[at : at + n])
+            at += n
+    else:
+        lists: list[list[Word]] = [[] for _ in segments]
+        for word in words:
+            mid = (word.start_s + word.end_s) / 2
+            best = min(
+                range(len(segments)),
+                key=lambda i: max(segments[i].start_s - mid, mid - segments[i].end_s, 0.0),
+            )
+            lists[best].append(word)
+        owned = [tuple(w) for w in lists]
+    return tuple(dataclasses.replace(s, words=w) for s, w in zip(segments, owned, strict=True))
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
