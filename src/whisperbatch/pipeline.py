@@ -4,9 +4,13 @@ One-off runs and the watcher both run files through `Pipeline.process_file`, so 
 Library code never prints: progress goes to an `on_event` callback that the CLI renders.
 
 Concurrency: `concurrency` files at once, and at most `concurrency` engine requests in flight in all.
-Within a file, chunks go one after another when the previous chunk's text is carried into the next
-prompt (the default: it keeps names and spelling consistent across cuts); with
-`condition_on_previous = false` a file's chunks are sent in parallel too.
+By default no earlier text is carried (measured: a model given the previous chunk's words as its prompt
+continues them and skips new speech), so a file's chunks are sent in parallel; with
+`condition_on_previous = true` they go one after another, each prompted with the previous one's tail.
+
+Nothing spoken is silently dropped: every answer is checked against the speech detected in its chunk
+(`_checked_result`), speech left without text is asked about again, and what stays without text is
+reported as the transcript's `gaps`.
 """
 
 from __future__ import annotations
