@@ -8,7 +8,7 @@ import sys
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import openai
@@ -287,15 +287,14 @@ def _rms_dbfs(pcm: np.ndarray, start_s: float, end_s: float, rate: int = 16_000)
 
 
 def test_built_recording_places_sentences_markers_and_silences(tmp_path: Path, ffmpeg: str) -> None:
-    built = build_recording(
-        tmp_path / "r.wav",
-        duration_s=120,
-        seed=5,
-        ffmpeg=ffmpeg,
-        markers_at_s=[40.0, 101.5],
-        long_silences=[(60.0, 15.0)],
-        quiet=[(80.0, 10.0)],
-    )
+    layout: dict[str, Any] = {
+        "duration_s": 120,
+        "seed": 5,
+        "markers_at_s": [40.0, 101.5],
+        "long_silences": [(60.0, 15.0)],
+        "quiet": [(80.0, 10.0)],
+    }
+    built = build_recording(tmp_path / "r.wav", ffmpeg=ffmpeg, **layout)
     pcm = _pcm(built.path)
     assert len(pcm) == 120 * 16_000 and built.duration_s == 120.0
     first, second = built.markers
@@ -319,15 +318,7 @@ def test_built_recording_places_sentences_markers_and_silences(tmp_path: Path, f
     soft, normal = quiet[0], loud[0]
     assert _rms_dbfs(pcm, soft.start_s, soft.end_s) < _rms_dbfs(pcm, normal.start_s, normal.end_s) - 12
     assert built.script == " ".join(p.text for p in built.placed)
-    again = build_recording(
-        tmp_path / "again.wav",
-        duration_s=120,
-        seed=5,
-        ffmpeg=ffmpeg,
-        markers_at_s=[40.0, 101.5],
-        long_silences=[(60.0, 15.0)],
-        quiet=[(80.0, 10.0)],
-    )
+    again = build_recording(tmp_path / "again.wav", ffmpeg=ffmpeg, **layout)
     assert again.placed == built.placed and again.path.read_bytes() == built.path.read_bytes()
 
 

@@ -330,7 +330,7 @@ class Chunker:
                 whole = n // FRAME_SAMPLES
                 db[nf:whole] = frame_dbfs(buf[nf * FRAME_SAMPLES : whole * FRAME_SAMPLES])
                 warm = min(nf, WARMUP_FRAMES)
-                probs[nf:whole] = frame_speech_probs(buf[(nf - warm) * FRAME_SAMPLES : n], warm)[: whole - nf]
+                probs[nf:whole] = frame_speech_probs(buf[(nf - warm) * FRAME_SAMPLES : n], warm)
                 nf = whole
                 continue
             drop = drop_frames * FRAME_SAMPLES

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -172,35 +172,26 @@ def _fail(out: Output, e: WhisperbatchError) -> typer.Exit:
     return typer.Exit(e.exit_code)
 
 
-def _run_flags(
-    engine: str | None,
-    model: str | None,
-    language: str | None,
-    prompt: str | None,
-    format: str | None,
-    out_dir: Path | None,
-    concurrency: int | None,
-    budget: float | None,
-    base_url: str | None,
-    max_line_width: int | None,
-    max_line_count: int | None,
-    max_words_per_line: int | None,
-) -> dict[str, Any]:
-    """The options every processing command shares, as Settings fields."""
-    return {
-        "engine": engine,
-        "model": model,
-        "language": language,
-        "prompt": prompt,
-        "format": format,
-        "out_dir": out_dir,
-        "concurrency": concurrency,
-        "budget_usd": budget,
-        "base_url": base_url,
-        "max_line_width": max_line_width,
-        "max_line_count": max_line_count,
-        "max_words_per_line": max_words_per_line,
-    }
+# The options every processing command shares: command parameter -> Settings field.
+_RUN_OPTIONS = {
+    "engine": "engine",
+    "model": "model",
+    "language": "language",
+    "prompt": "prompt",
+    "format": "format",
+    "out_dir": "out_dir",
+    "concurrency": "concurrency",
+    "budget": "budget_usd",
+    "base_url": "base_url",
+    "max_line_width": "max_line_width",
+    "max_line_count": "max_line_count",
+    "max_words_per_line": "max_words_per_line",
+}
+
+
+def _run_flags(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The shared options among a command's parameters (its `locals()`), as Settings fields."""
+    return {field: params[name] for name, field in _RUN_OPTIONS.items()}
 
 
 def _prepare(
@@ -333,20 +324,7 @@ def _one_off(task: Task) -> Callable[..., None]:
         quiet: QuietOpt = False,
         verbose: VerboseOpt = False,
     ) -> None:
-        flags = _run_flags(
-            engine,
-            model,
-            language,
-            prompt,
-            format,
-            out_dir,
-            concurrency,
-            budget,
-            base_url,
-            max_line_width,
-            max_line_count,
-            max_words_per_line,
-        )
+        flags = _run_flags(locals())
         _process(task, paths, config=config, force=force, quiet=quiet, verbose=verbose, flags=flags)
 
     return command
@@ -501,20 +479,7 @@ def watch(
         raise _fail(out, ConfigError(f"--task must be transcribe or translate (got {task!r})"))
     if not folder.is_dir():
         raise _fail(out, ConfigError(f"{folder}: not a folder"))
-    flags = _run_flags(
-        engine,
-        model,
-        language,
-        prompt,
-        format,
-        out_dir,
-        concurrency,
-        budget,
-        base_url,
-        max_line_width,
-        max_line_count,
-        max_words_per_line,
-    )
+    flags = _run_flags(locals())
     settings, ffmpeg, chosen, store = _prepare(out, config, Task(task), flags)
     service = Service(
         settings,

@@ -441,15 +441,18 @@ class Pipeline:
         carried = self.settings.condition_on_previous
         result = self._call_with_retries(path, chunk, task, prompt, condition=carried)
         billed_s = chunk.duration_s
-        if carried and self._suspect(chunk, result, prompt):
+        gaps = self._uncovered(chunk, result)
+        if carried and self._suspect(chunk, result, prompt, gaps):
             self.on_event(
                 Notice(f"{path} (chunk {chunk.index + 1}): text may be missing; asked again without context")
             )
             again = self._call_with_retries(path, chunk, task, self.settings.prompt, condition=False)
             billed_s += chunk.duration_s
-            if _total_s(self._uncovered(chunk, again)) <= _total_s(self._uncovered(chunk, result)):
-                result = again
-        gaps = self._uncovered(chunk, result) if self.engine.info.timestamps else []
+            again_gaps = self._uncovered(chunk, again)
+            if _total_s(again_gaps) <= _total_s(gaps):
+                result, gaps = again, again_gaps
+        if not self.engine.info.timestamps:  # untimed text cannot say which stretch it missed
+            gaps = []
         for gap in gaps:
             stretch = Span(max(0.0, gap.start_s - GAP_PAD_S), min(chunk.duration_s, gap.end_s + GAP_PAD_S))
             try:
@@ -467,10 +470,10 @@ class Pipeline:
             result = _fill(result, answer, piece.offset_s, gap)
         return result, billed_s
 
-    def _suspect(self, chunk: Chunk, result: EngineResult, prompt: str | None) -> bool:
-        kept = stitch.filter_segments(result.segments)
-        if self._uncovered(chunk, result):
+    def _suspect(self, chunk: Chunk, result: EngineResult, prompt: str | None, gaps: list[Span]) -> bool:
+        if gaps:
             return True
+        kept = stitch.filter_segments(result.segments)
         if self.engine.info.timestamps and speech.overlong(chunk.speech, kept):
             return True
         carried = prompt[len(self.settings.prompt or "") :] if prompt else ""
