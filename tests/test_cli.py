@@ -98,7 +98,7 @@ def test_report_reads_the_ledger(api_env: dict[str, str], fake_openai: FakeOpenA
 def test_configuration_errors_exit_2(env: dict[str, str], tmp_path: Path) -> None:
     f = copy_sample("talk.m4a", tmp_path / "work")
     r = run_cli(["transcribe", str(f), "--engine", "cloud"], env)
-    assert r.code == 2 and "engine 'cloud'" in r.stderr
+    assert r.code == 2 and "engine = 'cloud' (from --engine)" in r.stderr
     r = run_cli(["transcribe", str(f), "--format", "docx"], env)
     assert r.code == 2 and "docx" in r.stderr
     r = run_cli(["transcribe", str(f), "--engine", "openai"], env)

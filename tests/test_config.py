@@ -44,7 +44,7 @@ def test_config_file_from_env_and_model_table(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("flags", "env", "message"),
     [
-        ({"engine": "cloud"}, {}, "engine 'cloud'"),
+        ({"engine": "cloud"}, {}, r"^engine = 'cloud' \(from --engine\): must be one of auto, openai, local$"),
         ({}, {"WHISPERBATCH_CONCURRENCY": "many"}, "WHISPERBATCH_CONCURRENCY"),
         ({"concurrency": 0}, {}, "concurrency"),
         ({}, {"WHISPERBATCH_CONFIG": "/nonexistent.toml"}, "config file not found"),
@@ -86,7 +86,7 @@ def test_subtitle_settings_and_their_old_names(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("flags", "env", "message"),
     [
-        ({"max_line_width": 4}, {}, r"^max_line_width must be at least 5 \(got 4\)$"),
+        ({"max_line_width": 4}, {}, r"^max_line_width = 4 \(from --max-line-width\): must be at least 5$"),
         ({}, {"WHISPERBATCH_MAX_LINE_CHARS": "3"}, "max_line_width"),
         ({"max_line_count": 0}, {}, "max_line_count"),
         ({"max_words_per_line": 0}, {}, "max_words_per_line"),

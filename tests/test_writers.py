@@ -26,6 +26,7 @@ from whisperbatch.writers import (
     atomic_write_text,
     output_paths,
     parse_formats,
+    plan_outputs,
     write_json,
     write_outputs,
     write_srt,
@@ -580,14 +581,30 @@ def test_parse_formats_rejects(spec: str) -> None:
 
 def test_output_paths(tmp_path: Path) -> None:
     source = tmp_path / "in" / "talk.v2.m4a"
-    assert output_paths(source, ["srt", "txt"], Task.TRANSCRIBE) == {
+    base = plan_outputs([source]).bases[source]
+    assert output_paths(base, ["srt", "txt"], Task.TRANSCRIBE) == {
         "srt": tmp_path / "in" / "talk.v2.srt",
         "txt": tmp_path / "in" / "talk.v2.txt",
     }
-    assert output_paths(source, ["vtt"], Task.TRANSLATE) == {"vtt": tmp_path / "in" / "talk.v2.en.vtt"}
+    assert output_paths(base, ["vtt"], Task.TRANSLATE) == {"vtt": tmp_path / "in" / "talk.v2.en.vtt"}
     out = tmp_path / "out"
-    assert output_paths(source, ["json"], Task.TRANSCRIBE, out) == {"json": out / "talk.v2.json"}
-    assert output_paths(source, ["json"], Task.TRANSLATE, out) == {"json": out / "talk.v2.en.json"}
+    base = plan_outputs([source], out).bases[source]
+    assert output_paths(base, ["json"], Task.TRANSCRIBE) == {"json": out / "talk.v2.json"}
+    assert output_paths(base, ["json"], Task.TRANSLATE) == {"json": out / "talk.v2.en.json"}
+
+
+def test_recordings_that_would_share_outputs_are_named_apart(tmp_path: Path) -> None:
+    a_mp3, a_webm, b = tmp_path / "a.mp3", tmp_path / "a.webm", tmp_path / "b.mp3"
+    plan = plan_outputs([a_mp3, a_webm, b])
+    assert plan.bases == {a_mp3: tmp_path / "a.mp3", a_webm: tmp_path / "a.webm", b: tmp_path / "b"}
+    assert plan.clashes == ((a_mp3, a_webm),)
+    # A neighbour not in this run still changes the name, so a later run cannot overwrite it.
+    assert plan_outputs([a_mp3], neighbours=[a_webm]).bases == {a_mp3: tmp_path / "a.mp3"}
+    # Two folders flattened into one --out-dir: the same name keeps the folder that tells them apart.
+    x, y, out = tmp_path / "x" / "a.mp3", tmp_path / "y" / "a.mp3", tmp_path / "out"
+    plan = plan_outputs([x, y, a_webm], out)
+    assert plan.bases == {x: out / "x" / "a.mp3", y: out / "y" / "a.mp3", a_webm: out / "a.webm"}
+    assert len(set(plan.bases.values())) == 3 and len(plan.clashes) == 1
 
 
 # --- atomic writes ----------------------------------------------------------------------------------
@@ -620,7 +637,7 @@ def test_atomic_write_unwritable_parent(tmp_path: Path) -> None:
 
 
 def test_write_outputs_writes_every_format(tmp_path: Path) -> None:
-    paths = output_paths(tmp_path / "talk.m4a", FORMATS, Task.TRANSLATE, tmp_path / "out")
+    paths = output_paths(tmp_path / "out" / "talk", FORMATS, Task.TRANSLATE)
     written = write_outputs(SAMPLE, paths, STYLE, COST)
     assert written == tuple(paths.values())
     assert sorted(os.listdir(tmp_path / "out")) == sorted(f"talk.en.{fmt}" for fmt in FORMATS)

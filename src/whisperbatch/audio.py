@@ -285,6 +285,7 @@ class Chunker:
         self.workdir = workdir
         self.p = params
         self._next_index = 0
+        self.decoded_s = 0.0  # audio decoded so far: less than the declared duration if truncated
         AudioSegment.converter = ffmpeg  # pydub finds ffmpeg only through this (or PATH)
 
     def chunks(self) -> Iterator[Chunk]:
@@ -325,6 +326,7 @@ class Chunker:
                 return
             else:
                 got = reader.read_into(buf[n : n + block])
+                self.decoded_s += got / SAMPLE_RATE
                 eof = got < block
                 n += got
                 whole = n // FRAME_SAMPLES

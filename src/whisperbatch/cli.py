@@ -10,20 +10,22 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
+import shutil
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import __version__, audio
+from . import __version__, audio, scratch
 from .config import Settings, load_settings
 from .engines import resolve_engine_name, select_engine
 from .engines.base import Engine, model_info
@@ -31,7 +33,7 @@ from .errors import ConfigError, WhisperbatchError
 from .inputs import collect_inputs
 from .models import CostLine, RunSummary, Task
 from .pipeline import ChunkDone, Event, FileFinished, FileStarted, Notice, Pipeline
-from .service import Service
+from .service import Interruption, Service, run_interruptibly
 from .store import Store
 
 app = typer.Typer(
@@ -43,7 +45,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-EXIT_FAILED, EXIT_STOPPED, EXIT_INTERRUPTED = 1, 3, 130
+EXIT_FAILED, EXIT_STOPPED = 1, 3
 
 
 class Output:
@@ -164,7 +166,7 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Say more, per
 def _settings(config: Path | None, **flags: Any) -> Settings:
     if flags.get("out_dir") is not None:
         flags["out_dir"] = Path(flags["out_dir"])
-    return load_settings(flags, config_path=config)
+    return load_settings(flags, config_path=config, flag_names=_FLAG_NAMES)
 
 
 def _fail(out: Output, e: WhisperbatchError) -> typer.Exit:
@@ -187,6 +189,10 @@ _RUN_OPTIONS = {
     "max_line_count": "max_line_count",
     "max_words_per_line": "max_words_per_line",
 }
+
+
+# Settings field -> the option that sets it, for messages about a bad value.
+_FLAG_NAMES = {field: "--" + name.replace("_", "-") for name, field in _RUN_OPTIONS.items()}
 
 
 def _run_flags(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -232,24 +238,30 @@ def _process(
     out.info(f"engine: {_engine_line(engine)}")
     pipeline = Pipeline(settings, engine, ffmpeg=ffmpeg, store=store, on_event=out.event)
     try:
-        with out:
+        with scratch.run_folder() as tmp, out:
             out.expect_files(len(inputs.files))
-            summary = pipeline.run(inputs.files, task, force=force)
-    except KeyboardInterrupt:
-        pipeline.stop.set()
-        out.error("interrupted: files not finished were left without outputs")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+            summary, interruption = run_interruptibly(pipeline, inputs.files, task, force=force, say=out.info)
+            if interruption is not None and interruption.abandoned:
+                _abandoned(out, interruption, tmp)
+    except WhisperbatchError as e:
+        raise _fail(out, e) from None
     finally:
         pipeline.close()
         store.close()
+    assert summary is not None
     if not quiet:
         _cost_table(out, summary)
-    gaps = [len(r.transcript.gaps) for r in summary.results if r.transcript is not None and r.transcript.gaps]
-    if gaps:
-        out.info(
-            f"warning: {sum(gaps)} stretch(es) of speech in {len(gaps)} file(s) have no text: their times "
-            "are listed above and under `gaps` in the json output"
+    flagged = [r for r in summary.results if r.transcript is not None and r.transcript.warnings]
+    if flagged:
+        out.info(f"warning: {len(flagged)} file(s) done with warnings (also under `warnings` in the json):")
+        for r in flagged:
+            assert r.transcript is not None
+            out.info(f"  {r.source}: {'; '.join(r.transcript.warnings)}")
+    if interruption is not None:
+        out.error(
+            f"interrupted ({signal.Signals(interruption.signum).name}): files not finished have no outputs"
         )
+        raise typer.Exit(128 + interruption.signum)
     if summary.stopped_reason:
         out.error(f"stopped: {summary.stopped_reason}")
         raise typer.Exit(EXIT_STOPPED)
@@ -258,6 +270,17 @@ def _process(
     if not inputs.files:
         out.error("no audio files found")
         raise typer.Exit(EXIT_FAILED)
+
+
+def _abandoned(out: Output, interruption: Interruption, tmp: Path) -> NoReturn:
+    """Requests were left in flight: say which files are unfinished, clean up, exit without waiting."""
+    out.__exit__()
+    for path in interruption.unfinished:
+        out.error(f"{path}: not finished (interrupted); what it cost so far is in the ledger")
+    shutil.rmtree(tmp, ignore_errors=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(128 + interruption.signum)  # threads blocked on the network cannot be joined
 
 
 def _cost_table(out: Output, summary: RunSummary) -> None:
@@ -353,8 +376,10 @@ def estimate(
     except WhisperbatchError as e:
         raise _fail(out, e) from None
     local = resolve_engine_name(settings) == "local"
-    api_model = settings.model if settings.model and not local else "whisper-1"
-    info = model_info(api_model, settings.models)
+    # --model names the API model to price, key or no key; a local model is priced as whisper-1.
+    info = model_info(settings.model or "whisper-1", settings.models)
+    if local and not info.price_known:
+        info = model_info("whisper-1", settings.models)
     inputs = collect_inputs(paths)
     failed = bool(inputs.missing)
     for missing in inputs.missing:
@@ -492,6 +517,7 @@ def watch(
         recursive=recursive,
         polling=polling,
         force=force,
+        once=once,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -501,21 +527,26 @@ def watch(
         + ("" if once else "; Ctrl-C or SIGTERM to stop")
     )
     started = time.monotonic()
-    try:
-        with out:
+    with scratch.run_folder():
+        try:
             service.start()
-            while not stop.wait(0.2):
-                service.tick()
-                if once and time.monotonic() - started > settings.settle_s and service.idle():
-                    break
-    finally:
-        if stop.is_set():
-            out.info("stopping: no new work; requests in flight get a moment to finish")
-        service.stop()
-        store.close()
+        except WhisperbatchError as e:
+            store.close()
+            raise _fail(out, e) from None
+        try:
+            with out:
+                while not stop.wait(0.2):
+                    service.tick()
+                    if once and time.monotonic() - started > settings.settle_s and service.idle():
+                        break
+        finally:
+            if stop.is_set():
+                out.info("stopping: no new work; requests in flight get a moment to finish")
+            service.stop()
+            store.close()
     if once and service.paused_reason:
         raise typer.Exit(EXIT_STOPPED)
-    if once and service.failed_keys:
+    if once and (service.failed_keys or service.unsettled):
         raise typer.Exit(EXIT_FAILED)
 
 

@@ -25,6 +25,7 @@ from dotenv import dotenv_values
 
 from .cues import CueStyle
 from .errors import ConfigError
+from .languages import language_code
 from .writers import parse_formats
 
 APP = "whisperbatch"
@@ -147,8 +148,8 @@ def _convert(name: str, raw: Any, source: str) -> Any:
                 return False
             raise ValueError(raw)
         if base is int:
-            if isinstance(raw, bool):
-                raise ValueError(raw)
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(raw)  # concurrency = 2.7 is a mistake, not 2
             return int(raw)
         if base is float:
             return float(raw)
@@ -156,7 +157,8 @@ def _convert(name: str, raw: Any, source: str) -> Any:
             return Path(str(raw)).expanduser()
         return str(raw)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"{source}: {name} = {raw!r} is not a valid {base.__name__}") from e
+        kind = {"int": "a whole number", "float": "a number", "bool": "true or false"}.get(base.__name__)
+        raise ConfigError(f"{name} = {raw!r} (from {source}): must be {kind or base.__name__}") from e
 
 
 def find_config_file(explicit: Path | None, env: Mapping[str, str], cwd: Path) -> Path | None:
@@ -208,14 +210,17 @@ def _model_override(path: Path, name: str, spec: Any) -> ModelOverride:
     return ModelOverride(**spec)
 
 
-def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+def _from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Settings found in the environment, and the variable each came from."""
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for name in _FIELDS:
         for var in _ENV_ALIASES.get(name, (f"WHISPERBATCH_{name.upper()}",)):
             if var in env and env[var] != "":
                 values[name] = _convert(name, env[var], var)
+                sources[name] = var
                 break
-    return values
+    return values, sources
 
 
 def load_settings(
@@ -224,8 +229,12 @@ def load_settings(
     config_path: Path | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    flag_names: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Merge defaults, config file, `.env`, environment and flags (later wins) and validate."""
+    """Merge defaults, config file, `.env`, environment and flags (later wins) and validate.
+
+    `flag_names` maps a setting to the option that set it (`budget_usd` -> `--budget`), for messages.
+    """
     cwd = cwd or Path.cwd()
     environ: dict[str, str] = dict(os.environ if env is None else env)
     dotenv_file = cwd / ".env"
@@ -234,38 +243,108 @@ def load_settings(
         dot = {k: v for k, v in dotenv_values(dotenv_file).items() if v is not None}
         environ = {**dot, **environ}
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     models: dict[str, ModelOverride] = {}
     path = find_config_file(config_path, environ, cwd)
     if path is not None:
         values, models = _read_config_file(path)
-    values.update(_from_env(environ))
-    values.update({k: v for k, v in (flags or {}).items() if v is not None})
+        sources = dict.fromkeys(values, str(path))
+    from_env, env_names = _from_env(environ)
+    values.update(from_env)
+    sources.update(env_names)
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    values.update(given)
+    sources.update({k: (flag_names or {}).get(k, "--" + k.replace("_", "-")) for k in given})
+    if values.get("language") is not None:
+        values["language"] = _language(values["language"], sources["language"])
     settings = Settings(**values, models=models)
-    _validate(settings)
+    _validate(settings, sources)
     return settings
 
 
-def _validate(s: Settings) -> None:
+def _language(value: str, source: str) -> str | None:
+    """A language code or name as Whisper knows it, as its code; "auto" (or empty) detects it."""
+    if value.strip().lower() in ("", "auto"):
+        return None
+    code = language_code(value)
+    if code is None:
+        raise ConfigError(
+            f"language = {value!r} (from {source}): not a language Whisper knows; "
+            "give a code such as en, de, fr, zh or a name such as German"
+        )
+    return code
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """The values a numeric setting may take: `low`/`high` bounds (inclusive unless `open_low`)."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def admits(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.open_high else value <= self.high)
+
+    def __str__(self) -> str:
+        low = None if self.low is None else f"{'more than' if self.open_low else 'at least'} {self.low:g}"
+        high = None if self.high is None else f"{'less than' if self.open_high else 'at most'} {self.high:g}"
+        return " and ".join(x for x in (low, high) if x) or "a finite number"
+
+
+# Every numeric setting and what it may be; `_validate` checks each before anything runs.
+RANGES: dict[str, Allowed] = {
+    "concurrency": Allowed(1, 256),
+    "budget_usd": Allowed(0),
+    "timeout_s": Allowed(0, open_low=True),
+    "max_attempts": Allowed(1),
+    "retry_base_s": Allowed(0),
+    "retry_max_s": Allowed(0),
+    "max_upload_bytes": Allowed(128 * 1024),
+    "local_threads": Allowed(0),
+    "beam_size": Allowed(1, 64),
+    "chunk_target_s": Allowed(10),
+    "utterance_max_s": Allowed(2),
+    "min_silence_s": Allowed(0.1, 10),
+    "skip_silence_s": Allowed(0.5),
+    "silence_threshold_dbfs": Allowed(-120, 0),
+    "vad_threshold": Allowed(0, 1, open_low=True, open_high=True),
+    "max_line_width": Allowed(5),
+    "max_line_count": Allowed(1),
+    "max_words_per_line": Allowed(1),
+    "max_cue_s": Allowed(1),
+    "max_chars_per_s": Allowed(0, open_low=True),
+    "settle_s": Allowed(0),
+    "rescan_s": Allowed(0.1),
+    "lease_s": Allowed(1),
+    "job_max_attempts": Allowed(1),
+    "pause_s": Allowed(0),
+    "shutdown_grace_s": Allowed(0),
+}
+LOCAL_DEVICES = ("auto", "cpu", "cuda")
+
+
+def _validate(s: Settings, sources: Mapping[str, str]) -> None:
+    """Every setting against what it may be; the first violation is one line naming its source."""
+
+    def bad(name: str, allowed: str) -> ConfigError:
+        value = getattr(s, name)
+        return ConfigError(f"{name} = {value!r} (from {sources.get(name, 'the default')}): must be {allowed}")
+
     if s.engine not in ENGINES:
-        raise ConfigError(f"engine {s.engine!r} is not one of {', '.join(ENGINES)}")
-    if s.concurrency < 1:
-        raise ConfigError(f"concurrency must be at least 1 (got {s.concurrency})")
-    if s.budget_usd is not None and s.budget_usd < 0:
-        raise ConfigError(f"budget must not be negative (got {s.budget_usd})")
-    if s.max_attempts < 1:
-        raise ConfigError(f"max_attempts must be at least 1 (got {s.max_attempts})")
-    if s.chunk_target_s < 10 or s.utterance_max_s < 2:
-        raise ConfigError("chunk_target_s must be at least 10 and utterance_max_s at least 2")
-    parse_formats(s.format)
-    if s.max_line_width < 5:
-        raise ConfigError(f"max_line_width must be at least 5 (got {s.max_line_width})")
-    if s.max_line_count < 1:
-        raise ConfigError(f"max_line_count must be at least 1 (got {s.max_line_count})")
-    if s.max_words_per_line is not None and s.max_words_per_line < 1:
-        raise ConfigError(f"max_words_per_line must be at least 1 (got {s.max_words_per_line})")
-    if not 1 <= s.max_cue_s < math.inf:
-        raise ConfigError(f"max_cue_s must be at least 1 second (got {s.max_cue_s})")
-    if not 0 < s.max_chars_per_s < math.inf:
-        raise ConfigError(f"max_chars_per_s must be a positive number (got {s.max_chars_per_s})")
-    if not 0 < s.vad_threshold < 1:
-        raise ConfigError(f"vad_threshold must be between 0 and 1 (got {s.vad_threshold})")
+        raise bad("engine", f"one of {', '.join(ENGINES)}")
+    if s.local_device not in LOCAL_DEVICES:
+        raise bad("local_device", f"one of {', '.join(LOCAL_DEVICES)}")
+    for name, allowed in RANGES.items():
+        value = getattr(s, name)
+        if value is not None and not allowed.admits(value):
+            raise bad(name, str(allowed))
+    try:
+        parse_formats(s.format)
+    except ConfigError as e:
+        raise ConfigError(f"format = {s.format!r} (from {sources.get('format', 'the default')}): {e}") from e

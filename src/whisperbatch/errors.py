@@ -106,3 +106,9 @@ class BudgetExceeded(WhisperbatchError):
 
 class OutputError(WhisperbatchError):
     """An output file could not be written."""
+
+
+class UnwritableOutput(OutputError):
+    """An output folder cannot be written: found before the run starts, so nothing was paid for."""
+
+    exit_code = 2

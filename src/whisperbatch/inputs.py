@@ -54,3 +54,16 @@ def collect_inputs(args: Sequence[str]) -> Inputs:
             seen.add(key)
             unique.append(f)
     return Inputs(tuple(unique), tuple(missing))
+
+
+def namesakes(path: Path) -> list[Path]:
+    """Other recordings beside `path` with the same stem (`talk.webm` for `talk.mp3`): their outputs
+    would share names with its own."""
+    try:
+        return sorted(
+            p
+            for p in path.parent.glob(glob.escape(path.stem) + ".*")
+            if p != path and p.stem == path.stem and p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
+        )
+    except OSError:
+        return []

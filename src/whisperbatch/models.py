@@ -18,6 +18,15 @@ class Task(StrEnum):
     TRANSLATE = "translate"
 
 
+class Spend(StrEnum):
+    """Where a file's spend in one run stands, as the ledger records it."""
+
+    RUNNING = "running"  # requests answered so far; a run killed outright leaves it so
+    DONE = "done"
+    FAILED = "failed"  # spent on a file that then failed
+    UNFINISHED = "unfinished"  # the run was stopped; requests abandoned in flight are included
+
+
 @dataclass(frozen=True)
 class Word:
     """One timed word, as Whisper's word timestamps give it. `text` keeps Whisper's leading space."""
@@ -116,10 +125,22 @@ class Transcript:
     task: Task
     # Detected speech that no text covers, even after asking again: never dropped silently.
     gaps: tuple[Span, ...] = ()
+    # Seconds ffmpeg could decode, set only when far fewer than `duration_s` declares (truncated file).
+    decoded_s: float | None = None
 
     @property
     def text(self) -> str:
         return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What a reader of this transcript should know: it is done, but not all of it may be there."""
+        notes = []
+        if self.decoded_s is not None:
+            notes.append(f"decoded {self.decoded_s:.1f} s of {self.duration_s:.1f} s (truncated or damaged?)")
+        if self.gaps:
+            notes.append(f"{len(self.gaps)} stretch(es) of speech without text")
+        return tuple(notes)
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,10 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -40,7 +41,20 @@ from .errors import (
     RetryableEngineError,
     WhisperbatchError,
 )
-from .models import Chunk, EngineResult, FileResult, RunSummary, Segment, Span, Task, Transcript, Word
+from .inputs import namesakes
+from .models import (
+    Chunk,
+    CostLine,
+    EngineResult,
+    FileResult,
+    RunSummary,
+    Segment,
+    Span,
+    Spend,
+    Task,
+    Transcript,
+    Word,
+)
 from .store import Store
 
 COSTS_CSV = "costs.csv"
@@ -81,7 +95,6 @@ class ChunkOutcome:
     result: EngineResult
     placed: tuple[Segment, ...]
     uploaded: bool  # False when the result came from the chunk cache
-    billed_s: float  # audio seconds sent for it, asking again included
     gaps: tuple[Span, ...]  # speech that stayed without text, on the recording's timeline
 
 
@@ -92,9 +105,9 @@ class ChunksDone:
     placed: tuple[tuple[Segment, ...], ...]
     chunks: tuple[Chunk, ...]
     uploaded: int
-    billed_s: float
     language: str | None
     gaps: tuple[Span, ...]
+    decoded_s: float  # audio ffmpeg could decode
 
 
 GAP_PAD_S = 0.5  # a stretch asked about alone keeps this much audio either side of the lost speech
@@ -111,6 +124,11 @@ def gaps_message(path: Path, gaps: tuple[Span, ...]) -> str:
     shown = ", ".join(f"{_clock(g.start_s)}-{_clock(g.end_s)}" for g in gaps[:5])
     more = f" and {len(gaps) - 5} more" if len(gaps) > 5 else ""
     return f"{path}: warning: speech without text after asking again, {len(gaps)}x: {shown}{more}"
+
+
+def _short(decoded_s: float, declared_s: float) -> bool:
+    """Whether a recording decoded to much less than its header declares (truncated, damaged)."""
+    return decoded_s < 0.9 * declared_s and declared_s - decoded_s > 0.5
 
 
 def _total_s(spans: Iterable[Span]) -> float:
@@ -169,6 +187,19 @@ def _fill(result: EngineResult, answer: EngineResult, offset_s: float, gap: Span
     )
 
 
+@dataclass
+class _Bill:
+    """What one recording has cost in this run so far: requests answered and requests in flight."""
+
+    path: Path
+    task: Task
+    audio_s: float
+    answered_s: float = 0.0
+    in_flight: dict[object, float] = field(default_factory=dict)  # request -> audio seconds
+    row: int | None = None  # its ledger row, once written
+    abandoned: bool = False
+
+
 class ChunkCache(Protocol):
     """Finished chunk results kept across restarts, so a resumed file uploads only what is missing."""
 
@@ -204,14 +235,27 @@ class Pipeline:
         self.style = settings.cue_style
         self._formats = writers.parse_formats(settings.format)
         self._budget_lock = threading.Lock()
+        self._bill_lock = threading.Lock()
+        self._bills: dict[Path, _Bill] = {}  # files in progress
         self._committed_usd = 0.0
+        self._plan_lock = threading.Lock()
+        self._bases: dict[Path, Path] = {}  # each recording's output path without its format
+        self._clashes_told: set[frozenset[Path]] = set()
         # A one-off run's budget covers that run; the watcher's covers the ledger's whole history.
         self.budget_is_lifetime = False
 
     # ---- a whole run -------------------------------------------------------------------------------
 
     def run(self, files: Iterable[Path], task: Task, *, force: bool = False) -> RunSummary:
-        """Process files concurrently; a bad file fails alone, a fatal error stops the rest."""
+        """Process files concurrently; a bad file fails alone, a fatal error stops the rest.
+
+        Raises UnwritableOutput, before any work, when an output folder cannot be written."""
+        files = list(files)
+        self.plan_outputs(files)
+        with self._plan_lock:
+            folders = sorted({self._bases[f].parent for f in files})
+        for folder in folders:  # before anything is paid for
+            writers.check_writable(folder)
         results: list[FileResult] = []
         stopped: list[str] = []
         with ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="wb-file") as pool:
@@ -249,8 +293,33 @@ class Pipeline:
 
     # ---- one file ----------------------------------------------------------------------------------
 
+    def plan_outputs(self, sources: Sequence[Path], neighbours: Sequence[Path] = ()) -> None:
+        """Fix where these recordings' outputs go before any work, so none overwrites another's; each
+        group of recordings that had to be named apart is said once."""
+        around = [n for source in sources for n in namesakes(source)]
+        plan = writers.plan_outputs(sources, self.settings.out_dir, [*neighbours, *around])
+        with self._plan_lock:
+            self._bases.update(plan.bases)
+            fresh = [c for c in plan.clashes if frozenset(c) not in self._clashes_told]
+            self._clashes_told.update(frozenset(c) for c in fresh)
+        folder = self.settings.out_dir
+        for clash in fresh:
+            named = ", ".join(
+                f"{plan.bases[p].relative_to(folder.absolute()) if folder else plan.bases[p].name}.*"
+                for p in clash
+                if p in plan.bases
+            )
+            self.on_event(
+                Notice(f"{', '.join(map(str, clash))} share a name: their outputs are named {named}")
+            )
+
     def output_paths(self, source: Path, task: Task) -> dict[str, Path]:
-        return writers.output_paths(source, self._formats, task, self.settings.out_dir)
+        with self._plan_lock:
+            base = self._bases.get(source)
+        if base is None:
+            self.plan_outputs([source])
+            base = self._bases[source]
+        return writers.output_paths(base, self._formats, task)
 
     def up_to_date(self, source: Path, task: Task) -> bool:
         """Every output exists and is newer than the recording: a re-run has nothing to do."""
@@ -275,6 +344,8 @@ class Pipeline:
             return FileResult(source=path, outputs=tuple(self.output_paths(path, task).values()))
         info = audio.probe(path, self.ffmpeg)
         reserved = self._reserve_budget(path, info.duration_s)
+        bill = self._open_bill(path, task, info.duration_s)
+        state = Spend.FAILED
         try:
             self.on_event(FileStarted(path, info.duration_s))
             with tempfile.TemporaryDirectory(prefix="whisperbatch-") as tmp:
@@ -287,28 +358,24 @@ class Pipeline:
                 model=self.engine.model,
                 task=task,
                 gaps=done.gaps,
+                decoded_s=done.decoded_s if _short(done.decoded_s, info.duration_s) else None,
             )
-            line = cost.cost_line(
-                str(path),
-                audio_s=info.duration_s,
-                billed_s=done.billed_s,
-                engine=self.engine.name,
-                info=self.engine.info,
-                task=task,
-                api_usd_per_min=api_equivalent_usd_per_min(),
-            )
+            line = self._cost_line(bill)
             if done.gaps:
                 self.on_event(Notice(gaps_message(path, done.gaps)))
+            if transcript.decoded_s is not None:
+                self.on_event(Notice(f"{path}: warning: {transcript.warnings[0]}"))
             if self.stop.is_set():
                 raise Stopped(f"{path}: stopped before writing outputs")
             outputs = writers.write_outputs(transcript, self.output_paths(path, task), self.style, line)
+            state = Spend.DONE
             cost.append_costs_csv(outputs[0].parent / COSTS_CSV, [line])
-            if self.store is not None:
-                self.store.record_cost(self.run_id, line)
-        except BaseException:
-            self._release_budget(reserved, actual=0.0)
+        except Stopped:
+            state = Spend.UNFINISHED
             raise
-        self._release_budget(reserved, actual=line.usd)
+        finally:
+            spent = self._close_bill(bill, state)
+            self._release_budget(reserved, actual=spent.usd)
         return FileResult(
             source=path,
             outputs=outputs,
@@ -317,6 +384,82 @@ class Pipeline:
             chunks_total=len(done.chunks),
             chunks_uploaded=done.uploaded,
         )
+
+    # ---- what each file has cost in this run, in the ledger as it grows -----------------------------
+
+    def _open_bill(self, path: Path, task: Task, audio_s: float) -> _Bill:
+        bill = _Bill(path, task, audio_s)
+        with self._bill_lock:
+            self._bills[path] = bill
+        return bill
+
+    def _cost_line(self, bill: _Bill) -> CostLine:
+        return cost.cost_line(
+            str(bill.path),
+            audio_s=bill.audio_s,
+            billed_s=bill.answered_s,
+            engine=self.engine.name,
+            info=self.engine.info,
+            task=bill.task,
+            api_usd_per_min=api_equivalent_usd_per_min(),
+        )
+
+    def _record(self, bill: _Bill, state: Spend) -> CostLine:
+        """Write the bill to the ledger: a file done, or anything that was sent (so `report` matches
+        what the provider bills even when no output was written)."""
+        line = self._cost_line(bill)
+        if self.store is not None and (state is Spend.DONE or bill.answered_s > 0):
+            bill.row = self.store.record_cost(self.run_id, line, state, bill.row)
+        return line
+
+    @contextmanager
+    def _billed(self, path: Path, seconds: float) -> Iterator[None]:
+        """One request in flight: billed once answered (a failed request is not billed)."""
+        key = object()
+        with self._bill_lock:
+            bill = self._bills.get(path)
+            if bill is not None:
+                bill.in_flight[key] = seconds
+        answered = False
+        try:
+            yield
+            answered = True
+        finally:
+            with self._bill_lock:
+                counted = bill is not None and bill.in_flight.pop(key, None) is not None
+                if counted and answered:
+                    assert bill is not None
+                    bill.answered_s += seconds
+            if counted and answered:
+                assert bill is not None
+                self._record(bill, Spend.RUNNING)
+
+    def _close_bill(self, bill: _Bill, state: Spend) -> CostLine:
+        with self._bill_lock:
+            self._bills.pop(bill.path, None)
+            if bill.abandoned:  # already recorded, in-flight requests included
+                return self._cost_line(bill)
+        return self._record(bill, state)
+
+    def in_flight(self) -> dict[Path, int]:
+        """Files in progress and how many requests each has in flight."""
+        with self._bill_lock:
+            return {b.path: len(b.in_flight) for b in self._bills.values()}
+
+    def abandon(self) -> list[Path]:
+        """Stop without waiting for requests in flight: each file still in progress goes to the ledger
+        as unfinished with what it cost so far, the abandoned requests included (the provider bills
+        them whether or not the answer is read). Returns those files."""
+        self.stop.set()
+        with self._bill_lock:
+            bills = list(self._bills.values())
+            for bill in bills:
+                bill.answered_s += sum(bill.in_flight.values())
+                bill.in_flight.clear()
+                bill.abandoned = True
+        for bill in bills:
+            self._record(bill, Spend.UNFINISHED)
+        return [bill.path for bill in bills]
 
     def _chunk_params(self) -> audio.ChunkParams:
         s, info = self.settings, self.engine.info
@@ -368,9 +511,9 @@ class Pipeline:
             placed=tuple(tuple(o.placed) for o in outcomes),
             chunks=tuple(chunks),
             uploaded=sum(1 for o in outcomes if o.uploaded),
-            billed_s=sum(o.billed_s for o in outcomes),
             language=next((o.result.language for o in outcomes if o.result.language), None),
             gaps=tuple(g for o in outcomes for g in o.gaps),
+            decoded_s=chunker.decoded_s,
         )
 
     def _chunk_callback(
@@ -398,24 +541,21 @@ class Pipeline:
             hit = cache.get(key, chunk)
             if hit is not None:
                 chunk.path.unlink(missing_ok=True)
-                return self._outcome(chunk, hit, uploaded=False, billed_s=chunk.duration_s)
+                return self._outcome(chunk, hit, uploaded=False)
         try:
-            result, billed_s = self._checked_result(path, chunk, task, prompt)
+            result = self._checked_result(path, chunk, task, prompt)
         finally:
             chunk.path.unlink(missing_ok=True)  # keep at most the in-flight chunks on disk
         if cache is not None:
             cache.put(key, chunk, result)
-        return self._outcome(chunk, result, uploaded=True, billed_s=billed_s)
+        return self._outcome(chunk, result, uploaded=True)
 
-    def _outcome(
-        self, chunk: Chunk, result: EngineResult, *, uploaded: bool, billed_s: float
-    ) -> ChunkOutcome:
+    def _outcome(self, chunk: Chunk, result: EngineResult, *, uploaded: bool) -> ChunkOutcome:
         gaps = self._uncovered(chunk, result)
         return ChunkOutcome(
             result=result,
             placed=tuple(stitch.place(chunk, result)),
             uploaded=uploaded,
-            billed_s=billed_s,
             gaps=tuple(Span(g.start_s + chunk.offset_s, g.end_s + chunk.offset_s) for g in gaps),
         )
 
@@ -426,11 +566,8 @@ class Pipeline:
             return list(chunk.speech) if not kept else []
         return speech.uncovered(chunk.speech, kept)
 
-    def _checked_result(
-        self, path: Path, chunk: Chunk, task: Task, prompt: str | None
-    ) -> tuple[EngineResult, float]:
-        """Ask for a chunk, then make sure its text covers its speech; returns the result and the
-        seconds of audio uploaded for it.
+    def _checked_result(self, path: Path, chunk: Chunk, task: Task, prompt: str | None) -> EngineResult:
+        """Ask for a chunk, then make sure its text covers its speech.
 
         A model given earlier text as context can continue that text instead of hearing new words.
         So an answer that leaves speech uncovered, runs a segment far past the speech under it, or
@@ -440,14 +577,12 @@ class Pipeline:
         """
         carried = self.settings.condition_on_previous
         result = self._call_with_retries(path, chunk, task, prompt, condition=carried)
-        billed_s = chunk.duration_s
         gaps = self._uncovered(chunk, result)
         if carried and self._suspect(chunk, result, prompt, gaps):
             self.on_event(
                 Notice(f"{path} (chunk {chunk.index + 1}): text may be missing; asked again without context")
             )
             again = self._call_with_retries(path, chunk, task, self.settings.prompt, condition=False)
-            billed_s += chunk.duration_s
             again_gaps = self._uncovered(chunk, again)
             if _total_s(again_gaps) <= _total_s(gaps):
                 result, gaps = again, again_gaps
@@ -466,9 +601,8 @@ class Pipeline:
             except (EngineError, AudioError) as e:  # the first answer stands; the gap stays reported
                 self.on_event(Notice(f"{path} (chunk {chunk.index + 1}): could not ask again ({e})"))
                 continue
-            billed_s += piece.duration_s
             result = _fill(result, answer, piece.offset_s, gap)
-        return result, billed_s
+        return result
 
     def _suspect(self, chunk: Chunk, result: EngineResult, prompt: str | None, gaps: list[Span]) -> bool:
         if gaps:
@@ -488,7 +622,7 @@ class Pipeline:
             if self.stop.is_set():
                 raise Stopped("the run was stopped")
             try:
-                with self._requests:
+                with self._requests, self._billed(path, chunk.duration_s):
                     return self.engine.transcribe(
                         chunk,
                         task=task,
@@ -530,7 +664,9 @@ class Pipeline:
         need = self.estimate_usd(duration_s)
         with self._budget_lock:
             spent = (
-                self.store.total_spent_usd() if self.store is not None and self.budget_is_lifetime else 0.0
+                self.store.total_spent_usd(except_running_in=self.run_id)
+                if self.store is not None and self.budget_is_lifetime
+                else 0.0
             )
             if spent + self._committed_usd + need > budget + 1e-9:
                 raise BudgetExceeded(

@@ -17,12 +17,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
+import queue
+import signal
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import writers
@@ -38,6 +42,7 @@ from .errors import (
 from .models import (
     Chunk,
     EngineResult,
+    RunSummary,
     Task,
     result_from_json,
     result_to_json,
@@ -46,9 +51,94 @@ from .models import (
 )
 from .pipeline import Event, Notice, Pipeline, Stopped
 from .store import Job, Store
-from .watcher import FolderWatcher
+from .watcher import FolderWatcher, is_candidate
 
 ERROR_SUFFIX = ".error.txt"
+STOP_GRACE_S = 2.0  # how long a one-off run waits for requests in flight once told to stop
+
+
+@dataclass(frozen=True)
+class Interruption:
+    """A one-off run stopped by Ctrl-C or SIGTERM."""
+
+    signum: int
+    # Files left in progress when requests in flight were abandoned (empty if the run wound down
+    # within the grace period: then each stopped file is in the summary, failed "not finished").
+    unfinished: tuple[Path, ...]
+
+    @property
+    def abandoned(self) -> bool:
+        """Requests were left in flight: the process must exit without waiting for them."""
+        return bool(self.unfinished)
+
+
+def run_interruptibly(
+    pipeline: Pipeline,
+    files: Sequence[Path],
+    task: Task,
+    *,
+    force: bool,
+    say: Callable[[str], None],
+    grace_s: float = STOP_GRACE_S,
+) -> tuple[RunSummary | None, Interruption | None]:
+    """A one-off run where Ctrl-C and SIGTERM behave alike.
+
+    The first signal stops new work at once and says what the run is waiting for; requests still in
+    flight after `grace_s`, or at a second signal, are abandoned (`Pipeline.abandon` puts what they
+    cost in the ledger) and the summary is None: the caller must exit without waiting for them.
+    Call from the main thread (signal handlers can only be set there).
+    """
+    signals: queue.SimpleQueue[int] = queue.SimpleQueue()
+    watched = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, _frame: signals.put(signum)) for sig in watched}
+    outcome: list[RunSummary | BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(pipeline.run(files, task, force=force))
+        except BaseException as e:  # handed to the main thread below
+            outcome.append(e)
+
+    runner = threading.Thread(target=work, name="wb-run", daemon=True)
+    runner.start()
+    first: int | None = None
+    deadline = math.inf
+    try:
+        while runner.is_alive():
+            runner.join(0.05)
+            try:
+                signum: int | None = signals.get_nowait()
+            except queue.Empty:
+                signum = None
+            if signum is not None and first is None:
+                first = signum
+                pipeline.stop.set()
+                deadline = time.monotonic() + grace_s
+                say(_waiting_line(signum, pipeline.in_flight(), grace_s))
+            elif first is not None and (signum is not None or time.monotonic() > deadline):
+                unfinished = tuple(pipeline.abandon())
+                if unfinished:
+                    return None, Interruption(first, unfinished)
+                deadline = math.inf  # nothing was in progress: the run is ending by itself
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result, None if first is None else Interruption(first, ())
+
+
+def _waiting_line(signum: int, in_flight: dict[Path, int], grace_s: float) -> str:
+    name = signal.Signals(signum).name
+    if not in_flight:
+        return f"stopping ({name}): no new work"
+    requests = sum(in_flight.values())
+    files = ", ".join(str(p) for p in in_flight)
+    return (
+        f"stopping ({name}): no new work; {requests} request(s) in flight for {files} are given up after "
+        f"{grace_s:.0f} s (again to stop now); their cost goes in the ledger"
+    )
 
 
 def file_sha256(path: Path) -> str:
@@ -112,6 +202,7 @@ class Service:
         recursive: bool = False,
         polling: bool = False,
         force: bool = False,
+        once: bool = False,
     ) -> None:
         self.settings = settings
         self.root = root
@@ -134,6 +225,10 @@ class Service:
         self.failed_keys: set[str] = set()
         self._extra_paths: dict[str, set[Path]] = {}
         self.force = force
+        # --once: a file still changing this long after it was found is reported, not waited for.
+        self.give_up_s = max(30.0, 5 * settings.settle_s) if once else None
+        self.unsettled: list[Path] = []
+        self.recursive = recursive
         self._forced: set[str] = set()  # with --force, each job is redone once per service life
         self._workers: list[threading.Thread] = []
         self._busy = 0
@@ -149,6 +244,9 @@ class Service:
 
     def admit(self, path: Path) -> Job | None:
         """A settled file: find or create its job; a duplicate of finished work gets its outputs now."""
+        # Recordings elsewhere in the tree share the --out-dir: same-named ones must be named apart.
+        same_stem = [p for p in self.watcher.files() if p.stem == path.stem] if self.settings.out_dir else []
+        self.pipeline.plan_outputs([path], same_stem)
         try:
             st = path.stat()
             key = self.store.seen(path, st.st_size, st.st_mtime_ns)
@@ -289,7 +387,12 @@ class Service:
     # ---- running -----------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Raises UnwritableOutput, before watching, when outputs could not be written."""
+        writers.check_writable(self.settings.out_dir or self.root)
         self.watcher.start()
+        if not self.recursive:
+            for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and is_candidate(p)):
+                self.say(f"{folder}: a folder, not a recording; skipped (--recursive looks inside)")
         for i in range(self.settings.concurrency):
             t = threading.Thread(target=self._worker, name=f"wb-worker-{i}", daemon=True)
             t.start()
@@ -304,6 +407,10 @@ class Service:
         """Admit whatever has settled; call this regularly from the main thread."""
         for path in self.watcher.poll():
             self.admit(path)
+        if self.give_up_s is not None:
+            for path in self.watcher.tracker.give_up(self.give_up_s):
+                self.unsettled.append(path)
+                self.say(f"failed: {path}: still being written after {self.give_up_s:.0f} s, not taken")
 
     def idle(self) -> bool:
         """Nothing settling, nothing running, nothing runnable queued (for --once)."""
@@ -322,6 +429,8 @@ class Service:
         deadline = time.monotonic() + self.settings.shutdown_grace_s
         for t in self._workers:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in self._workers):
+            self.pipeline.abandon()  # what the requests still in flight cost goes in the ledger
         for job in self.store.jobs("running"):
             if job.lease_owner == self.owner:
                 self.store.requeue(job.key, refund_attempt=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .models import CostLine, Task
+from .models import CostLine, Spend, Task
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
@@ -79,6 +79,12 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "003_ledger_state",
+        """
+        ALTER TABLE ledger ADD COLUMN state TEXT NOT NULL DEFAULT 'done';
+        """,
+    ),
 )
 
 
@@ -112,6 +118,7 @@ class LedgerRow:
     run_id: str
     recorded_at: float
     line: CostLine
+    state: Spend
 
 
 class Store:
@@ -161,30 +168,41 @@ class Store:
                 applied.append(name)
         return applied
 
-    def record_cost(self, run_id: str, line: CostLine) -> None:
+    def record_cost(self, run_id: str, line: CostLine, state: Spend, row: int | None = None) -> int:
+        """Write one file's spend in one run (a new row, or `row` again as it grows); returns the row."""
+        values = (
+            run_id,
+            time.time(),
+            line.file,
+            str(line.task),
+            line.engine,
+            line.model,
+            line.audio_s,
+            line.billed_min,
+            line.usd_per_min,
+            line.usd,
+            line.api_equivalent_usd,
+            str(state),
+        )
         with self.transaction() as db:
-            db.execute(
+            if row is not None:
+                db.execute(
+                    "UPDATE ledger SET recorded_at = ?, billed_min = ?, usd = ?, api_equivalent_usd = ?,"
+                    " state = ? WHERE id = ?",
+                    (values[1], line.billed_min, line.usd, line.api_equivalent_usd, str(state), row),
+                )
+                return row
+            cursor = db.execute(
                 "INSERT INTO ledger (run_id, recorded_at, file, task, engine, model, audio_s, billed_min,"
-                " usd_per_min, usd, api_equivalent_usd) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    run_id,
-                    time.time(),
-                    line.file,
-                    str(line.task),
-                    line.engine,
-                    line.model,
-                    line.audio_s,
-                    line.billed_min,
-                    line.usd_per_min,
-                    line.usd,
-                    line.api_equivalent_usd,
-                ),
+                " usd_per_min, usd, api_equivalent_usd, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                values,
             )
+            return int(cursor.lastrowid or 0)
 
     def ledger(self) -> list[LedgerRow]:
         rows = self._query(
             "SELECT run_id, recorded_at, file, audio_s, billed_min, engine, model, usd_per_min, usd,"
-            " api_equivalent_usd, task FROM ledger ORDER BY id"
+            " api_equivalent_usd, task, state FROM ledger ORDER BY id"
         )
         return [
             LedgerRow(
@@ -201,12 +219,20 @@ class Store:
                     api_equivalent_usd=r[9],
                     task=Task(r[10]),
                 ),
+                state=Spend(r[11]),
             )
             for r in rows
         ]
 
-    def total_spent_usd(self) -> float:
-        return float(self._query("SELECT COALESCE(SUM(usd), 0) FROM ledger")[0][0])
+    def total_spent_usd(self, *, except_running_in: str | None = None) -> float:
+        """Everything the ledger says was spent; `except_running_in` leaves out that run's files still
+        in progress (their budget is reserved separately until they end)."""
+        return float(
+            self._query(
+                "SELECT COALESCE(SUM(usd), 0) FROM ledger WHERE NOT (state = ? AND run_id = ?)",
+                (str(Spend.RUNNING), except_running_in or ""),
+            )[0][0]
+        )
 
     # ---- jobs (the watcher) -------------------------------------------------------------------------
 

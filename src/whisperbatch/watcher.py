@@ -43,6 +43,7 @@ class _Watch:
     size_bytes: int
     mtime_ns: int
     stable_since: float
+    first_seen: float
 
 
 class SettleTracker:
@@ -64,7 +65,8 @@ class SettleTracker:
         with self._lock:
             if self._handled.get(path) == (st.st_size, st.st_mtime_ns) and path not in self._watching:
                 return
-            self._watching[path] = _Watch(st.st_size, st.st_mtime_ns, self.clock())
+            seen = self._watching[path].first_seen if path in self._watching else self.clock()
+            self._watching[path] = _Watch(st.st_size, st.st_mtime_ns, self.clock(), seen)
 
     def poll(self) -> list[Path]:
         now = self.clock()
@@ -77,12 +79,21 @@ class SettleTracker:
                     del self._watching[path]  # moved away or deleted before it settled
                     continue
                 if (st.st_size, st.st_mtime_ns) != (w.size_bytes, w.mtime_ns):
-                    self._watching[path] = _Watch(st.st_size, st.st_mtime_ns, now)
-                elif st.st_size > 0 and now - w.stable_since >= self.settle_s:
+                    self._watching[path] = _Watch(st.st_size, st.st_mtime_ns, now, w.first_seen)
+                elif now - w.stable_since >= self.settle_s:  # an empty file too: it fails, said
                     del self._watching[path]
                     self._handled[path] = (st.st_size, st.st_mtime_ns)
                     ready.append(path)
         return sorted(ready)
+
+    def give_up(self, after_s: float) -> list[Path]:
+        """Stop waiting for files that have kept changing for `after_s` since first seen (`--once`)."""
+        now = self.clock()
+        with self._lock:
+            stale = sorted(p for p, w in self._watching.items() if now - w.first_seen >= after_s)
+            for path in stale:
+                del self._watching[path]
+        return stale
 
     @property
     def pending(self) -> int:
@@ -130,11 +141,12 @@ class FolderWatcher:
         self.scan()
 
     def scan(self) -> None:
-        for path in self._files():
+        for path in self.files():
             self.tracker.touch(path)
         self._last_scan = self.clock()
 
-    def _files(self) -> Iterator[Path]:
+    def files(self) -> Iterator[Path]:
+        """The recordings in the folder now."""
         if self.recursive:
             for folder, dirs, names in os.walk(self.root):
                 dirs[:] = [d for d in dirs if not d.startswith(".")]

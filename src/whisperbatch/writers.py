@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from whisperbatch.cues import CueStyle, build_cues, to_ms
-from whisperbatch.errors import ConfigError, OutputError
+from whisperbatch.errors import ConfigError, OutputError, UnwritableOutput
 from whisperbatch.models import CostLine, Task, Transcript, Word
 
 FORMATS: tuple[str, ...] = ("txt", "srt", "vtt", "json")
@@ -107,7 +107,8 @@ def write_vtt(t: Transcript, stream: TextIO, style: CueStyle) -> None:
 def write_json(t: Transcript, stream: TextIO, cost: CostLine | None) -> None:
     """Machine-readable result: text, metadata, every segment with its words where the engine gave them,
     and the speech no text covers (`gaps`). Times in seconds, to the millisecond; optional fields that
-    the engine did not report are left out."""
+    the engine did not report are left out. `warnings` says what may be missing (a truncated file's
+    `decoded_s`, speech without text)."""
     segments: list[dict[str, Any]] = []
     for index, segment in enumerate(t.segments):
         item: dict[str, Any] = {
@@ -136,6 +137,8 @@ def write_json(t: Transcript, stream: TextIO, cost: CostLine | None) -> None:
         "duration_s": to_ms(t.duration_s) / 1000,
         "segments": segments,
         "gaps": [{"start_s": to_ms(g.start_s) / 1000, "end_s": to_ms(g.end_s) / 1000} for g in t.gaps],
+        "decoded_s": None if t.decoded_s is None else to_ms(t.decoded_s) / 1000,
+        "warnings": list(t.warnings),
         "cost": cost_dict,
     }
     stream.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
@@ -170,13 +173,71 @@ def render(fmt: str, transcript: Transcript, style: CueStyle, cost: CostLine | N
     return buffer.getvalue()
 
 
-def output_paths(
-    source: Path, formats: Sequence[str], task: Task, out_dir: Path | None = None
-) -> dict[str, Path]:
-    """`<stem>.<ext>` beside the source (or in `out_dir`); translations are `<stem>.en.<ext>`."""
-    folder = source.parent if out_dir is None else out_dir
-    stem = f"{source.stem}.en" if task is Task.TRANSLATE else source.stem
-    return {fmt: folder / f"{stem}.{fmt}" for fmt in formats}
+@dataclass(frozen=True)
+class OutputPlan:
+    """Where each recording's outputs go (`bases`: the path without `.txt`/`.srt`), and the groups of
+    recordings that would have shared one, and so were named apart."""
+
+    bases: dict[Path, Path]
+    clashes: tuple[tuple[Path, ...], ...]
+
+
+def plan_outputs(
+    sources: Sequence[Path], out_dir: Path | None = None, neighbours: Sequence[Path] = ()
+) -> OutputPlan:
+    """Name every recording's outputs so that no two recordings share one.
+
+    `<stem>` beside the source (or in `out_dir`) when that is unambiguous. Recordings that would share
+    it (`talk.mp3` and `talk.webm`, or two folders' `talk.mp3` flattened by `out_dir`) keep their
+    extension in the name (`talk.mp3.srt`, `talk.webm.srt`); same-named files from different folders
+    also keep the folders that tell them apart, under `out_dir`. `neighbours` are recordings not in
+    this run that a later run may write beside the same names (a folder's other files), so the names
+    do not depend on which files a run was given.
+    """
+    given = {p.absolute(): p for p in [*neighbours, *sources]}  # absolute -> as the caller named it
+    groups: dict[Path, list[Path]] = {}
+    for path in given:
+        groups.setdefault((out_dir or path.parent).absolute() / path.stem, []).append(path)
+    bases: dict[Path, Path] = {}
+    clashes: list[tuple[Path, ...]] = []
+    for stem, members in groups.items():
+        if len(members) == 1:
+            bases[members[0]] = stem
+            continue
+        clashes.append(tuple(members))
+        by_name: dict[str, list[Path]] = {}
+        for path in members:
+            by_name.setdefault(path.name, []).append(path)
+        for name, same in by_name.items():
+            common = Path(os.path.commonpath([p.parent for p in same]))
+            for path in same:
+                sub = path.parent.relative_to(common) if len(same) > 1 else Path()
+                bases[path] = stem.parent / sub / name
+    wanted = {p.absolute() for p in sources}
+    return OutputPlan(
+        bases={p: bases[p.absolute()] for p in sources},
+        clashes=tuple(tuple(given[p] for p in group) for group in clashes if wanted.intersection(group)),
+    )
+
+
+def output_paths(base: Path, formats: Sequence[str], task: Task) -> dict[str, Path]:
+    """`<base>.<ext>` per format; translations are `<base>.en.<ext>`."""
+    name = f"{base.name}.en" if task is Task.TRANSLATE else base.name
+    return {fmt: base.with_name(f"{name}.{fmt}") for fmt in formats}
+
+
+def check_writable(folder: Path) -> None:
+    """Create (if needed) and write a probe file in `folder`, so a run finds out before it pays."""
+    probe = folder / f".whisperbatch-probe-{secrets.token_hex(6)}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        reason = "not a folder" if folder.exists() and not folder.is_dir() else (e.strerror or str(e))
+        raise UnwritableOutput(
+            f"{folder}: outputs cannot be written there ({reason}); nothing was sent"
+        ) from e
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -24,6 +24,7 @@ from ..errors import (
     RequestTooLarge,
     RetryableEngineError,
 )
+from ..languages import language_code
 from ..models import Chunk, EngineResult, Segment, Span, Task, Word
 from .base import ModelInfo
 
@@ -88,7 +89,8 @@ class OpenAIEngine:
 
     def _result(self, resp: Any, chunk: Chunk) -> EngineResult:
         text = str(getattr(resp, "text", resp) or "").strip()
-        language = getattr(resp, "language", None)
+        reported = getattr(resp, "language", None)  # whisper-1 says "english"; we keep codes
+        language = (language_code(reported) or reported) if isinstance(reported, str) else None
         raw = getattr(resp, "segments", None)
         if raw is not None:
             segments = tuple(

@@ -1,0 +1,59 @@
+"""One temp folder per run, removed on every exit, and leftovers of killed runs removed at the next start.
+
+Chunks, pieces asked about again, and the temp files pydub writes while encoding all land here: while
+a run is active, `tempfile.tempdir` points at its folder (pydub takes no folder argument, so this is
+the one lever that reaches its temp files too). Each folder is named after its process, so a later
+run can tell a dead run's leftovers from a live run's work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def _root() -> Path:
+    """`$TMPDIR/whisperbatch-<uid>`, private to the user."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    root = Path(tempfile.gettempdir()) / f"whisperbatch-{uid}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    return root
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def remove_leftovers(root: Path) -> list[Path]:
+    """Remove the folders of runs whose process is gone; returns what was removed."""
+    removed = []
+    for folder in root.iterdir():
+        pid_text = folder.name.partition("-")[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _alive(int(pid_text)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+@contextlib.contextmanager
+def run_folder() -> Iterator[Path]:
+    """The run's temp folder: every temp file of the process goes here until the run ends."""
+    root = _root()
+    remove_leftovers(root)
+    folder = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root))
+    previous, tempfile.tempdir = tempfile.tempdir, str(folder)
+    try:
+        yield folder
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(folder, ignore_errors=True)
