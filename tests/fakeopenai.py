@@ -334,6 +334,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, fake: FakeOpenAI) -> None:
         body, body_bytes = self._read_body(fake.max_body_bytes)
+        with fake._lock:
+            fake.arrived += 1
         fault = fake._next_fault()
         fields = parse_multipart(body, self.headers.get("Content-Type", "")) if body is not None else {}
 
@@ -413,6 +415,7 @@ class FakeOpenAI:
         self.transcriber: Transcriber = default_transcriber
         self._lock = threading.Lock()
         self._uploads: list[Upload] = []
+        self.arrived = 0  # requests whose body was read, answered or not yet
         self._faults: deque[Fault] = deque()
         self._open: set[socket.socket] = set()
         self._stopping = threading.Event()

@@ -44,7 +44,11 @@ def test_config_file_from_env_and_model_table(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("flags", "env", "message"),
     [
-        ({"engine": "cloud"}, {}, r"^engine = 'cloud' \(from --engine\): must be one of auto, openai, local$"),
+        (
+            {"engine": "cloud"},
+            {},
+            r"^engine = 'cloud' \(from --engine\): must be one of auto, openai, local$",
+        ),
         ({}, {"WHISPERBATCH_CONCURRENCY": "many"}, "WHISPERBATCH_CONCURRENCY"),
         ({"concurrency": 0}, {}, "concurrency"),
         ({}, {"WHISPERBATCH_CONFIG": "/nonexistent.toml"}, "config file not found"),

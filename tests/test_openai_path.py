@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -125,6 +127,12 @@ def test_api_key_never_written_anywhere(
         if path.is_file():
             assert CANARY_KEY.encode() not in path.read_bytes(), path
     assert (work / "costs.csv").is_file() and (work / "morning.json").is_file()
+    # The API names the language ("english"); the json keeps its code, as the local engine does.
+    assert json.loads((work / "morning.json").read_text())["language"] == "en"
+    # Fixed decimals in costs.csv: a spreadsheet never sees 8.6e-05.
+    row = dict(zip(*csv.reader((work / "costs.csv").read_text().splitlines()), strict=True))
+    assert "e-" not in ",".join(row.values())
+    assert len(row["usd"].split(".")[1]) == 6 and float(row["usd"]) > 0
 
 
 def test_models_without_timestamps_get_cues_from_speech(

@@ -244,7 +244,7 @@ def test_once_processes_then_exits_and_quota_pauses(
     assert r.code == 0, r.output
     assert outputs_done(a)()
     b = copy_sample("morning.mp3", inbox)
-    c = copy_sample("morning.webm", inbox)
+    c = copy_sample("morning.webm", inbox, "evening.webm")
     fake_openai.inject(insufficient_quota())
     r = run_cli(["watch", str(inbox), "--once", "--concurrency", "1"], watch_env)
     assert r.code == 3, r.output

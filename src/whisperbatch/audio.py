@@ -16,6 +16,7 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -90,10 +91,19 @@ def _ffmpeg_reason(stderr: str) -> str:
 
 
 def _check_readable(path: Path) -> int:
+    if path.is_symlink() and not path.exists():
+        raise AudioError(path, f"broken link (to {os.readlink(path)})")
     if not path.exists():
         raise AudioError(path, "no such file")
     if not path.is_file():
         raise AudioError(path, "not a file")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as e:
+        raise AudioError(
+            path, "permission denied" if isinstance(e, PermissionError) else str(e.strerror)
+        ) from e
     size = path.stat().st_size
     if size == 0:
         raise DecodeError(path, "empty file (0 bytes)")

@@ -31,10 +31,10 @@ from .engines import resolve_engine_name, select_engine
 from .engines.base import Engine, model_info
 from .errors import ConfigError, WhisperbatchError
 from .inputs import collect_inputs
-from .models import CostLine, RunSummary, Task
+from .models import CostLine, RunSummary, Spend, Task
 from .pipeline import ChunkDone, Event, FileFinished, FileStarted, Notice, Pipeline
 from .service import Interruption, Service, run_interruptibly
-from .store import Store
+from .store import LedgerRow, Store
 
 app = typer.Typer(
     name="whisperbatch",
@@ -277,6 +277,8 @@ def _abandoned(out: Output, interruption: Interruption, tmp: Path) -> NoReturn:
     out.__exit__()
     for path in interruption.unfinished:
         out.error(f"{path}: not finished (interrupted); what it cost so far is in the ledger")
+    for path in interruption.not_started:
+        out.error(f"{path}: not started (interrupted)")
     shutil.rmtree(tmp, ignore_errors=True)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -435,43 +437,48 @@ def report(
         raise _fail(out, e) from None
     rows = store.ledger()
     store.close()
+    records = [
+        {
+            "run_id": r.run_id,
+            "recorded_at": round(r.recorded_at, 3),
+            **_line_dict(r.line),
+            "state": str(r.state),
+        }
+        for r in rows
+    ]
     if as_json:
-        data = [{"run_id": r.run_id, "recorded_at": r.recorded_at, **_line_dict(r.line)} for r in rows]
-        out.out.print_json(json.dumps(data))
+        out.out.print_json(json.dumps(records))
         return
     if as_csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        keys = ["run_id", "recorded_at", *_line_dict(rows[0].line).keys()] if rows else ["run_id"]
-        writer.writerow(keys)
-        for r in rows:
-            writer.writerow([r.run_id, f"{r.recorded_at:.3f}", *_line_dict(r.line).values()])
+        columns = list(records[0]) if records else ["run_id"]
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
         return
-    runs: dict[str, list[CostLine]] = {}
+    runs: dict[str, list[LedgerRow]] = {}
     for r in rows:
-        runs.setdefault(r.run_id, []).append(r.line)
+        runs.setdefault(r.run_id, []).append(r)
     table = Table(title="Spend by run", title_justify="left")
-    for col in ("Run", "Files", "Audio", "Billed min", "USD", "API equiv. USD"):
+    for col in ("Run", "Files", "Not done", "Audio", "Billed min", "USD", "API equiv. USD"):
         table.add_column(col, justify="left" if col == "Run" else "right")
-    for run_id, lines in runs.items():
-        table.add_row(
-            run_id,
-            str(len(lines)),
-            _duration(sum(x.audio_s for x in lines)),
-            f"{sum(x.billed_min for x in lines):.2f}",
-            f"{sum(x.usd for x in lines):.4f}",
-            f"{sum(x.api_equivalent_usd for x in lines):.4f}",
-        )
-    every = [r.line for r in rows]
-    table.add_row(
-        "Total",
-        str(len(every)),
-        _duration(sum(x.audio_s for x in every)),
-        f"{sum(x.billed_min for x in every):.2f}",
-        f"{sum(x.usd for x in every):.4f}",
-        f"{sum(x.api_equivalent_usd for x in every):.4f}",
-        style="bold",
-    )
+    for run_id, group in runs.items():
+        table.add_row(run_id, *_spend_cells(group))
+    table.add_row("Total", *_spend_cells(rows), style="bold")
     out.out.print(table)
+    if any(r.state is not Spend.DONE for r in rows):
+        out.info("not done: files stopped, failed or killed after requests were paid for (see --json)")
+
+
+def _spend_cells(rows: Sequence[LedgerRow]) -> list[str]:
+    lines = [r.line for r in rows]
+    return [
+        str(len(lines)),
+        str(sum(r.state is not Spend.DONE for r in rows)),
+        _duration(sum(x.audio_s for x in lines)),
+        f"{sum(x.billed_min for x in lines):.2f}",
+        f"{sum(x.usd for x in lines):.4f}",
+        f"{sum(x.api_equivalent_usd for x in lines):.4f}",
+    ]
 
 
 @app.command()

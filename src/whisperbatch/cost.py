@@ -19,6 +19,8 @@ from .errors import OutputError
 from .models import CostLine, Task
 
 CSV_COLUMNS = tuple(f.name for f in fields(CostLine))
+# Fixed decimals, so a spreadsheet never sees 8.6e-05.
+_DECIMALS = {"audio_s": 3, "billed_min": 4, "usd_per_min": 4, "usd": 6, "api_equivalent_usd": 6}
 _csv_lock = threading.Lock()
 
 
@@ -57,7 +59,10 @@ def append_costs_csv(path: Path, lines: Iterable[CostLine]) -> None:
         if new:
             writer.writerow(CSV_COLUMNS)
         for line in lines:
-            writer.writerow([str(v) for v in astuple(line)])
+            writer.writerow(
+                f"{v:.{_DECIMALS[k]}f}" if k in _DECIMALS else str(v)
+                for k, v in zip(CSV_COLUMNS, astuple(line), strict=True)
+            )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a", encoding="utf-8", newline="") as fh:

@@ -22,10 +22,13 @@ class Inputs:
 
 
 def _audio_in(folder: Path) -> list[Path]:
+    """Audio files in a folder tree; broken links with audio names too, so they are reported."""
     return sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
+        if (p.is_file() or (p.is_symlink() and not p.exists()))
+        and p.suffix.lower() in AUDIO_SUFFIXES
+        and not p.name.startswith(".")
     )
 
 
@@ -36,7 +39,7 @@ def collect_inputs(args: Sequence[str]) -> Inputs:
         path = Path(arg).expanduser()
         if path.is_dir():
             files.extend(_audio_in(path))
-        elif path.exists():
+        elif path.exists() or path.is_symlink():  # a broken link is reported as one
             files.append(path)
         elif glob.has_magic(arg):
             matched = [Path(m) for m in sorted(glob.glob(str(path), recursive=True))]

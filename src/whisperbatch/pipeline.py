@@ -237,6 +237,7 @@ class Pipeline:
         self._budget_lock = threading.Lock()
         self._bill_lock = threading.Lock()
         self._bills: dict[Path, _Bill] = {}  # files in progress
+        self.finished: set[Path] = set()  # files done, failed or skipped in this run
         self._committed_usd = 0.0
         self._plan_lock = threading.Lock()
         self._bases: dict[Path, Path] = {}  # each recording's output path without its format
@@ -288,6 +289,7 @@ class Pipeline:
             result = FileResult(source=path, error=f"{path}: not finished: the run was stopped")
         except WhisperbatchError as e:
             result = FileResult(source=path, error=str(e))
+        self.finished.add(path)
         self.on_event(FileFinished(result))
         return result
 
@@ -369,7 +371,7 @@ class Pipeline:
                 raise Stopped(f"{path}: stopped before writing outputs")
             outputs = writers.write_outputs(transcript, self.output_paths(path, task), self.style, line)
             state = Spend.DONE
-            cost.append_costs_csv(outputs[0].parent / COSTS_CSV, [line])
+            cost.append_costs_csv((self.settings.out_dir or outputs[0].parent) / COSTS_CSV, [line])
         except Stopped:
             state = Spend.UNFINISHED
             raise

@@ -62,9 +62,10 @@ class Interruption:
     """A one-off run stopped by Ctrl-C or SIGTERM."""
 
     signum: int
-    # Files left in progress when requests in flight were abandoned (empty if the run wound down
-    # within the grace period: then each stopped file is in the summary, failed "not finished").
+    # Files left in progress when requests in flight were abandoned, and files never started (both
+    # empty if the run wound down within the grace period: the summary then lists every file).
     unfinished: tuple[Path, ...]
+    not_started: tuple[Path, ...] = ()
 
     @property
     def abandoned(self) -> bool:
@@ -118,7 +119,8 @@ def run_interruptibly(
             elif first is not None and (signum is not None or time.monotonic() > deadline):
                 unfinished = tuple(pipeline.abandon())
                 if unfinished:
-                    return None, Interruption(first, unfinished)
+                    left = set(unfinished) | pipeline.finished
+                    return None, Interruption(first, unfinished, tuple(f for f in files if f not in left))
                 deadline = math.inf  # nothing was in progress: the run is ending by itself
     finally:
         for sig, handler in previous.items():

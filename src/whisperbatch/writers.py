@@ -234,7 +234,10 @@ def check_writable(folder: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
-        reason = "not a folder" if folder.exists() and not folder.is_dir() else (e.strerror or str(e))
+        if isinstance(e, FileExistsError | NotADirectoryError):
+            reason = "not a folder"
+        else:
+            reason = "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e))
         raise UnwritableOutput(
             f"{folder}: outputs cannot be written there ({reason}); nothing was sent"
         ) from e
