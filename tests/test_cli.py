@@ -65,6 +65,10 @@ def test_estimate_contacts_nothing(api_env: dict[str, str], fake_openai: FakeOpe
         assert name in r.stdout
     total_line = next(ln for ln in r.stdout.splitlines() if "Total" in ln)
     assert "0.42" in total_line  # 8.94 + 8.04 + 8.04 s = 0.42 min
+    # Without a key (the local engine would run) --model still names the API model to price.
+    no_key = {k: v for k, v in api_env.items() if not k.startswith("OPENAI_")}
+    r = run_cli(["estimate", str(work), "--model", "gpt-4o-mini-transcribe"], no_key)
+    assert r.code == 0 and "gpt-4o-mini-transcribe" in r.stdout and "0.0030/min" in r.stdout, r.output
 
 
 def test_outputs_up_to_date_are_skipped_unless_forced(
