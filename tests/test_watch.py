@@ -314,3 +314,15 @@ def test_budget_spans_the_service_life(
     assert "queue paused until restarted" in r.output and "budget" in r.output
     assert fake_openai.count == 1
     assert not outputs_done(inbox / "morning.mp3")()
+
+
+def test_a_file_done_counts_once_against_the_budget(
+    inbox: Path, watch_env: dict[str, str], fake_openai: FakeOpenAI
+) -> None:
+    # Each file costs about $0.0008; $0.0022 covers two. The first file's cost is in the ledger and must
+    # not also stay reserved, or the second is refused with less left than was spent.
+    first, second = copy_sample("talk.m4a", inbox), copy_sample("morning.mp3", inbox)
+    r = run_cli(["watch", str(inbox), "--once", "-j", "1", "--budget", "0.0022"], watch_env)
+    assert r.code == 0, r.output
+    assert outputs_done(first)() and outputs_done(second)()
+    assert fake_openai.count == 2

@@ -377,7 +377,8 @@ class Pipeline:
             raise
         finally:
             spent = self._close_bill(bill, state)
-            self._release_budget(reserved, actual=spent.usd)
+            # A lifetime budget reads what was spent from the ledger, where the bill now is.
+            self._release_budget(reserved, actual=0.0 if self.budget_is_lifetime else spent.usd)
         return FileResult(
             source=path,
             outputs=outputs,
