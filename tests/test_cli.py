@@ -113,3 +113,14 @@ def test_configuration_errors_exit_2(env: dict[str, str], tmp_path: Path) -> Non
     assert r.code == 2 and "concurency" in r.stderr
     assert "Traceback" not in r.output
     assert not f.with_suffix(".txt").exists()
+
+
+def test_verbose_shows_what_lies_under_an_error(api_env: dict[str, str], tmp_path: Path) -> None:
+    f = copy_sample("talk.m4a", tmp_path / "work")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    quiet = run_cli(["transcribe", str(f), "-o", str(blocker / "sub")], api_env)
+    loud = run_cli(["transcribe", str(f), "-o", str(blocker / "sub"), "--verbose"], api_env)
+    assert quiet.code == loud.code == 2
+    assert "caused by" not in quiet.stderr
+    assert "caused by NotADirectoryError: [Errno 20]" in loud.stderr, loud.stderr

@@ -29,12 +29,12 @@ from . import __version__, audio, scratch
 from .config import Settings, load_settings
 from .engines import resolve_engine_name, select_engine
 from .engines.base import Engine, model_info
-from .errors import ConfigError, WhisperbatchError
+from .errors import ConfigError, WhisperbatchError, cause_chain
 from .inputs import collect_inputs
-from .models import CostLine, RunSummary, Spend, Task
+from .models import CostLine, JobState, RunSummary, Spend, Task
 from .pipeline import ChunkDone, Event, FileFinished, FileStarted, Notice, Pipeline
 from .service import Interruption, Service, run_interruptibly
-from .store import LedgerRow, Store
+from .store import JobStore, LedgerRow, open_store
 
 app = typer.Typer(
     name="whisperbatch",
@@ -132,6 +132,9 @@ class Output:
                 p.update(self._files_task, chunks=f"{done}/{int(p.tasks[self._files_task].total or 0)}")
             if r.error:
                 self.error(r.error)
+                if self.verbose:
+                    for cause in r.causes:
+                        self.info(f"  caused by {cause}")
             elif r.cost is not None:
                 self.info(f"{r.source}: done -> {', '.join(o.name for o in r.outputs)}")
         elif isinstance(event, Notice):
@@ -171,6 +174,9 @@ def _settings(config: Path | None, **flags: Any) -> Settings:
 
 def _fail(out: Output, e: WhisperbatchError) -> typer.Exit:
     out.error(str(e))
+    if out.verbose:
+        for cause in cause_chain(e):
+            out.info(f"  caused by {cause}")
     return typer.Exit(e.exit_code)
 
 
@@ -202,14 +208,14 @@ def _run_flags(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def _prepare(
     out: Output, config: Path | None, task: Task, flags: dict[str, Any]
-) -> tuple[Settings, str, Engine, Store]:
+) -> tuple[Settings, str, Engine, JobStore]:
     """Settings, ffmpeg, engine and state for a processing command; a user error exits with its code."""
     try:
         settings = _settings(config, **flags)
         out.secrets = [s for s in (settings.api_key,) if s]
         ffmpeg = audio.find_ffmpeg()
         engine = select_engine(settings, task)
-        store = Store(settings.ledger_path)
+        store = open_store(settings)
     except WhisperbatchError as e:
         raise _fail(out, e) from None
     return settings, ffmpeg, engine, store
@@ -432,7 +438,7 @@ def report(
     out = Output()
     try:
         settings = _settings(config)
-        store = Store(settings.ledger_path)
+        store = open_store(settings)
     except WhisperbatchError as e:
         raise _fail(out, e) from None
     rows = store.ledger()
@@ -559,7 +565,7 @@ def watch(
 
 @app.command()
 def status(
-    state: Annotated[str | None, typer.Option("--state", help="queued | running | done | failed.")] = None,
+    state: Annotated[JobState | None, typer.Option("--state", help="Only jobs in this state.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Jobs as JSON.")] = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -567,17 +573,17 @@ def status(
     out = Output()
     try:
         settings = _settings(config)
-        store = Store(settings.ledger_path)
+        store = open_store(settings)
     except WhisperbatchError as e:
         raise _fail(out, e) from None
     jobs = store.jobs(state)
     store.close()
     if as_json:
-        keep = ("key", "state", "attempts", "error", "usd", "updated_at")
+        keep = ("key", "state", "attempts", "error", "usd", "updated_at", "lease_owner")
         data = [{"path": str(j.path), "task": str(j.task), **{k: getattr(j, k) for k in keep}} for j in jobs]
         out.out.print_json(json.dumps(data))
         return
-    counts = {s: sum(j.state == s for j in jobs) for s in ("queued", "running", "done", "failed")}
+    counts = {s: sum(j.state is s for j in jobs) for s in JobState}
     table = Table(title=", ".join(f"{n} {s}" for s, n in counts.items()), title_justify="left")
     for col in ("State", "File", "Task", "Attempts", "Updated", "USD", "Reason"):
         table.add_column(col)
@@ -605,13 +611,13 @@ def retry(
     out = Output()
     try:
         settings = _settings(config)
-        store = Store(settings.ledger_path)
+        store = open_store(settings)
     except WhisperbatchError as e:
         raise _fail(out, e) from None
     keys = None
     if paths:
         wanted = {Path(p).resolve() for p in paths}
-        keys = [j.key for j in store.jobs("failed") if j.path.resolve() in wanted]
+        keys = [j.key for j in store.jobs(JobState.FAILED) if j.path.resolve() in wanted]
     count = store.retry_failed(keys)
     store.close()
     out.info(f"requeued {count} failed job{'s' if count != 1 else ''}")

@@ -16,6 +16,18 @@ class WhisperbatchError(Exception):
     exit_code = 1
 
 
+def cause_chain(e: BaseException) -> tuple[str, ...]:
+    """What lies under an error (`raise … from`), one `Type: message` line each, for `--verbose`."""
+    causes = []
+    seen = {id(e)}
+    cause = e.__cause__ or e.__context__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        causes.append(f"{type(cause).__name__}: {cause}".strip())
+        cause = cause.__cause__ or cause.__context__
+    return tuple(causes)
+
+
 class ConfigError(WhisperbatchError):
     """Bad flags, config file or environment: nothing was processed."""
 
@@ -112,3 +124,7 @@ class UnwritableOutput(OutputError):
     """An output folder cannot be written: found before the run starts, so nothing was paid for."""
 
     exit_code = 2
+
+
+class Stopped(WhisperbatchError):
+    """The run was told to stop (fatal error elsewhere, or a signal); the file is left unfinished."""

@@ -18,6 +18,15 @@ class Task(StrEnum):
     TRANSLATE = "translate"
 
 
+class JobState(StrEnum):
+    """A job's place in the queue."""
+
+    QUEUED = "queued"
+    RUNNING = "running"  # claimed by a worker that holds a lease on it
+    DONE = "done"
+    FAILED = "failed"
+
+
 class Spend(StrEnum):
     """Where a file's spend in one run stands, as the ledger records it."""
 
@@ -168,6 +177,7 @@ class FileResult:
     cost: CostLine | None = None
     transcript: Transcript | None = None
     error: str | None = None
+    causes: tuple[str, ...] = ()  # what lies under `error`, shown with --verbose
     chunks_total: int = 0
     chunks_uploaded: int = 0
 

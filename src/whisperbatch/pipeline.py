@@ -39,7 +39,9 @@ from .errors import (
     FatalEngineError,
     RetriesExhausted,
     RetryableEngineError,
+    Stopped,
     WhisperbatchError,
+    cause_chain,
 )
 from .inputs import namesakes
 from .models import (
@@ -55,7 +57,7 @@ from .models import (
     Transcript,
     Word,
 )
-from .store import Store
+from .store import JobStore
 
 COSTS_CSV = "costs.csv"
 
@@ -208,10 +210,6 @@ class ChunkCache(Protocol):
     def put(self, key: str, chunk: Chunk, result: EngineResult) -> None: ...
 
 
-class Stopped(WhisperbatchError):
-    """The run was told to stop (fatal error elsewhere, or a signal); the file is left unfinished."""
-
-
 class Pipeline:
     def __init__(
         self,
@@ -219,7 +217,7 @@ class Pipeline:
         engine: Engine,
         *,
         ffmpeg: str,
-        store: Store | None = None,
+        store: JobStore | None = None,
         on_event: Callable[[Event], None] = lambda e: None,
         run_id: str | None = None,
     ) -> None:
@@ -288,7 +286,7 @@ class Pipeline:
         except Stopped:
             result = FileResult(source=path, error=f"{path}: not finished: the run was stopped")
         except WhisperbatchError as e:
-            result = FileResult(source=path, error=str(e))
+            result = FileResult(source=path, error=str(e), causes=cause_chain(e))
         self.finished.add(path)
         self.on_event(FileFinished(result))
         return result

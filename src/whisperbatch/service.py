@@ -37,11 +37,13 @@ from .errors import (
     BudgetExceeded,
     FatalEngineError,
     RetriesExhausted,
+    Stopped,
     WhisperbatchError,
 )
 from .models import (
     Chunk,
     EngineResult,
+    JobState,
     RunSummary,
     Task,
     result_from_json,
@@ -49,8 +51,8 @@ from .models import (
     transcript_from_json,
     transcript_to_json,
 )
-from .pipeline import Event, Notice, Pipeline, Stopped
-from .store import Job, Store
+from .pipeline import Event, Notice, Pipeline
+from .store import Job, JobStore
 from .watcher import FolderWatcher, is_candidate
 
 ERROR_SUFFIX = ".error.txt"
@@ -159,7 +161,7 @@ def error_file(path: Path) -> Path:
 class StoreChunkCache:
     """The pipeline's ChunkCache, backed by the job store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: JobStore) -> None:
         self.store = store
 
     def get(self, key: str, chunk: Chunk) -> EngineResult | None:
@@ -199,7 +201,7 @@ class Service:
         root: Path,
         task: Task,
         ffmpeg: str,
-        store: Store,
+        store: JobStore,
         on_event: Callable[[Event], None] = lambda e: None,
         recursive: bool = False,
         polling: bool = False,
@@ -260,13 +262,13 @@ class Service:
         except OSError as e:
             self.say(f"{path}: cannot read ({e.strerror or e}), skipped")
             return None
-        if self.force and job.state in ("done", "failed") and key not in self._forced:
+        if self.force and job.state in (JobState.DONE, JobState.FAILED) and key not in self._forced:
             self._forced.add(key)
             self.store.redo(key, path)
             self.say(f"{path}: picked up (--force: done again)")
-        elif job.state == "done":
+        elif job.state is JobState.DONE:
             self._write_from_store(job, path)
-        elif job.state == "failed":
+        elif job.state is JobState.FAILED:
             if not error_file(path).exists():
                 self.say(f"{path}: failed before ({job.error}); `whisperbatch retry` requeues it")
         elif job.path != path:
@@ -420,7 +422,7 @@ class Service:
             busy = self._busy
         if busy or self.watcher.tracker.pending:
             return False
-        queued = self.store.jobs("queued")
+        queued = self.store.jobs(JobState.QUEUED)
         return not queued or self.paused()
 
     def stop(self) -> None:
@@ -433,7 +435,7 @@ class Service:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
         if any(t.is_alive() for t in self._workers):
             self.pipeline.abandon()  # what the requests still in flight cost goes in the ledger
-        for job in self.store.jobs("running"):
+        for job in self.store.jobs(JobState.RUNNING):
             if job.lease_owner == self.owner:
                 self.store.requeue(job.key, refund_attempt=True)
         self.pipeline.close()

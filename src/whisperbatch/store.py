@@ -1,9 +1,10 @@
-"""SQLite state under WHISPERBATCH_HOME: the spend ledger (and, for the watcher, job state).
+"""The job store: jobs, finished chunk results, seen files and the spend ledger, behind `JobStore`.
 
-SQLite because it is durable, needs no server, and its locking lets a watcher and one-off runs share
-one file: WAL so readers never block the writer, `busy_timeout` so brief contention waits rather than
-fails. The schema grows only by appending named migrations, each applied once and recorded, so any
-older database upgrades in place.
+Callers see only the protocol and typed records (`Job`, `LedgerRow`); rows are read by column name,
+never by position. `SqliteStore` is the embedded backend under WHISPERBATCH_HOME: durable, no server,
+and its locking lets a watcher and one-off runs share one file (WAL so readers never block the
+writer, `busy_timeout` so brief contention waits rather than fails). The schema grows only by
+appending named migrations, each applied once and recorded, so any older database upgrades in place.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from .config import Settings
 from .errors import ConfigError
-from .models import CostLine, Spend, Task
+from .models import CostLine, JobState, Spend, Task
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
@@ -95,22 +97,32 @@ class Job:
     content_sha256: str
     task: Task
     path: Path
-    state: str
+    state: JobState
     attempts: int
     error: str | None
     transcript: str | None
     usd: float | None
     updated_at: float
     lease_owner: str | None = None
+    lease_expires: float | None = None
 
 
-_JOB_COLUMNS = (
-    "id, key, content_sha256, task, path, state, attempts, error, transcript, usd, updated_at, lease_owner"
-)
+_JOB_COLUMNS = ", ".join(f.name for f in dataclasses.fields(Job))
 
 
-def _job(r: tuple[Any, ...]) -> Job:
-    return Job(r[0], r[1], r[2], Task(r[3]), Path(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+def _job(r: sqlite3.Row) -> Job:
+    return Job(
+        **{
+            **{k: r[k] for k in r.keys()},  # noqa: SIM118 - sqlite3.Row has keys() but no iteration by key
+            "task": Task(r["task"]),
+            "path": Path(r["path"]),
+            "state": JobState(r["state"]),
+        }
+    )
+
+
+_LINE_FIELDS = tuple(f.name for f in dataclasses.fields(CostLine))
+_LINE_COLUMNS = ", ".join(_LINE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -121,13 +133,48 @@ class LedgerRow:
     state: Spend
 
 
-class Store:
+class JobStore(Protocol):
+    """What the runners, the watcher and the CLI need from a store, whatever the backend."""
+
+    def record_cost(self, run_id: str, line: CostLine, state: Spend, row: int | None = None) -> int: ...
+    def ledger(self) -> list[LedgerRow]: ...
+    def total_spent_usd(self, *, except_running_in: str | None = None) -> float: ...
+    def seen(self, path: Path, size_bytes: int, mtime_ns: int) -> str | None: ...
+    def enqueue(
+        self, key: str, sha256: str, task: Task, path: Path, size_bytes: int, mtime_ns: int
+    ) -> Job: ...
+    def job(self, key: str) -> Job | None: ...
+    def jobs(self, state: JobState | None = None) -> list[Job]: ...
+    def claim(self, owner: str, lease_s: float, alive: Callable[[str], bool] | None = None) -> Job | None: ...
+    def renew(self, owner: str, lease_s: float) -> None: ...
+    def finish(self, key: str, transcript: str, usd: float) -> None: ...
+    def fail(self, key: str, error: str) -> None: ...
+    def requeue(
+        self, key: str, *, delay_s: float = 0.0, error: str | None = None, refund_attempt: bool = False
+    ) -> None: ...
+    def redo(self, key: str, path: Path) -> None: ...
+    def retry_failed(self, keys: list[str] | None = None) -> int: ...
+    def chunk_result(self, key: str, idx: int, offset_s: float, duration_s: float) -> str | None: ...
+    def save_chunk_result(
+        self, key: str, idx: int, offset_s: float, duration_s: float, result: str
+    ) -> None: ...
+    def migrate(self) -> list[str]: ...
+    def close(self) -> None: ...
+
+
+def open_store(settings: Settings) -> JobStore:
+    """The store these settings name (raises ConfigError when it cannot be opened)."""
+    return SqliteStore(settings.ledger_path)
+
+
+class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=30000")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -148,7 +195,7 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
@@ -158,7 +205,7 @@ class Store:
         )
         applied = []
         with self.transaction() as db:
-            done = {r[0] for r in db.execute("SELECT name FROM schema_migrations")}
+            done = {r["name"] for r in db.execute("SELECT name FROM schema_migrations")}
             for name, sql in MIGRATIONS:
                 if name in done:
                     continue
@@ -200,26 +247,13 @@ class Store:
             return int(cursor.lastrowid or 0)
 
     def ledger(self) -> list[LedgerRow]:
-        rows = self._query(
-            "SELECT run_id, recorded_at, file, audio_s, billed_min, engine, model, usd_per_min, usd,"
-            " api_equivalent_usd, task, state FROM ledger ORDER BY id"
-        )
+        rows = self._query(f"SELECT run_id, recorded_at, state, {_LINE_COLUMNS} FROM ledger ORDER BY id")
         return [
             LedgerRow(
-                run_id=r[0],
-                recorded_at=r[1],
-                line=CostLine(
-                    file=r[2],
-                    audio_s=r[3],
-                    billed_min=r[4],
-                    engine=r[5],
-                    model=r[6],
-                    usd_per_min=r[7],
-                    usd=r[8],
-                    api_equivalent_usd=r[9],
-                    task=Task(r[10]),
-                ),
-                state=Spend(r[11]),
+                run_id=r["run_id"],
+                recorded_at=r["recorded_at"],
+                line=CostLine(**{**{k: r[k] for k in _LINE_FIELDS}, "task": Task(r["task"])}),
+                state=Spend(r["state"]),
             )
             for r in rows
         ]
@@ -229,9 +263,9 @@ class Store:
         in progress (their budget is reserved separately until they end)."""
         return float(
             self._query(
-                "SELECT COALESCE(SUM(usd), 0) FROM ledger WHERE NOT (state = ? AND run_id = ?)",
+                "SELECT COALESCE(SUM(usd), 0) AS spent FROM ledger WHERE NOT (state = ? AND run_id = ?)",
                 (str(Spend.RUNNING), except_running_in or ""),
-            )[0][0]
+            )[0]["spent"]
         )
 
     # ---- jobs (the watcher) -------------------------------------------------------------------------
@@ -242,7 +276,7 @@ class Store:
             "SELECT job_key FROM seen_files WHERE path = ? AND size_bytes = ? AND mtime_ns = ?",
             (str(path), size_bytes, mtime_ns),
         )
-        return str(rows[0][0]) if rows else None
+        return str(rows[0]["job_key"]) if rows else None
 
     def enqueue(self, key: str, sha256: str, task: Task, path: Path, size_bytes: int, mtime_ns: int) -> Job:
         """Create the job for this content and options unless it exists; return it either way."""
@@ -264,10 +298,11 @@ class Store:
         row = next(iter(self._query(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE key = ?", (key,))), None)
         return None if row is None else _job(row)
 
-    def jobs(self, state: str | None = None) -> list[Job]:
+    def jobs(self, state: JobState | None = None) -> list[Job]:
         sql = f"SELECT {_JOB_COLUMNS} FROM jobs"
         rows = self._query(
-            sql + " WHERE state = ? ORDER BY id" if state else sql + " ORDER BY id", (state,) if state else ()
+            sql + " WHERE state = ? ORDER BY id" if state else sql + " ORDER BY id",
+            (str(state),) if state else (),
         )
         return [_job(r) for r in rows]
 
@@ -277,14 +312,14 @@ class Store:
         now = time.time()
         with self.transaction() as db:
             rows = db.execute(
-                f"SELECT {_JOB_COLUMNS}, lease_expires FROM jobs WHERE (state = 'queued' AND not_before <= ?)"
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE (state = 'queued' AND not_before <= ?)"
                 " OR state = 'running' ORDER BY id",
                 (now,),
             ).fetchall()
             for r in rows:
-                job = _job(r[:12])
-                if job.state == "running":
-                    expired = r[12] is None or r[12] < now
+                job = _job(r)
+                if job.state is JobState.RUNNING:
+                    expired = job.lease_expires is None or job.lease_expires < now
                     dead = alive is not None and job.lease_owner is not None and not alive(job.lease_owner)
                     if not (expired or dead) or job.lease_owner == owner:
                         continue
@@ -293,7 +328,13 @@ class Store:
                     " attempts = attempts + 1, updated_at = ? WHERE id = ?",
                     (owner, now + lease_s, now, job.id),
                 )
-                return dataclasses.replace(job, state="running", attempts=job.attempts + 1, lease_owner=owner)
+                return dataclasses.replace(
+                    job,
+                    state=JobState.RUNNING,
+                    attempts=job.attempts + 1,
+                    lease_owner=owner,
+                    lease_expires=now + lease_s,
+                )
         return None
 
     def renew(self, owner: str, lease_s: float) -> None:
@@ -304,10 +345,10 @@ class Store:
             )
 
     def finish(self, key: str, transcript: str, usd: float) -> None:
-        self._set(key, "done", error=None, transcript=transcript, usd=usd)
+        self._set(key, JobState.DONE, error=None, transcript=transcript, usd=usd)
 
     def fail(self, key: str, error: str) -> None:
-        self._set(key, "failed", error=error)
+        self._set(key, JobState.FAILED, error=error)
 
     def requeue(
         self, key: str, *, delay_s: float = 0.0, error: str | None = None, refund_attempt: bool = False
@@ -345,7 +386,7 @@ class Store:
     def _set(
         self,
         key: str,
-        state: str,
+        state: JobState,
         *,
         error: str | None,
         transcript: str | None = None,
@@ -356,7 +397,7 @@ class Store:
                 "UPDATE jobs SET state = ?, error = ?, transcript = COALESCE(?, transcript),"
                 " usd = COALESCE(?, usd), lease_owner = NULL, lease_expires = NULL, updated_at = ?"
                 " WHERE key = ?",
-                (state, error, transcript, usd, time.time(), key),
+                (str(state), error, transcript, usd, time.time(), key),
             )
 
     # ---- finished chunks, so a resumed job uploads only what is missing ----------------------------------
@@ -372,7 +413,7 @@ class Store:
             ),
             None,
         )
-        return None if row is None else str(row[0])
+        return None if row is None else str(row["result"])
 
     def save_chunk_result(self, key: str, idx: int, offset_s: float, duration_s: float, result: str) -> None:
         with self.transaction() as db:
