@@ -1,7 +1,7 @@
 """The command line: parse, call the pipeline, render with rich. The only module that prints or exits.
 
 Exit codes: 0 all done; 1 some file failed (the rest still processed); 2 usage or configuration
-error; 3 stopped early by budget, exhausted quota or a rejected API key; 130 interrupted.
+error; 3 stopped early by budget, exhausted quota or a rejected API key; 130 Ctrl-C, 143 SIGTERM.
 Everything printed goes through `Output`, which masks the API key should any text ever contain it.
 """
 
