@@ -11,7 +11,6 @@ import csv
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -285,7 +284,7 @@ def _abandoned(out: Output, interruption: Interruption, tmp: Path) -> NoReturn:
         out.error(f"{path}: not finished (interrupted); what it cost so far is in the ledger")
     for path in interruption.not_started:
         out.error(f"{path}: not started (interrupted)")
-    shutil.rmtree(tmp, ignore_errors=True)
+    scratch.remove(tmp)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(128 + interruption.signum)  # threads blocked on the network cannot be joined

@@ -421,19 +421,21 @@ class Pipeline:
             bill = self._bills.get(path)
             if bill is not None:
                 bill.in_flight[key] = seconds
-        answered = False
+        if bill is None:
+            yield
+            return
         try:
             yield
-            answered = True
-        finally:
+        except BaseException:
             with self._bill_lock:
-                counted = bill is not None and bill.in_flight.pop(key, None) is not None
-                if counted and answered:
-                    assert bill is not None
-                    bill.answered_s += seconds
-            if counted and answered:
-                assert bill is not None
-                self._record(bill, Spend.RUNNING)
+                bill.in_flight.pop(key, None)
+            raise
+        with self._bill_lock:
+            counted = bill.in_flight.pop(key, None) is not None  # not if abandoned meanwhile
+            if counted:
+                bill.answered_s += seconds
+        if counted:
+            self._record(bill, Spend.RUNNING)
 
     def _close_bill(self, bill: _Bill, state: Spend) -> CostLine:
         with self._bill_lock:

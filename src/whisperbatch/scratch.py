@@ -24,12 +24,13 @@ def _root() -> Path:
     return root
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host runs under `pid` (another user's counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
+    except OSError:  # PermissionError: it exists, under another user
         return True
     return True
 
@@ -39,7 +40,7 @@ def remove_leftovers(root: Path) -> list[Path]:
     removed = []
     for folder in root.iterdir():
         pid_text = folder.name.partition("-")[0]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _alive(int(pid_text)):
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not pid_alive(int(pid_text)):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
@@ -56,4 +57,9 @@ def run_folder() -> Iterator[Path]:
         yield folder
     finally:
         tempfile.tempdir = previous
-        shutil.rmtree(folder, ignore_errors=True)
+        remove(folder)
+
+
+def remove(folder: Path) -> None:
+    """Remove a run's temp folder and everything in it (also called by a run that must exit at once)."""
+    shutil.rmtree(folder, ignore_errors=True)

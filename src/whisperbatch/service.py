@@ -52,6 +52,7 @@ from .models import (
     transcript_to_json,
 )
 from .pipeline import Event, Notice, Pipeline
+from .scratch import pid_alive
 from .store import Job, JobStore
 from .watcher import FolderWatcher, is_candidate
 
@@ -183,13 +184,7 @@ def _owner_alive(owner: str) -> bool:
     pid = int(pid_text)
     if pid == os.getpid():
         return False  # a previous life of this very pid (containers restart as pid 1): not us
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 class Service:
@@ -247,10 +242,8 @@ class Service:
         return hashlib.sha256(f"{sha256}|{self._options}".encode()).hexdigest()
 
     def admit(self, path: Path) -> Job | None:
-        """A settled file: find or create its job; a duplicate of finished work gets its outputs now."""
-        # Recordings elsewhere in the tree share the --out-dir: same-named ones must be named apart.
-        same_stem = [p for p in self.watcher.files() if p.stem == path.stem] if self.settings.out_dir else []
-        self.pipeline.plan_outputs([path], same_stem)
+        """A settled file: find or create its job; a duplicate of finished work gets its outputs now.
+        Its outputs' names must be planned first (`tick` does, for each batch of settled files)."""
         try:
             st = path.stat()
             key = self.store.seen(path, st.st_size, st.st_mtime_ns)
@@ -409,7 +402,12 @@ class Service:
 
     def tick(self) -> None:
         """Admit whatever has settled; call this regularly from the main thread."""
-        for path in self.watcher.poll():
+        ready = self.watcher.poll()
+        if ready:
+            # With --out-dir, recordings anywhere in the tree share one folder: one walk per batch.
+            tree = list(self.watcher.files()) if self.settings.out_dir else []
+            self.pipeline.plan_outputs(ready, tree)
+        for path in ready:
             self.admit(path)
         if self.give_up_s is not None:
             for path in self.watcher.tracker.give_up(self.give_up_s):
