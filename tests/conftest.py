@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pgserver import create_database, running_server
 from whisperbatch.audio import find_ffmpeg
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -33,6 +34,22 @@ def ffmpeg() -> str:
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache for the joined local model across the session (it is ~145 MB)."""
     return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real PostgreSQL server for the session (started by the tests, stopped at the end)."""
+    with running_server(tmp_path_factory.mktemp("pg")) as url:
+        yield url
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture()
+def pg_url(pg_server: str) -> str:
+    """A fresh, empty database on the session's server."""
+    return create_database(pg_server, f"t{os.getpid()}_{next(_databases)}")
 
 
 @pytest.fixture()

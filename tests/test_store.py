@@ -1,10 +1,13 @@
 """The job store's contract: what every backend must do, tested through the `JobStore` protocol alone.
 
-`store` is parametrised by backend, so a new backend runs the same tests.
+`opener` is parametrised by backend (an SQLite file, and a database on a real PostgreSQL server the
+tests start), so both run the same tests.
 """
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,15 +15,19 @@ from pathlib import Path
 import pytest
 
 from whisperbatch.models import CostLine, JobState, Spend, Task
-from whisperbatch.store import JobStore, SqliteStore
+from whisperbatch.store import MIGRATIONS, JobStore, SqliteStore
+from whisperbatch.store.postgres import PostgresStore
 
 Opener = Callable[[], JobStore]
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
     """Opens (or reopens) one store of the given backend."""
-    return lambda: SqliteStore(tmp_path / "state.sqlite3")
+    if request.param == "sqlite":
+        return lambda: SqliteStore(tmp_path / "state.sqlite3")
+    url = request.getfixturevalue("pg_url")
+    return lambda: PostgresStore(url)
 
 
 @pytest.fixture()
@@ -30,17 +37,19 @@ def store(opener: Opener) -> Iterator[JobStore]:
     s.close()
 
 
-def _enqueue(store: JobStore, key: str, path: str = "/rec/a.m4a") -> None:
-    store.enqueue(key, "sha-" + key, Task.TRANSCRIBE, Path(path), 100, 1)
+def _enqueue(store: JobStore, key: str, path: str = "/rec/a.m4a", run_id: str | None = None) -> None:
+    store.enqueue(key, "sha-" + key, Task.TRANSCRIBE, Path(path), 100, 1, run_id=run_id)
 
 
 def test_enqueue_is_idempotent_and_remembers_the_file(store: JobStore) -> None:
-    first = store.enqueue("k1", "sha", Task.TRANSCRIBE, Path("/rec/a.m4a"), 100, 7)
-    again = store.enqueue("k1", "sha", Task.TRANSCRIBE, Path("/rec/renamed.m4a"), 100, 8)
+    first = store.enqueue("k1", "sha", Task.TRANSCRIBE, Path("/rec/a.m4a"), 100, 7, options='{"x":1}')
+    again = store.enqueue("k1", "sha", Task.TRANSCRIBE, Path("/rec/renamed.m4a"), 100, 8, run_id="r2")
     assert first.id == again.id and again.state is JobState.QUEUED and again.path == Path("/rec/a.m4a")
-    assert store.seen(Path("/rec/a.m4a"), 100, 7) == "k1"
+    assert again.options == '{"x":1}' and again.run_id == "r2"  # the run that asked last may run it
+    assert store.seen(Path("/rec/a.m4a"), 100, 7) == "sha"
     assert store.seen(Path("/rec/a.m4a"), 100, 9) is None  # another version of the file
     assert [j.key for j in store.jobs()] == ["k1"] and store.jobs(JobState.DONE) == []
+    assert [j.key for j in store.jobs(run_id="r2")] == ["k1"] and store.jobs(run_id="r1") == []
 
 
 def test_a_job_is_claimed_once_and_its_lease_is_renewed(store: JobStore) -> None:
@@ -56,16 +65,57 @@ def test_a_job_is_claimed_once_and_its_lease_is_renewed(store: JobStore) -> None
     assert renewed is not None and renewed.lease_expires is not None and renewed.lease_expires > before
 
 
+def test_a_run_claims_only_its_own_jobs(store: JobStore) -> None:
+    _enqueue(store, "theirs", run_id="watch")
+    _enqueue(store, "mine", "/rec/b.m4a", run_id="run-1")
+    job = store.claim("me", lease_s=30, run_id="run-1")
+    assert job is not None and job.key == "mine"
+    assert store.claim("me", lease_s=30, run_id="run-1") is None
+    other = store.claim("worker", lease_s=30)  # a worker takes any job
+    assert other is not None and other.key == "theirs"
+
+
 def test_an_expired_or_orphaned_lease_is_taken_over(store: JobStore) -> None:
+    import socket
+
     _enqueue(store, "k1")
     assert store.claim("host:1:a", lease_s=0.01) is not None
     time.sleep(0.05)
-    taken = store.claim("host:2:b", lease_s=30)
-    assert taken is not None and taken.lease_owner == "host:2:b" and taken.attempts == 2
-    # A lease still valid is taken over when its owner is known to be gone.
-    assert store.claim("host:3:c", lease_s=30, alive=lambda owner: True) is None
-    orphan = store.claim("host:3:c", lease_s=30, alive=lambda owner: owner != "host:2:b")
-    assert orphan is not None and orphan.lease_owner == "host:3:c"
+    here = socket.gethostname()
+    taken = store.claim(f"{here}:2:b", lease_s=30)
+    assert taken is not None and taken.lease_owner == f"{here}:2:b" and taken.attempts == 2
+    # A lease still valid is taken over when its owner on this host is known to be gone.
+    assert store.claim(f"{here}:3:c", lease_s=30, alive=lambda owner: True) is None
+    orphan = store.claim(f"{here}:3:c", lease_s=30, alive=lambda owner: owner != f"{here}:2:b")
+    assert orphan is not None and orphan.lease_owner == f"{here}:3:c"
+
+
+def test_concurrent_claims_never_take_a_job_twice(opener: Opener) -> None:
+    """Four connections (as four worker processes would have) drain 40 jobs at once."""
+    setup = opener()
+    for i in range(40):
+        _enqueue(setup, f"k{i:02d}", f"/rec/{i}.m4a")
+    taken: list[str] = []
+    lock = threading.Lock()
+
+    def work(name: str) -> None:
+        own = opener()
+        try:
+            while (job := own.claim(name, lease_s=30)) is not None:
+                with lock:
+                    taken.append(job.key)
+                own.finish(job.key, "{}", 0.0)
+        finally:
+            own.close()
+
+    workers = [threading.Thread(target=work, args=(f"host:{i}:w",)) for i in range(4)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert sorted(taken) == [f"k{i:02d}" for i in range(40)]
+    assert len(setup.jobs(JobState.DONE)) == 40
+    setup.close()
 
 
 def test_requeue_finish_fail_and_retry(store: JobStore) -> None:
@@ -93,6 +143,7 @@ def test_requeue_finish_fail_and_retry(store: JobStore) -> None:
     store.fail("k3", "not audio")
     assert [j.key for j in store.jobs(JobState.FAILED)] == ["k3"]
     assert store.retry_failed(["nope"]) == 0
+    assert store.retry_failed([]) == 0
     assert store.retry_failed() == 1
     back = store.job("k3")
     assert back is not None and back.state is JobState.QUEUED and back.attempts == 0 and back.error is None
@@ -117,20 +168,60 @@ def _line(file: str, usd: float) -> CostLine:
 
 
 def test_the_ledger_grows_a_row_per_file_and_keeps_its_state(store: JobStore) -> None:
-    row = store.record_cost("run-1", _line("a.m4a", 0.002), Spend.RUNNING)
-    assert store.record_cost("run-1", _line("a.m4a", 0.004), Spend.RUNNING, row) == row
+    row = store.record_cost("run-1", _line("a.m4a", 0.002), Spend.RUNNING, job_key="ka")
+    assert store.record_cost("run-1", _line("a.m4a", 0.004), Spend.RUNNING, row=row) == row
     store.record_cost("run-1", _line("b.m4a", 0.006), Spend.DONE)
     store.record_cost("run-0", _line("c.m4a", 0.001), Spend.RUNNING)  # a run killed outright
-    assert [(r.line.file, r.line.usd, r.state) for r in store.ledger()] == [
-        ("a.m4a", 0.004, Spend.RUNNING),
-        ("b.m4a", 0.006, Spend.DONE),
-        ("c.m4a", 0.001, Spend.RUNNING),
+    assert [(r.line.file, r.line.usd, r.state, r.job_key) for r in store.ledger()] == [
+        ("a.m4a", 0.004, Spend.RUNNING, "ka"),
+        ("b.m4a", 0.006, Spend.DONE, None),
+        ("c.m4a", 0.001, Spend.RUNNING, None),
     ]
-    assert store.total_spent_usd() == pytest.approx(0.011)
-    # A run's own files in progress are reserved separately, not counted twice.
-    assert store.total_spent_usd(except_running_in="run-1") == pytest.approx(0.007)
-    store.record_cost("run-1", _line("a.m4a", 0.004), Spend.UNFINISHED, row)
-    assert store.total_spent_usd(except_running_in="run-1") == pytest.approx(0.011)
+
+
+def test_budget_counts_spent_and_committed_once(store: JobStore) -> None:
+    """The $0.010 case: after a $0.006 file, a $0.003 file fits, and a further $0.003 does not."""
+    for key in ("a", "b", "c", "d"):
+        _enqueue(store, key, f"/rec/{key}.m4a")
+    assert store.reserve_budget("a", "svc", 0.006, limit_usd=0.010, this_run_only=False).granted
+    row = store.record_cost("svc", _line("a.m4a", 0.004), Spend.RUNNING, job_key="a")  # part paid, held
+    # While a is in progress its reservation stands for it: 0.010 - 0.006 left, not 0.010 - 0.010.
+    held = store.reserve_budget("b", "svc", 0.005, limit_usd=0.010, this_run_only=False)
+    assert not held.granted and held.left_usd == pytest.approx(0.004)
+    store.record_cost("svc", _line("a.m4a", 0.006), Spend.DONE, job_key="a", row=row)
+    store.release_budget("a")
+    fits = store.reserve_budget("b", "svc", 0.003, limit_usd=0.010, this_run_only=False)
+    assert fits.granted and fits.left_usd == pytest.approx(0.004)
+    store.record_cost("svc", _line("b.m4a", 0.003), Spend.DONE, job_key="b")
+    store.release_budget("b")
+    refused = store.reserve_budget("c", "svc", 0.003, limit_usd=0.010, this_run_only=False)
+    assert not refused.granted and refused.left_usd == pytest.approx(0.001)
+    # A one-off run's budget counts only that run's spend.
+    assert store.reserve_budget("d", "run-2", 0.003, limit_usd=0.005, this_run_only=True).granted
+    assert not store.reserve_budget("c", "run-2", 0.003, limit_usd=0.005, this_run_only=True).granted
+
+
+def test_an_old_database_upgrades_in_place(tmp_path: Path) -> None:
+    """A database from before jobs carried runs and options gets migration 004 and keeps its rows."""
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+    for name, sql in MIGRATIONS[:3]:
+        db.executescript(";".join(SqliteStore.migration_sql(sql, pk="INTEGER PRIMARY KEY", real="REAL")))
+        db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
+    db.execute(
+        "INSERT INTO jobs (key, content_sha256, task, path, state, created_at, updated_at)"
+        " VALUES ('old', 'sha', 'transcribe', '/rec/a.m4a', 'done', 0, 0)"
+    )
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    try:
+        old = store.job("old")
+        assert old is not None and old.state is JobState.DONE and old.options == "{}" and old.run_id is None
+        assert store.migrate() == []
+    finally:
+        store.close()
 
 
 def test_reopening_keeps_everything_and_applies_no_migration_twice(opener: Opener) -> None:
@@ -145,3 +236,23 @@ def test_reopening_keeps_everything_and_applies_no_migration_twice(opener: Opene
         assert again.migrate() == []
     finally:
         again.close()
+
+
+def test_an_idle_worker_wakes_when_a_job_is_enqueued(opener: Opener) -> None:
+    """PostgreSQL: LISTEN/NOTIFY ends the wait (with a 10-minute timeout it would otherwise hang the
+    test); SQLite: the wait is a short poll."""
+    waiter, sender = opener(), opener()
+    woke = threading.Event()
+    waiter.wait_for_work(0.01)  # starts listening
+
+    def wait() -> None:
+        waiter.wait_for_work(600)
+        woke.set()
+
+    t = threading.Thread(target=wait, daemon=True)
+    t.start()
+    _enqueue(sender, "k1")
+    assert woke.wait(120)
+    assert waiter.claim("host:1:a", lease_s=30) is not None
+    waiter.close()
+    sender.close()

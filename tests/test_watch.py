@@ -149,7 +149,7 @@ def test_restart_uploads_nothing_and_a_copy_reuses_the_result(
     original.write_bytes((SAMPLES / "morning.mp3").read_bytes())  # a changed file is done again
     w3 = watcher()
     wait_for(lambda: fake_openai.count == 3, what="the changed file's upload")
-    wait_for(lambda: "Line" in original.with_suffix(".txt").read_text() and w3.text.count("done,") == 1)
+    wait_for(lambda: "Line" in original.with_suffix(".txt").read_text() and w3.text.count(" done -> ") == 1)
     assert w3.stop() == 0
 
 

@@ -90,7 +90,8 @@ def _ffmpeg_reason(stderr: str) -> str:
     return last.split(": ", 1)[-1] if last.startswith("/") else last
 
 
-def _check_readable(path: Path) -> int:
+def check_readable(path: Path) -> int:
+    """The file's size, or AudioError saying in a word why it cannot be read."""
     if path.is_symlink() and not path.exists():
         raise AudioError(path, f"broken link (to {os.readlink(path)})")
     if not path.exists():
@@ -104,10 +105,7 @@ def _check_readable(path: Path) -> int:
         raise AudioError(
             path, "permission denied" if isinstance(e, PermissionError) else str(e.strerror)
         ) from e
-    size = path.stat().st_size
-    if size == 0:
-        raise DecodeError(path, "empty file (0 bytes)")
-    return size
+    return path.stat().st_size
 
 
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
@@ -121,7 +119,9 @@ def _hms(m: re.Match[str]) -> float:
 
 def probe(path: Path, ffmpeg: str) -> AudioInfo:
     """Duration and stream facts from `ffmpeg -i`; a file with no audio stream is a DecodeError."""
-    size = _check_readable(path)
+    size = check_readable(path)
+    if size == 0:
+        raise DecodeError(path, "empty file (0 bytes)")
     proc = subprocess.run(
         [ffmpeg, "-hide_banner", "-nostdin", "-i", str(path)],
         capture_output=True,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
+import inspect
 import json
 import os
 import signal
@@ -16,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -30,9 +33,10 @@ from .engines import resolve_engine_name, select_engine
 from .engines.base import Engine, model_info
 from .errors import ConfigError, WhisperbatchError, cause_chain
 from .inputs import collect_inputs
+from .jobs import JobRunner
 from .models import CostLine, JobState, RunSummary, Spend, Task
-from .pipeline import ChunkDone, Event, FileFinished, FileStarted, Notice, Pipeline
-from .service import Interruption, Service, run_interruptibly
+from .pipeline import ChunkDone, Event, FileFinished, FileStarted, Notice
+from .service import Interruption, Service, run_files, serve
 from .store import JobStore, LedgerRow, open_store
 
 app = typer.Typer(
@@ -129,46 +133,154 @@ class Output:
                 p.advance(self._files_task)
                 done = int(p.tasks[self._files_task].completed)
                 p.update(self._files_task, chunks=f"{done}/{int(p.tasks[self._files_task].total or 0)}")
-            if r.error:
+            if r.error and self.log:  # the service goes on: a failed file is a line of its log
+                self.info(f"failed: {r.error}")
+            elif r.error:
                 self.error(r.error)
                 if self.verbose:
                     for cause in r.causes:
                         self.info(f"  caused by {cause}")
             elif r.cost is not None:
-                self.info(f"{r.source}: done -> {', '.join(o.name for o in r.outputs)}")
+                outputs = ", ".join(o.name for o in r.outputs)
+                uploaded = f"{r.chunks_uploaded} of {r.chunks_total} chunk(s) uploaded"
+                self.info(f"{r.source}: done -> {outputs} ({uploaded}, ${r.cost.usd:.4f})")
         elif isinstance(event, Notice):
             self.info(event.message)
 
 
-# ---- options shared by the commands that process audio ------------------------------------------
+# ---- options, declared once and shared by the commands that take them ------------------------------
 
 Paths = Annotated[
     list[str], typer.Argument(metavar="PATH", help="Files, folders (searched recursively) or globs.")
 ]
-EngineOpt = Annotated[str | None, typer.Option("--engine", help="auto | openai | local.")]
-ModelOpt = Annotated[str | None, typer.Option("--model", help="API model, or local model name/folder.")]
-LanguageOpt = Annotated[str | None, typer.Option("--language", help="Spoken language code, e.g. en, de.")]
-PromptOpt = Annotated[str | None, typer.Option("--prompt", help="Words to steer spelling and style.")]
-FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help="txt,srt,vtt,json or all.")]
-OutDirOpt = Annotated[Path | None, typer.Option("--out-dir", "-o", help="Write outputs here.")]
-ConcurrencyOpt = Annotated[int | None, typer.Option("--concurrency", "-j", help="Requests in flight.")]
-BudgetOpt = Annotated[float | None, typer.Option("--budget", help="Stop before spending more USD.")]
-BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL.")]
-LineWidthOpt = Annotated[int | None, typer.Option("--max-line-width", help="Subtitle line length (42).")]
-LineCountOpt = Annotated[int | None, typer.Option("--max-line-count", help="Lines per subtitle cue (2).")]
-WordsPerLineOpt = Annotated[
-    int | None, typer.Option("--max-words-per-line", help="Words per subtitle line (no limit).")
-]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="config.toml to use.")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Redo files whose outputs already exist.")]
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option("--database", help="Job store: postgresql://… URL or SQLite file (default: in the home)."),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Say more, per chunk.")]
 
+# Command parameter -> (its annotation, its default, the Settings field it sets or None).
+_OPTIONS: dict[str, tuple[Any, Any, str | None]] = {
+    "engine": (
+        Annotated[str | None, typer.Option("--engine", help="auto | openai | local.")],
+        None,
+        "engine",
+    ),
+    "model": (
+        Annotated[str | None, typer.Option("--model", help="API model, or local model name/folder.")],
+        None,
+        "model",
+    ),
+    "language": (
+        Annotated[str | None, typer.Option("--language", help="Spoken language code, e.g. en, de.")],
+        None,
+        "language",
+    ),
+    "prompt": (
+        Annotated[str | None, typer.Option("--prompt", help="Words to steer spelling and style.")],
+        None,
+        "prompt",
+    ),
+    "format": (
+        Annotated[str | None, typer.Option("--format", "-f", help="txt,srt,vtt,json or all.")],
+        None,
+        "format",
+    ),
+    "out_dir": (
+        Annotated[Path | None, typer.Option("--out-dir", "-o", help="Write outputs here.")],
+        None,
+        "out_dir",
+    ),
+    "concurrency": (
+        Annotated[int | None, typer.Option("--concurrency", "-j", help="Files and requests at once.")],
+        None,
+        "concurrency",
+    ),
+    "budget": (
+        Annotated[float | None, typer.Option("--budget", help="Stop before spending more USD.")],
+        None,
+        "budget_usd",
+    ),
+    "base_url": (
+        Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL.")],
+        None,
+        "base_url",
+    ),
+    "max_line_width": (
+        Annotated[int | None, typer.Option("--max-line-width", help="Subtitle line length (42).")],
+        None,
+        "max_line_width",
+    ),
+    "max_line_count": (
+        Annotated[int | None, typer.Option("--max-line-count", help="Lines per subtitle cue (2).")],
+        None,
+        "max_line_count",
+    ),
+    "max_words_per_line": (
+        Annotated[
+            int | None, typer.Option("--max-words-per-line", help="Words per subtitle line (no limit).")
+        ],
+        None,
+        "max_words_per_line",
+    ),
+    "database": (DatabaseOpt, None, "database"),
+    "config": (ConfigOpt, None, None),
+    "quiet": (QuietOpt, False, None),
+    "verbose": (VerboseOpt, False, None),
+}
+# What each kind of command takes.
+COMMON = ("config", "quiet", "verbose")
+RUN = tuple(_OPTIONS)
+WORKER = ("engine", "model", "concurrency", "budget", "base_url", "database", *COMMON)
 
-def _settings(config: Path | None, **flags: Any) -> Settings:
-    if flags.get("out_dir") is not None:
-        flags["out_dir"] = Path(flags["out_dir"])
-    return load_settings(flags, config_path=config, flag_names=_FLAG_NAMES)
+# Settings field -> the option that sets it, for messages about a bad value.
+_FLAG_NAMES = {field: "--" + name.replace("_", "-") for name, (_, _, field) in _OPTIONS.items() if field}
+
+
+@dataclass(frozen=True)
+class Options:
+    """The shared options a command was given: Settings fields, and how to talk."""
+
+    flags: dict[str, Any]
+    config: Path | None
+    quiet: bool
+    verbose: bool
+
+
+def shared_options(*names: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the shared options `names`, declared once in `_OPTIONS`; it receives them as
+    `options: Options` (typer reads the parameters from the signature this sets)."""
+
+    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name != "options"]
+        extra = [
+            inspect.Parameter(
+                n, inspect.Parameter.KEYWORD_ONLY, default=_OPTIONS[n][1], annotation=_OPTIONS[n][0]
+            )
+            for n in names
+        ]
+
+        @functools.wraps(fn)
+        def command(*args: Any, **kwargs: Any) -> None:
+            given = {n: kwargs.pop(n) for n in names}
+            flags = {field: given[n] for n in names if (field := _OPTIONS[n][2]) is not None}
+            options = Options(
+                flags, given.get("config"), bool(given.get("quiet")), bool(given.get("verbose"))
+            )
+            fn(*args, options=options, **kwargs)
+
+        del command.__wrapped__  # typer must read the signature below, not the wrapped one
+        command.__signature__ = inspect.Signature([*own, *extra])  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in (*own, *extra)}
+        return command
+
+    return wrap
+
+
+def _settings(config: Path | None, flags: Mapping[str, Any]) -> Settings:
+    return load_settings(dict(flags), config_path=config, flag_names=_FLAG_NAMES)
 
 
 def _fail(out: Output, e: WhisperbatchError) -> typer.Exit:
@@ -179,45 +291,49 @@ def _fail(out: Output, e: WhisperbatchError) -> typer.Exit:
     return typer.Exit(e.exit_code)
 
 
-# The options every processing command shares: command parameter -> Settings field.
-_RUN_OPTIONS = {
-    "engine": "engine",
-    "model": "model",
-    "language": "language",
-    "prompt": "prompt",
-    "format": "format",
-    "out_dir": "out_dir",
-    "concurrency": "concurrency",
-    "budget": "budget_usd",
-    "base_url": "base_url",
-    "max_line_width": "max_line_width",
-    "max_line_count": "max_line_count",
-    "max_words_per_line": "max_words_per_line",
-}
+@dataclass(frozen=True)
+class Prepared:
+    """What a command that runs jobs needs, checked before anything runs."""
+
+    settings: Settings
+    ffmpeg: str
+    engine: Engine
+    store: JobStore
 
 
-# Settings field -> the option that sets it, for messages about a bad value.
-_FLAG_NAMES = {field: "--" + name.replace("_", "-") for name, field in _RUN_OPTIONS.items()}
-
-
-def _run_flags(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The shared options among a command's parameters (its `locals()`), as Settings fields."""
-    return {field: params[name] for name, field in _RUN_OPTIONS.items()}
-
-
-def _prepare(
-    out: Output, config: Path | None, task: Task, flags: dict[str, Any]
-) -> tuple[Settings, str, Engine, JobStore]:
-    """Settings, ffmpeg, engine and state for a processing command; a user error exits with its code."""
+def _prepare(out: Output, options: Options, task: Task) -> Prepared:
+    """Settings, ffmpeg, engine and store for a command that runs jobs; a user error exits with its code."""
     try:
-        settings = _settings(config, **flags)
-        out.secrets = [s for s in (settings.api_key,) if s]
+        settings = _settings(options.config, options.flags)
+        out.secrets = [s for s in (settings.api_key, settings.database) if s]
         ffmpeg = audio.find_ffmpeg()
         engine = select_engine(settings, task)
         store = open_store(settings)
     except WhisperbatchError as e:
         raise _fail(out, e) from None
-    return settings, ffmpeg, engine, store
+    return Prepared(settings, ffmpeg, engine, store)
+
+
+def _open_store(out: Output, options: Options) -> JobStore:
+    try:
+        settings = _settings(options.config, options.flags)
+        out.secrets = [s for s in (settings.database,) if s]
+        return open_store(settings)
+    except WhisperbatchError as e:
+        raise _fail(out, e) from None
+
+
+def _runner(out: Output, ready: Prepared, task: Task, *, one_off: bool) -> JobRunner:
+    return JobRunner(
+        ready.settings,
+        ready.engine,
+        store=ready.store,
+        ffmpeg=ready.ffmpeg,
+        task=task,
+        one_off=one_off,
+        on_event=out.event,
+        engine_for=select_engine,
+    )
 
 
 def _engine_line(engine: Engine) -> str:
@@ -225,36 +341,26 @@ def _engine_line(engine: Engine) -> str:
     return f"{engine.name}, model {engine.model}{where}"
 
 
-def _process(
-    task: Task,
-    paths: list[str],
-    *,
-    config: Path | None,
-    force: bool,
-    quiet: bool,
-    verbose: bool,
-    flags: dict[str, Any],
-) -> None:
-    out = Output(quiet=quiet, verbose=verbose)
-    settings, ffmpeg, engine, store = _prepare(out, config, task, flags)
+def _process(task: Task, paths: list[str], *, force: bool, options: Options) -> None:
+    out = Output(quiet=options.quiet, verbose=options.verbose)
+    ready = _prepare(out, options, task)
     inputs = collect_inputs(paths)
     for missing in inputs.missing:
         out.error(f"{missing}: no such file or folder")
-    out.info(f"engine: {_engine_line(engine)}")
-    pipeline = Pipeline(settings, engine, ffmpeg=ffmpeg, store=store, on_event=out.event)
+    out.info(f"engine: {_engine_line(ready.engine)}")
+    runner = _runner(out, ready, task, one_off=True)
     try:
         with scratch.run_folder() as tmp, out:
             out.expect_files(len(inputs.files))
-            summary, interruption = run_interruptibly(pipeline, inputs.files, task, force=force, say=out.info)
+            summary, interruption = run_files(runner, inputs.files, force=force)
             if interruption is not None and interruption.abandoned:
                 _abandoned(out, interruption, tmp)
     except WhisperbatchError as e:
         raise _fail(out, e) from None
     finally:
-        pipeline.close()
-        store.close()
-    assert summary is not None
-    if not quiet:
+        runner.close()
+        ready.store.close()
+    if not options.quiet:
         _cost_table(out, summary)
     flagged = [r for r in summary.results if r.transcript is not None and r.transcript.warnings]
     if flagged:
@@ -264,7 +370,8 @@ def _process(
             out.info(f"  {r.source}: {'; '.join(r.transcript.warnings)}")
     if interruption is not None:
         out.error(
-            f"interrupted ({signal.Signals(interruption.signum).name}): files not finished have no outputs"
+            f"interrupted ({signal.Signals(interruption.signum).name}): files not finished have no outputs;"
+            " the same command resumes them"
         )
         raise typer.Exit(128 + interruption.signum)
     if summary.stopped_reason:
@@ -335,33 +442,22 @@ def _duration(seconds: float) -> str:
 def _one_off(task: Task) -> Callable[..., None]:
     """transcribe and translate share every option; only the task differs."""
 
+    @shared_options(*RUN)
     def command(
         paths: Paths,
-        engine: EngineOpt = None,
-        model: ModelOpt = None,
-        language: LanguageOpt = None,
-        prompt: PromptOpt = None,
-        format: FormatOpt = None,
-        out_dir: OutDirOpt = None,
-        concurrency: ConcurrencyOpt = None,
-        budget: BudgetOpt = None,
-        base_url: BaseUrlOpt = None,
-        max_line_width: LineWidthOpt = None,
-        max_line_count: LineCountOpt = None,
-        max_words_per_line: WordsPerLineOpt = None,
-        config: ConfigOpt = None,
-        force: ForceOpt = False,
-        quiet: QuietOpt = False,
-        verbose: VerboseOpt = False,
+        force: Annotated[bool, typer.Option("--force", help="Redo files already done.")] = False,
+        *,
+        options: Options,
     ) -> None:
-        flags = _run_flags(locals())
-        _process(task, paths, config=config, force=force, quiet=quiet, verbose=verbose, flags=flags)
+        _process(task, paths, force=force, options=options)
 
     return command
 
 
 app.command(
-    "transcribe", help="Transcribe recordings; outputs are written beside each one (or under --out-dir)."
+    "transcribe",
+    help="Transcribe recordings; outputs are written beside each one (or under --out-dir). A run stopped"
+    " any way resumes where it left off.",
 )(_one_off(Task.TRANSCRIBE))
 app.command("translate", help="Translate recordings into English: outputs are <stem>.en.<ext>.")(
     _one_off(Task.TRANSLATE)
@@ -369,16 +465,12 @@ app.command("translate", help="Translate recordings into English: outputs are <s
 
 
 @app.command()
-def estimate(
-    paths: Paths,
-    model: ModelOpt = None,
-    engine: EngineOpt = None,
-    config: ConfigOpt = None,
-) -> None:
+@shared_options("model", "engine", "config")
+def estimate(paths: Paths, *, options: Options) -> None:
     """Forecast audio minutes and dollars per file and in total. Reads files locally; sends nothing."""
     out = Output()
     try:
-        settings = _settings(config, model=model, engine=engine)
+        settings = _settings(options.config, options.flags)
         ffmpeg = audio.find_ffmpeg()
     except WhisperbatchError as e:
         raise _fail(out, e) from None
@@ -428,18 +520,16 @@ def estimate(
 
 
 @app.command()
+@shared_options("database", "config")
 def report(
     as_json: Annotated[bool, typer.Option("--json", help="Rows as JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Rows as CSV.")] = False,
-    config: ConfigOpt = None,
+    *,
+    options: Options,
 ) -> None:
     """The spend ledger over past runs: per run, and in total."""
     out = Output()
-    try:
-        settings = _settings(config)
-        store = open_store(settings)
-    except WhisperbatchError as e:
-        raise _fail(out, e) from None
+    store = _open_store(out, options)
     rows = store.ledger()
     store.close()
     records = [
@@ -486,105 +576,172 @@ def _spend_cells(rows: Sequence[LedgerRow]) -> list[str]:
     ]
 
 
+TaskOpt = Annotated[str, typer.Option("--task", help="transcribe | translate.")]
+
+
+def _task(out: Output, task: str) -> Task:
+    if task not in ("transcribe", "translate"):
+        raise _fail(out, ConfigError(f"--task must be transcribe or translate (got {task!r})"))
+    return Task(task)
+
+
+def _service_exit(out: Output, runner: JobRunner, interruption: Interruption | None, *, once: bool) -> None:
+    if interruption is not None and interruption.abandoned:
+        for path in interruption.unfinished:
+            out.info(
+                f"{path}: not finished (requests abandoned); back in the queue, what it cost is in the ledger"
+            )
+    if once and runner.paused_reason:
+        raise typer.Exit(EXIT_STOPPED)
+
+
 @app.command()
+@shared_options(*RUN)
 def watch(
     folder: Annotated[Path, typer.Argument(help="The folder to watch.")],
-    task: Annotated[str, typer.Option("--task", help="transcribe | translate.")] = "transcribe",
+    task: TaskOpt = "transcribe",
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Watch subfolders too.")] = False,
     polling: Annotated[bool, typer.Option("--polling", help="Poll (NFS, SMB, container mounts).")] = False,
     once: Annotated[bool, typer.Option("--once", help="Process what is there, then exit.")] = False,
+    no_work: Annotated[
+        bool, typer.Option("--no-work", help="Only enqueue: `worker` processes run the jobs.")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Redo recordings already done, once each.")] = False,
-    engine: EngineOpt = None,
-    model: ModelOpt = None,
-    language: LanguageOpt = None,
-    prompt: PromptOpt = None,
-    format: FormatOpt = None,
-    out_dir: OutDirOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    budget: BudgetOpt = None,
-    base_url: BaseUrlOpt = None,
-    max_line_width: LineWidthOpt = None,
-    max_line_count: LineCountOpt = None,
-    max_words_per_line: WordsPerLineOpt = None,
-    config: ConfigOpt = None,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
+    *,
+    options: Options,
 ) -> None:
     """Transcribe (or translate) every recording that lands in FOLDER, once, across restarts."""
-    out = Output(quiet=quiet, verbose=verbose, log=True)
-    if task not in ("transcribe", "translate"):
-        raise _fail(out, ConfigError(f"--task must be transcribe or translate (got {task!r})"))
+    out = Output(quiet=options.quiet, verbose=options.verbose, log=True)
+    chosen = _task(out, task)
     if not folder.is_dir():
         raise _fail(out, ConfigError(f"{folder}: not a folder"))
-    flags = _run_flags(locals())
-    settings, ffmpeg, chosen, store = _prepare(out, config, Task(task), flags)
+    ready = _prepare(out, options, chosen)
+    runner = _runner(out, ready, chosen, one_off=False)
     service = Service(
-        settings,
-        chosen,
-        root=folder,
-        task=Task(task),
-        ffmpeg=ffmpeg,
-        store=store,
-        on_event=out.event,
-        recursive=recursive,
-        polling=polling,
-        force=force,
-        once=once,
+        runner, root=folder.absolute(), recursive=recursive, polling=polling, force=force, once=once
     )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    doing = "enqueueing only" if no_work else f"engine {_engine_line(ready.engine)}"
     out.info(
-        f"watching {folder} ({task}; engine {_engine_line(chosen)})"
+        f"watching {folder} ({task}; {doing}; store {ready.store})"
         + ("" if once else "; Ctrl-C or SIGTERM to stop")
     )
     started = time.monotonic()
+
+    def done() -> bool:
+        return once and time.monotonic() - started > ready.settings.settle_s and service.settled()
+
     with scratch.run_folder():
         try:
-            service.start()
+            service.start(work=not no_work)
         except WhisperbatchError as e:
-            store.close()
+            ready.store.close()
             raise _fail(out, e) from None
         try:
             with out:
-                while not stop.wait(0.2):
-                    service.tick()
-                    if once and time.monotonic() - started > settings.settle_s and service.idle():
-                        break
+                interruption = serve(
+                    runner, done=done, tick=service.tick, grace_s=ready.settings.shutdown_grace_s
+                )
         finally:
-            if stop.is_set():
-                out.info("stopping: no new work; requests in flight get a moment to finish")
             service.stop()
-            store.close()
-    if once and service.paused_reason:
-        raise typer.Exit(EXIT_STOPPED)
-    if once and (service.failed_keys or service.unsettled):
+            runner.close()
+            ready.store.close()
+    _service_exit(out, runner, interruption, once=once)
+    if once and (runner.failed_keys or service.unsettled):
         raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()
+@shared_options(*WORKER)
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="Run what is queued, then exit.")] = False,
+    *,
+    options: Options,
+) -> None:
+    """Run jobs from the store (`--database` shared by many hosts), watching no folder.
+
+    Each job runs with the options it was enqueued with; this host adds its API key, base URL and
+    concurrency. Recordings must be readable here at the path stored (a shared mount)."""
+    out = Output(quiet=options.quiet, verbose=options.verbose, log=True)
+    ready = _prepare(out, options, Task.TRANSCRIBE)
+    runner = _runner(out, ready, Task.TRANSCRIBE, one_off=False)
+    out.info(
+        f"worker {runner.owner} on {ready.store}, {ready.settings.concurrency} at once"
+        + ("" if once else "; Ctrl-C or SIGTERM to stop")
+    )
+    with scratch.run_folder():
+        runner.start()
+        try:
+            with out:
+                interruption = serve(
+                    runner, done=lambda: once and runner.idle(), grace_s=ready.settings.shutdown_grace_s
+                )
+        finally:
+            runner.close()
+            ready.store.close()
+    _service_exit(out, runner, interruption, once=once)
+    if once and runner.failed_keys:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+@shared_options(*RUN)
+def enqueue(
+    paths: Paths,
+    task: TaskOpt = "transcribe",
+    force: Annotated[bool, typer.Option("--force", help="Redo recordings already done.")] = False,
+    *,
+    options: Options,
+) -> None:
+    """Add recordings to the queue without waiting: `worker` or `watch` processes run them."""
+    out = Output(quiet=options.quiet, verbose=options.verbose)
+    chosen = _task(out, task)
+    ready = _prepare(out, options, chosen)
+    inputs = collect_inputs(paths)
+    for missing in inputs.missing:
+        out.error(f"{missing}: no such file or folder")
+    runner = _runner(out, ready, chosen, one_off=False)
+    runner.pipeline.plan_outputs(inputs.files)
+    failed = bool(inputs.missing)
+    added = 0
+    try:
+        for path in inputs.files:
+            try:
+                job = runner.admit(path, force=force)
+            except WhisperbatchError as e:
+                out.error(str(e))
+                failed = True
+                continue
+            if job is not None and job.state is JobState.QUEUED:
+                added += 1
+    finally:
+        runner.close()
+        ready.store.close()
+    out.info(f"{added} job{'s' if added != 1 else ''} queued on {ready.store}")
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+@shared_options("database", *COMMON)
 def status(
     state: Annotated[JobState | None, typer.Option("--state", help="Only jobs in this state.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Jobs as JSON.")] = False,
-    config: ConfigOpt = None,
+    *,
+    options: Options,
 ) -> None:
-    """Jobs of the watch service: queued, running, done and failed (with reasons)."""
+    """Jobs of every run, watcher and worker: queued, running (and on which host), done, failed."""
     out = Output()
-    try:
-        settings = _settings(config)
-        store = open_store(settings)
-    except WhisperbatchError as e:
-        raise _fail(out, e) from None
+    store = _open_store(out, options)
     jobs = store.jobs(state)
     store.close()
     if as_json:
-        keep = ("key", "state", "attempts", "error", "usd", "updated_at", "lease_owner")
+        keep = ("key", "state", "attempts", "error", "usd", "updated_at", "lease_owner", "run_id")
         data = [{"path": str(j.path), "task": str(j.task), **{k: getattr(j, k) for k in keep}} for j in jobs]
         out.out.print_json(json.dumps(data))
         return
     counts = {s: sum(j.state is s for j in jobs) for s in JobState}
     table = Table(title=", ".join(f"{n} {s}" for s, n in counts.items()), title_justify="left")
-    for col in ("State", "File", "Task", "Attempts", "Updated", "USD", "Reason"):
+    for col in ("State", "File", "Task", "Attempts", "Updated", "USD", "Run", "Worker", "Reason"):
         table.add_column(col)
     for j in jobs:
         table.add_row(
@@ -594,29 +751,29 @@ def status(
             str(j.attempts),
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.updated_at)),
             "" if j.usd is None else f"{j.usd:.4f}",
+            j.run_id or "",
+            j.lease_owner or "",
             out.mask(j.error or ""),
         )
     out.out.print(table)
 
 
 @app.command()
+@shared_options("database", *COMMON)
 def retry(
     paths: Annotated[
         list[str] | None, typer.Argument(help="Failed recordings to requeue (default: all).")
     ] = None,
-    config: ConfigOpt = None,
+    *,
+    options: Options,
 ) -> None:
-    """Requeue failed jobs; a running watcher picks them up."""
+    """Requeue failed jobs; a running watcher or worker picks them up."""
     out = Output()
-    try:
-        settings = _settings(config)
-        store = open_store(settings)
-    except WhisperbatchError as e:
-        raise _fail(out, e) from None
+    store = _open_store(out, options)
     keys = None
     if paths:
-        wanted = {Path(p).resolve() for p in paths}
-        keys = [j.key for j in store.jobs(JobState.FAILED) if j.path.resolve() in wanted]
+        wanted = {Path(p).absolute() for p in paths} | {Path(p).resolve() for p in paths}
+        keys = [j.key for j in store.jobs(JobState.FAILED) if j.path in wanted or j.path.resolve() in wanted]
     count = store.retry_failed(keys)
     store.close()
     out.info(f"requeued {count} failed job{'s' if count != 1 else ''}")

@@ -92,7 +92,8 @@ class Settings:
     job_max_attempts: int = 3
     pause_s: float = 300.0
     shutdown_grace_s: float = 5.0
-    # where state and caches live
+    # where state and caches live: `database` is a postgresql:// URL or an SQLite file (default: in home)
+    database: str | None = field(default=None, repr=False)
     home: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir(APP)))
     cache_dir: Path = field(default_factory=lambda: Path(platformdirs.user_cache_dir(APP)))
     models: Mapping[str, ModelOverride] = field(default_factory=dict)
@@ -103,6 +104,9 @@ class Settings:
 
     @property
     def ledger_path(self) -> Path:
+        """The SQLite file, when the store is SQLite (`database` a path or sqlite:///path, or unset)."""
+        if self.database:
+            return Path(self.database.removeprefix("sqlite://")).expanduser()
         return self.home / "whisperbatch.sqlite3"
 
     @property
@@ -123,6 +127,7 @@ _ENV_ALIASES = {
     "api_key": ("WHISPERBATCH_API_KEY", "OPENAI_API_KEY"),
     "base_url": ("WHISPERBATCH_BASE_URL", "OPENAI_BASE_URL"),
     "budget_usd": ("WHISPERBATCH_BUDGET_USD", "WHISPERBATCH_BUDGET"),
+    "database": ("WHISPERBATCH_DATABASE_URL", "WHISPERBATCH_DATABASE"),
     "max_line_width": ("WHISPERBATCH_MAX_LINE_WIDTH", "WHISPERBATCH_MAX_LINE_CHARS"),
     "max_line_count": ("WHISPERBATCH_MAX_LINE_COUNT", "WHISPERBATCH_MAX_LINES"),
 }

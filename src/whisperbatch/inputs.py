@@ -55,7 +55,7 @@ def collect_inputs(args: Sequence[str]) -> Inputs:
         key = f.resolve()
         if key not in seen:
             seen.add(key)
-            unique.append(f)
+            unique.append(f.absolute())  # jobs keep the path, for workers started anywhere
     return Inputs(tuple(unique), tuple(missing))
 
 

@@ -1,9 +1,11 @@
-"""One recording from audio to written outputs: plan → chunks → engine calls → stitch → write → record.
+"""One recording from audio to written outputs: probe → reserve → chunks → engine calls → stitch → write.
 
-One-off runs and the watcher both run files through `Pipeline.process_file`, so they behave alike.
-Library code never prints: progress goes to an `on_event` callback that the CLI renders.
+Every run is jobs (`jobs.py`), and the job runner hands each job's recording to `Pipeline.process_file`,
+so one-off runs, the watcher and workers behave alike. Library code never prints: progress goes to an
+`on_event` callback that the CLI renders.
 
-Concurrency: `concurrency` files at once, and at most `concurrency` engine requests in flight in all.
+Concurrency: the runner's workers take `concurrency` files at once, and at most `concurrency` engine
+requests are in flight in all.
 By default no earlier text is carried (measured: a model given the previous chunk's words as its prompt
 continues them and skips new speech), so a file's chunks are sent in parallel; with
 `condition_on_previous = true` they go one after another, each prompted with the previous one's tail.
@@ -16,7 +18,6 @@ reported as the transcript's `gaps`.
 from __future__ import annotations
 
 import dataclasses
-import random
 import tempfile
 import threading
 import time
@@ -26,7 +27,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from . import audio, cost, speech, stitch, writers
 from .config import Settings
@@ -34,14 +34,11 @@ from .engines.base import Engine
 from .engines.local import api_equivalent_usd_per_min
 from .errors import (
     AudioError,
-    BudgetExceeded,
     EngineError,
     FatalEngineError,
     RetriesExhausted,
     RetryableEngineError,
     Stopped,
-    WhisperbatchError,
-    cause_chain,
 )
 from .inputs import namesakes
 from .models import (
@@ -49,17 +46,24 @@ from .models import (
     CostLine,
     EngineResult,
     FileResult,
-    RunSummary,
     Segment,
     Span,
     Spend,
     Task,
     Transcript,
     Word,
+    result_from_json,
+    result_to_json,
 )
+from .policy import Budget, RetryPolicy
 from .store import JobStore
 
 COSTS_CSV = "costs.csv"
+
+
+def new_run_id() -> str:
+    """A run's name in the ledger: when it started, and a random tail."""
+    return time.strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
 
 
 @dataclass(frozen=True)
@@ -196,18 +200,31 @@ class _Bill:
     path: Path
     task: Task
     audio_s: float
+    job_key: str
     answered_s: float = 0.0
     in_flight: dict[object, float] = field(default_factory=dict)  # request -> audio seconds
     row: int | None = None  # its ledger row, once written
     abandoned: bool = False
 
 
-class ChunkCache(Protocol):
-    """Finished chunk results kept across restarts, so a resumed file uploads only what is missing."""
+class ChunkCache:
+    """A job's finished chunk results, kept in the store as each arrives (before anything else can
+    fail), so a resumed job uploads only what is missing."""
 
-    def get(self, key: str, chunk: Chunk) -> EngineResult | None: ...
+    def __init__(self, store: JobStore | None, key: str) -> None:
+        self.store, self.key = store, key
 
-    def put(self, key: str, chunk: Chunk, result: EngineResult) -> None: ...
+    def get(self, chunk: Chunk) -> EngineResult | None:
+        if self.store is None:
+            return None
+        text = self.store.chunk_result(self.key, chunk.index, chunk.offset_s, chunk.duration_s)
+        return None if text is None else result_from_json(text)
+
+    def put(self, chunk: Chunk, result: EngineResult) -> None:
+        if self.store is not None:
+            self.store.save_chunk_result(
+                self.key, chunk.index, chunk.offset_s, chunk.duration_s, result_to_json(result)
+            )
 
 
 class Pipeline:
@@ -220,78 +237,30 @@ class Pipeline:
         store: JobStore | None = None,
         on_event: Callable[[Event], None] = lambda e: None,
         run_id: str | None = None,
+        stop: threading.Event | None = None,
+        budget: Budget | None = None,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.ffmpeg = ffmpeg
         self.store = store
         self.on_event = on_event
-        self.run_id = run_id or time.strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
-        self.stop = threading.Event()
+        self.run_id = run_id or new_run_id()
+        self.stop = stop or threading.Event()
+        self.budget = budget
+        self.policy = policy or RetryPolicy.from_settings(settings)
         self._requests = threading.BoundedSemaphore(settings.concurrency)
         self._chunk_pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="wb-chunk")
         self.style = settings.cue_style
         self._formats = writers.parse_formats(settings.format)
-        self._budget_lock = threading.Lock()
         self._bill_lock = threading.Lock()
         self._bills: dict[Path, _Bill] = {}  # files in progress
-        self.finished: set[Path] = set()  # files done, failed or skipped in this run
-        self._committed_usd = 0.0
         self._plan_lock = threading.Lock()
         self._bases: dict[Path, Path] = {}  # each recording's output path without its format
         self._clashes_told: set[frozenset[Path]] = set()
-        # A one-off run's budget covers that run; the watcher's covers the ledger's whole history.
-        self.budget_is_lifetime = False
 
-    # ---- a whole run -------------------------------------------------------------------------------
-
-    def run(self, files: Iterable[Path], task: Task, *, force: bool = False) -> RunSummary:
-        """Process files concurrently; a bad file fails alone, a fatal error stops the rest.
-
-        Raises UnwritableOutput, before any work, when an output folder cannot be written."""
-        files = list(files)
-        self.plan_outputs(files)
-        with self._plan_lock:
-            folders = sorted({self._bases[f].parent for f in files})
-        for folder in folders:  # before anything is paid for
-            writers.check_writable(folder)
-        results: list[FileResult] = []
-        stopped: list[str] = []
-        with ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="wb-file") as pool:
-            futures = [pool.submit(self._guarded, p, task, force, stopped) for p in files]
-            try:
-                results = [f.result() for f in futures]
-            except BaseException:  # Ctrl-C: files not started never start, those running stop early
-                self.stop.set()
-                for f in futures:
-                    f.cancel()
-                raise
-        return RunSummary(
-            results=tuple(r for r in results if r is not None),
-            stopped_reason=stopped[0] if stopped else None,
-            engine=self.engine.name,
-            model=self.engine.model,
-        )
-
-    def _guarded(self, path: Path, task: Task, force: bool, stopped: list[str]) -> FileResult:
-        if self.stop.is_set():
-            return FileResult(source=path, error=f"{path}: not started: the run was stopped")
-        try:
-            result = self.process_file(path, task, force=force)
-        except (FatalEngineError, BudgetExceeded) as e:
-            if not self.stop.is_set():
-                stopped.append(str(e))
-            self.stop.set()
-            result = FileResult(source=path, error=str(e))
-        except Stopped:
-            result = FileResult(source=path, error=f"{path}: not finished: the run was stopped")
-        except WhisperbatchError as e:
-            result = FileResult(source=path, error=str(e), causes=cause_chain(e))
-        self.finished.add(path)
-        self.on_event(FileFinished(result))
-        return result
-
-    # ---- one file ----------------------------------------------------------------------------------
+    # ---- where outputs go --------------------------------------------------------------------------
 
     def plan_outputs(self, sources: Sequence[Path], neighbours: Sequence[Path] = ()) -> None:
         """Fix where these recordings' outputs go before any work, so none overwrites another's; each
@@ -321,6 +290,11 @@ class Pipeline:
             base = self._bases[source]
         return writers.output_paths(base, self._formats, task)
 
+    def check_writable(self, sources: Sequence[Path], task: Task) -> None:
+        """Raises UnwritableOutput, before anything is paid for, when an output folder cannot be written."""
+        for folder in sorted({next(iter(self.output_paths(f, task).values())).parent for f in sources}):
+            writers.check_writable(folder)
+
     def up_to_date(self, source: Path, task: Task) -> bool:
         """Every output exists and is newer than the recording: a re-run has nothing to do."""
         try:
@@ -329,42 +303,30 @@ class Pipeline:
         except OSError:
             return False
 
-    def process_file(
-        self,
-        path: Path,
-        task: Task,
-        *,
-        force: bool = False,
-        cache: ChunkCache | None = None,
-        cache_key: str = "",
-    ) -> FileResult:
-        """Transcribe or translate one recording and write its outputs. Raises WhisperbatchError."""
-        if not force and self.up_to_date(path, task):
-            self.on_event(Notice(f"{path}: outputs are up to date, skipped (use --force to redo)"))
-            return FileResult(source=path, outputs=tuple(self.output_paths(path, task).values()))
+    def write_stored(self, source: Path, task: Task, transcript: Transcript) -> tuple[Path, ...]:
+        """Outputs for `source` from a transcript already in the store: nothing is sent or billed."""
+        return writers.write_outputs(transcript, self.output_paths(source, task), self.style, None)
+
+    # ---- one file ----------------------------------------------------------------------------------
+
+    def process_file(self, path: Path, task: Task, key: str) -> FileResult:
+        """Transcribe or translate job `key`'s recording and write its outputs. Raises WhisperbatchError.
+
+        The stages: probe, reserve the budget, transcribe the chunks (each stored as it arrives), stitch
+        them into a transcript, write the outputs, and record the spend."""
         info = audio.probe(path, self.ffmpeg)
-        reserved = self._reserve_budget(path, info.duration_s)
-        bill = self._open_bill(path, task, info.duration_s)
+        if self.budget is not None:
+            self.budget.reserve(key, path, self.worst_case_usd(info.duration_s))
+        bill = self._open_bill(path, task, info.duration_s, key)
         state = Spend.FAILED
         try:
             self.on_event(FileStarted(path, info.duration_s))
             with tempfile.TemporaryDirectory(prefix="whisperbatch-") as tmp:
-                done = self._transcribe_chunks(path, info.duration_s, task, Path(tmp), cache, cache_key)
-            transcript = Transcript(
-                segments=stitch.stitch(done.placed),
-                language="en" if task is Task.TRANSLATE else (done.language or self.settings.language),
-                duration_s=info.duration_s,
-                engine=self.engine.name,
-                model=self.engine.model,
-                task=task,
-                gaps=done.gaps,
-                decoded_s=done.decoded_s if _short(done.decoded_s, info.duration_s) else None,
-            )
+                done = self._transcribe_chunks(
+                    path, info.duration_s, task, Path(tmp), ChunkCache(self.store, key)
+                )
+            transcript = self._transcript(path, task, info.duration_s, done)
             line = self._cost_line(bill)
-            if done.gaps:
-                self.on_event(Notice(gaps_message(path, done.gaps)))
-            if transcript.decoded_s is not None:
-                self.on_event(Notice(f"{path}: warning: {transcript.warnings[0]}"))
             if self.stop.is_set():
                 raise Stopped(f"{path}: stopped before writing outputs")
             outputs = writers.write_outputs(transcript, self.output_paths(path, task), self.style, line)
@@ -374,9 +336,9 @@ class Pipeline:
             state = Spend.UNFINISHED
             raise
         finally:
-            spent = self._close_bill(bill, state)
-            # A lifetime budget reads what was spent from the ledger, where the bill now is.
-            self._release_budget(reserved, actual=0.0 if self.budget_is_lifetime else spent.usd)
+            self._close_bill(bill, state)
+            if self.budget is not None:
+                self.budget.release(key)
         return FileResult(
             source=path,
             outputs=outputs,
@@ -386,10 +348,28 @@ class Pipeline:
             chunks_uploaded=done.uploaded,
         )
 
+    def _transcript(self, path: Path, task: Task, duration_s: float, done: ChunksDone) -> Transcript:
+        """The chunks stitched into one timeline, with what could not be heard said aloud."""
+        transcript = Transcript(
+            segments=stitch.stitch(done.placed),
+            language="en" if task is Task.TRANSLATE else (done.language or self.settings.language),
+            duration_s=duration_s,
+            engine=self.engine.name,
+            model=self.engine.model,
+            task=task,
+            gaps=done.gaps,
+            decoded_s=done.decoded_s if _short(done.decoded_s, duration_s) else None,
+        )
+        if done.gaps:
+            self.on_event(Notice(gaps_message(path, done.gaps)))
+        if transcript.decoded_s is not None:
+            self.on_event(Notice(f"{path}: warning: {transcript.warnings[0]}"))
+        return transcript
+
     # ---- what each file has cost in this run, in the ledger as it grows -----------------------------
 
-    def _open_bill(self, path: Path, task: Task, audio_s: float) -> _Bill:
-        bill = _Bill(path, task, audio_s)
+    def _open_bill(self, path: Path, task: Task, audio_s: float, key: str) -> _Bill:
+        bill = _Bill(path, task, audio_s, key)
         with self._bill_lock:
             self._bills[path] = bill
         return bill
@@ -410,7 +390,7 @@ class Pipeline:
         what the provider bills even when no output was written)."""
         line = self._cost_line(bill)
         if self.store is not None and (state is Spend.DONE or bill.answered_s > 0):
-            bill.row = self.store.record_cost(self.run_id, line, state, bill.row)
+            bill.row = self.store.record_cost(self.run_id, line, state, job_key=bill.job_key, row=bill.row)
         return line
 
     @contextmanager
@@ -479,7 +459,7 @@ class Pipeline:
         )
 
     def _transcribe_chunks(
-        self, path: Path, duration_s: float, task: Task, workdir: Path, cache: ChunkCache | None, key: str
+        self, path: Path, duration_s: float, task: Task, workdir: Path, cache: ChunkCache
     ) -> ChunksDone:
         chunker = audio.Chunker(path, ffmpeg=self.ffmpeg, workdir=workdir, params=self._chunk_params())
         chunks: list[Chunk] = []
@@ -494,7 +474,7 @@ class Pipeline:
                 prompt = stitch.prompt_for(
                     self.settings.prompt, previous_text, self.engine.info.prompt_max_tokens
                 )
-                outcome = self._chunk_outcome(path, chunk, task, prompt, cache, key)
+                outcome = self._chunk_outcome(path, chunk, task, prompt, cache)
                 previous_text = " ".join(s.text for s in outcome.placed) or previous_text
                 pending.append(outcome)
                 self.on_event(
@@ -505,7 +485,7 @@ class Pipeline:
             else:
                 window.acquire()
                 fut = self._chunk_pool.submit(
-                    self._chunk_outcome, path, chunk, task, self.settings.prompt, cache, key
+                    self._chunk_outcome, path, chunk, task, self.settings.prompt, cache
                 )
                 fut.add_done_callback(self._chunk_callback(window, path, chunk, duration_s))
                 pending.append(fut)
@@ -537,20 +517,19 @@ class Pipeline:
             yield chunk
 
     def _chunk_outcome(
-        self, path: Path, chunk: Chunk, task: Task, prompt: str | None, cache: ChunkCache | None, key: str
+        self, path: Path, chunk: Chunk, task: Task, prompt: str | None, cache: ChunkCache
     ) -> ChunkOutcome:
-        """One chunk's checked result: from the cache, or asked (and asked again where speech was lost)."""
-        if cache is not None:
-            hit = cache.get(key, chunk)
-            if hit is not None:
-                chunk.path.unlink(missing_ok=True)
-                return self._outcome(chunk, hit, uploaded=False)
+        """One chunk's checked result: stored by an earlier run, or asked (and asked again where speech
+        was lost) and stored at once."""
+        hit = cache.get(chunk)
+        if hit is not None:
+            chunk.path.unlink(missing_ok=True)
+            return self._outcome(chunk, hit, uploaded=False)
         try:
             result = self._checked_result(path, chunk, task, prompt)
         finally:
             chunk.path.unlink(missing_ok=True)  # keep at most the in-flight chunks on disk
-        if cache is not None:
-            cache.put(key, chunk, result)
+        cache.put(chunk, result)
         return self._outcome(chunk, result, uploaded=True)
 
     def _outcome(self, chunk: Chunk, result: EngineResult, *, uploaded: bool) -> ChunkOutcome:
@@ -619,9 +598,9 @@ class Pipeline:
     def _call_with_retries(
         self, path: Path, chunk: Chunk, task: Task, prompt: str | None, *, condition: bool = False
     ) -> EngineResult:
-        """Our retry policy: honour Retry-After, else exponential backoff with jitter; bounded attempts."""
-        s = self.settings
-        for attempt in range(1, s.max_attempts + 1):
+        """Ask, retrying as the run's `RetryPolicy` says."""
+        s, policy = self.settings, self.policy
+        for attempt in range(1, policy.max_attempts + 1):
             if self.stop.is_set():
                 raise Stopped("the run was stopped")
             try:
@@ -634,15 +613,13 @@ class Pipeline:
                         condition_on_previous_text=condition,
                     )
             except RetryableEngineError as e:
-                if attempt == s.max_attempts:
+                if attempt == policy.max_attempts:
                     raise RetriesExhausted(
                         f"gave up after {attempt} attempts: {e}", path=path, chunk=chunk.index
                     ) from e
-                delay = e.retry_after_s
-                if delay is None:
-                    delay = min(s.retry_max_s, s.retry_base_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+                delay = policy.request_delay_s(attempt, e.retry_after_s)
                 self.on_event(Notice(f"{path} (chunk {chunk.index + 1}): {e}; retrying in {delay:.1f} s"))
-                self._wait(min(delay, s.retry_max_s))
+                self._wait(delay)
             except FatalEngineError:
                 raise
             except EngineError as e:
@@ -654,35 +631,9 @@ class Pipeline:
         if self.stop.wait(seconds):
             raise Stopped("the run was stopped")
 
-    # ---- budget ------------------------------------------------------------------------------------
-
-    def estimate_usd(self, duration_s: float) -> float:
+    def worst_case_usd(self, duration_s: float) -> float:
+        """What a recording costs at most: every second billed (silences skipped cost less)."""
         return duration_s / 60.0 * self.engine.info.usd_per_min
-
-    def _reserve_budget(self, path: Path, duration_s: float) -> float:
-        """Claim a file's worst-case cost before starting it, so concurrent files cannot overshoot."""
-        budget = self.settings.budget_usd
-        if budget is None:
-            return 0.0
-        need = self.estimate_usd(duration_s)
-        with self._budget_lock:
-            spent = (
-                self.store.total_spent_usd(except_running_in=self.run_id)
-                if self.store is not None and self.budget_is_lifetime
-                else 0.0
-            )
-            if spent + self._committed_usd + need > budget + 1e-9:
-                raise BudgetExceeded(
-                    f"{path}: not started: it would cost up to ${need:.4f}, and "
-                    f"${budget - spent - self._committed_usd:.4f} of the ${budget:.2f} budget is left"
-                )
-            self._committed_usd += need
-        return need
-
-    def _release_budget(self, reserved: float, actual: float) -> None:
-        """Swap a file's reservation for what it really cost (billed minutes skip silences)."""
-        with self._budget_lock:
-            self._committed_usd += actual - reserved
 
     def close(self) -> None:
         self._chunk_pool.shutdown(wait=False, cancel_futures=True)

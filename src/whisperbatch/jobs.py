@@ -1,0 +1,434 @@
+"""Every run is jobs: a recording becomes a job in the store, and one runner's workers run jobs.
+
+`transcribe`, `translate`, `watch` and `worker` differ only in where jobs come from and when the
+process exits; this module is what they share:
+
+- **A job is its content and options.** Its key is the recording's SHA-256 plus task, engine, model,
+  language and prompt: the same recording under two names, dropped again or run again, is one job,
+  transcribed once; other names of it get their outputs from the stored transcript, with no upload.
+  The job also keeps its output options (`JobOptions`), so a worker on another host runs it alike.
+- **Nothing paid for is lost.** Each chunk's result is stored as it arrives, before anything else can
+  fail, so a run stopped any way at all (Ctrl-C, `kill -9`, a quota stop) resumes by uploading only
+  the chunks still missing, and says how many it kept.
+- **Leases.** A worker holds a lease on each job it runs and renews it; a job whose lease ran out, or
+  whose owner on this host is gone, is taken over.
+- **One policy.** One `RetryPolicy`, one `Budget`, one stop signal. A one-off run (`one_off`) runs
+  only its own jobs, tries each file once, scopes its budget to itself and ends when a fatal error or
+  the budget stops it; the service runs any job, tries a file again later, counts its budget over the
+  whole ledger and pauses its queue instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import audio, writers
+from .config import Settings
+from .engines.base import Engine
+from .errors import (
+    AudioError,
+    BudgetExceeded,
+    FatalEngineError,
+    RetriesExhausted,
+    Stopped,
+    WhisperbatchError,
+    cause_chain,
+)
+from .models import FileResult, JobState, Task, transcript_from_json, transcript_to_json
+from .pipeline import Event, FileFinished, Notice, Pipeline, new_run_id
+from .policy import Budget, RetryPolicy
+from .scratch import pid_alive
+from .store import Job, JobStore
+
+ERROR_SUFFIX = ".error.txt"
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What a job is run with, kept in the store so any worker runs it as it was asked for."""
+
+    engine: str
+    model: str
+    language: str | None = None
+    prompt: str | None = None
+    format: str = "txt,srt"
+    out_dir: str | None = None
+    max_line_width: int = 42
+    max_line_count: int = 2
+    max_words_per_line: int | None = None
+
+    @classmethod
+    def of(cls, settings: Settings, engine: Engine) -> JobOptions:
+        return cls(
+            engine=engine.name,
+            model=engine.model,
+            language=settings.language,
+            prompt=settings.prompt,
+            format=settings.format,
+            out_dir=None if settings.out_dir is None else str(settings.out_dir.absolute()),
+            max_line_width=settings.max_line_width,
+            max_line_count=settings.max_line_count,
+            max_words_per_line=settings.max_words_per_line,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> JobOptions | None:
+        """None for jobs made before options were kept (they run with the runner's own settings)."""
+        data = json.loads(text or "{}")
+        return cls(**data) if data else None
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), separators=(",", ":"), sort_keys=True)
+
+    def settings(self, base: Settings) -> Settings:
+        """`base` (this host's key, URL, concurrency, paths) with the job's own options."""
+        fields = dataclasses.asdict(self)
+        fields["out_dir"] = None if self.out_dir is None else Path(self.out_dir)
+        return dataclasses.replace(base, **fields)
+
+    def key(self, sha256: str, task: Task) -> str:
+        """The job key: content plus whatever changes the transcript (not the output format)."""
+        identity = json.dumps(
+            [str(task), self.engine, self.model, self.language, self.prompt], separators=(",", ":")
+        )
+        return hashlib.sha256(f"{sha256}|{identity}".encode()).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def error_file(path: Path) -> Path:
+    """Where the service writes a failed recording's reason: `<name>.error.txt` beside it."""
+    return path.with_name(path.name + ERROR_SUFFIX)
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the process named in a lease still runs (only knowable on this host)."""
+    host, _, rest = owner.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True  # another machine: trust the lease's expiry
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False  # a previous life of this very pid (containers restart as pid 1): not us
+    return pid_alive(pid)
+
+
+class JobRunner:
+    """The one worker loop, for every command that runs jobs.
+
+    `engine` and `settings` are the run's own; a job that was enqueued with other options (by
+    `enqueue` or another host's watcher) gets a pipeline built for them on first use.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        store: JobStore,
+        ffmpeg: str,
+        task: Task,
+        one_off: bool,
+        on_event: Callable[[Event], None] = lambda e: None,
+        engine_for: Callable[[Settings, Task], Engine] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.ffmpeg = ffmpeg
+        self.task = task
+        self.one_off = one_off
+        self.on_event = on_event
+        self.engine_for = engine_for
+        self.run_id = new_run_id()
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.stop = threading.Event()  # the one stop signal: no new job, chunk or attempt starts
+        self.policy = RetryPolicy.from_settings(settings, job_max_attempts=1 if one_off else None)
+        self.budget = Budget(store, settings.budget_usd, self.run_id, this_run_only=one_off)
+        self.options = JobOptions.of(settings, engine)
+        self.pipeline = self._new_pipeline(settings, engine)
+        self._pipelines: dict[tuple[str, Task], Pipeline] = {(self.options.to_json(), task): self.pipeline}
+        self._pipelines_lock = threading.Lock()
+        self.results: dict[str, FileResult] = {}  # jobs this process finished or failed
+        self.extra_paths: dict[str, set[Path]] = {}  # other names of a job's recording
+        self.failed_keys: set[str] = set()
+        self.claimed: set[str] = set()  # jobs this process has started
+        self.paused_reason: str | None = None
+        self._paused_until = 0.0
+        self._pause_lock = threading.Lock()
+        self._forced: set[str] = set()  # with --force, each job is redone once per run or service life
+        self._workers: list[threading.Thread] = []
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+
+    def say(self, message: str) -> None:
+        self.on_event(Notice(message))
+
+    def _new_pipeline(self, settings: Settings, engine: Engine) -> Pipeline:
+        return Pipeline(
+            settings,
+            engine,
+            ffmpeg=self.ffmpeg,
+            store=self.store,
+            on_event=self.on_event,
+            run_id=self.run_id,
+            stop=self.stop,
+            budget=self.budget,
+            policy=self.policy,
+        )
+
+    def pipeline_for(self, job: Job) -> Pipeline:
+        """The pipeline for a job's own options (raises ConfigError when this host cannot run them)."""
+        options = JobOptions.from_json(job.options) or self.options
+        with self._pipelines_lock:
+            known = self._pipelines.get((options.to_json(), job.task))
+            if known is not None:
+                return known
+            settings = options.settings(self.settings)
+            if self.engine_for is None:
+                raise WhisperbatchError(f"{job.path}: enqueued with other options; run it with `worker`")
+            pipeline = self._new_pipeline(settings, self.engine_for(settings, job.task))
+            self._pipelines[(options.to_json(), job.task)] = pipeline
+            return pipeline
+
+    # ---- admission: a recording becomes a job ------------------------------------------------------
+
+    def admit(self, path: Path, *, force: bool) -> Job | None:
+        """Find or create `path`'s job; a recording already transcribed gets its outputs now, from the
+        stored transcript. Its outputs' names must be planned first (`Pipeline.plan_outputs`).
+        Returns None when there is nothing to run (up to date, or unreadable: said why)."""
+        pipeline = self.pipeline
+        if not force and pipeline.up_to_date(path, self.task):
+            if self.one_off:
+                self.say(f"{path}: outputs are up to date, skipped (use --force to redo)")
+            return None
+        audio.check_readable(path)
+        try:
+            st = path.stat()
+            sha = self.store.seen(path, st.st_size, st.st_mtime_ns) or file_sha256(path)
+            key = self.options.key(sha, self.task)
+            job = self.store.enqueue(
+                key,
+                sha,
+                self.task,
+                path,
+                st.st_size,
+                st.st_mtime_ns,
+                options=self.options.to_json(),
+                run_id=self.run_id,
+            )
+        except OSError as e:
+            raise AudioError(path, f"cannot read ({e.strerror or e})") from e
+        if force and job.state in (JobState.DONE, JobState.FAILED) and key not in self._forced:
+            self._forced.add(key)
+            self.store.redo(key, path, run_id=self.run_id)
+            self.say(
+                f"{path}: {'picked up (--force: done again)' if not self.one_off else 'redone (--force)'}"
+            )
+        elif job.state is JobState.DONE:
+            self.write_from_store(job, path)
+        elif job.state is JobState.FAILED and self.one_off:
+            self.store.retry_failed([key])  # asked for again: try again
+        elif job.state is JobState.FAILED:
+            if not error_file(path).exists():
+                self.say(f"{path}: failed before ({job.error}); `whisperbatch retry` requeues it")
+        elif job.path != path:
+            self.extra_paths.setdefault(key, set()).add(path)
+        elif not self.one_off:
+            self.say(f"{path}: picked up")
+        return self.store.job(key)
+
+    def write_from_store(self, job: Job, path: Path) -> tuple[Path, ...]:
+        """Outputs for `path` from job's stored transcript (nothing sent); () when none were written."""
+        pipeline = self.pipeline
+        if job.transcript is None or pipeline.up_to_date(path, job.task):
+            return ()
+        try:
+            outputs = pipeline.write_stored(path, job.task, transcript_from_json(job.transcript))
+        except WhisperbatchError as e:
+            self.say(f"{path}: {e}")
+            return ()
+        same = "" if job.path == path else f"same recording as {job.path.name}, "
+        self.say(f"{path}: {same}outputs written from the stored transcript, no upload")
+        return outputs
+
+    # ---- workers -----------------------------------------------------------------------------------
+
+    def start(self, workers: int | None = None) -> None:
+        for i in range(self.settings.concurrency if workers is None else workers):
+            t = threading.Thread(target=self._worker, name=f"wb-worker-{i}", daemon=True)
+            t.start()
+            self._workers.append(t)
+        threading.Thread(target=self._heartbeat, name="wb-lease", daemon=True).start()
+
+    def _heartbeat(self) -> None:
+        while not self.stop.wait(self.settings.lease_s / 3):
+            with contextlib.suppress(WhisperbatchError):
+                self.store.renew(self.owner, self.settings.lease_s)
+
+    def _worker(self) -> None:
+        while not self.stop.is_set():
+            with self._busy_lock:  # counted as busy from before the claim, so idle() never sees a gap
+                self._busy += 1
+            job = None
+            try:
+                if not self.paused():
+                    job = self.store.claim(
+                        self.owner,
+                        self.settings.lease_s,
+                        owner_alive,
+                        run_id=self.run_id if self.one_off else None,
+                    )
+                if job is not None:
+                    self.run_job(job)
+            finally:
+                with self._busy_lock:
+                    self._busy -= 1
+            if job is None and not self.stop.is_set():
+                self.store.wait_for_work(0.5)
+
+    def run_job(self, job: Job) -> None:
+        """Run one claimed job to its end: done, failed, or back in the queue (stopped, paused, later)."""
+        path = job.path
+        self.claimed.add(job.key)
+        try:
+            pipeline = self.pipeline_for(job)
+            if not path.exists():
+                raise AudioError(path, "file disappeared before it was processed, or is not readable here")
+            result = pipeline.process_file(path, job.task, job.key)
+        except Stopped:
+            self.store.requeue(job.key, refund_attempt=True)
+            return
+        except (BudgetExceeded, FatalEngineError) as e:
+            self.store.requeue(job.key, refund_attempt=True)
+            budget = isinstance(e, BudgetExceeded)
+            self.pause(str(e), seconds=None if budget or self.one_off else self.settings.pause_s)
+            if self.one_off:  # the file that stopped the run says why
+                self.results[job.key] = FileResult(source=path, error=str(e))
+                self.on_event(FileFinished(self.results[job.key]))
+            return
+        except RetriesExhausted as e:
+            delay = self.policy.job_delay_s(job.attempts)
+            if delay is None:
+                self._failed(job, e)
+            else:
+                self.store.requeue(job.key, delay_s=delay, error=str(e))
+                self.say(f"{path}: {e}; will try the file again in {delay:.0f} s")
+            return
+        except WhisperbatchError as e:
+            self._failed(job, e)
+            return
+        except Exception as e:  # a bug must not take the service down; the job says what happened
+            self._failed(job, WhisperbatchError(f"{path}: internal error ({type(e).__name__}: {e})"))
+            return
+        self._resumed()
+        assert result.transcript is not None and result.cost is not None
+        self.store.finish(job.key, transcript_to_json(result.transcript), result.cost.usd)
+        if not self.one_off:
+            error_file(path).unlink(missing_ok=True)
+        kept = result.chunks_total - result.chunks_uploaded
+        if kept:
+            self.say(f"{path}: resumed: {kept} of {result.chunks_total} chunks kept")
+        self.results[job.key] = result
+        self.on_event(FileFinished(result))
+        finished = self.store.job(job.key)
+        for extra in sorted(self.extra_paths.get(job.key, set())):
+            if finished is not None:
+                self.write_from_store(finished, extra)
+
+    def _failed(self, job: Job, error: WhisperbatchError) -> None:
+        reason = str(error)
+        self.store.fail(job.key, reason)
+        self.failed_keys.add(job.key)
+        if not self.one_off:
+            with contextlib.suppress(WhisperbatchError):  # the reason is in the store and the log either way
+                writers.atomic_write_text(error_file(job.path), reason + "\n")
+        result = FileResult(source=job.path, error=reason, causes=cause_chain(error))
+        self.results[job.key] = result
+        self.on_event(FileFinished(result))
+
+    # ---- pauses: quota, key, budget ----------------------------------------------------------------
+
+    def pause(self, reason: str, *, seconds: float | None) -> None:
+        """Stop taking jobs: for a while (a rejected key or quota may come back), or for good (the
+        budget; a one-off run then ends, leaving its jobs queued for the next run)."""
+        with self._pause_lock:
+            fresh = self.paused_reason != reason
+            self.paused_reason = reason
+            self._paused_until = float("inf") if seconds is None else time.monotonic() + seconds
+        if fresh and not self.one_off:
+            when = "until restarted" if seconds is None else f"for {seconds:.0f} s, then trying again"
+            self.say(f"queue paused {when}: {reason}")
+
+    def paused(self) -> bool:
+        with self._pause_lock:
+            if self.paused_reason is None:
+                return False
+            if time.monotonic() < self._paused_until:
+                return True
+            self._paused_until = float("inf")  # one worker probes; success clears the pause
+            return False
+
+    def _resumed(self) -> None:
+        with self._pause_lock:
+            if self.paused_reason is None:
+                return
+            self.paused_reason = None
+        self.say("queue resumed")
+
+    # ---- how the run stands ------------------------------------------------------------------------
+
+    def busy(self) -> bool:
+        with self._busy_lock:
+            return self._busy > 0
+
+    def idle(self) -> bool:
+        """No worker busy and nothing runnable queued for this runner (or its queue is paused)."""
+        if self.busy():
+            return False
+        queued = self.store.jobs(JobState.QUEUED, run_id=self.run_id if self.one_off else None)
+        return not queued or self.paused()
+
+    def in_flight(self) -> dict[Path, int]:
+        with self._pipelines_lock:
+            pipelines = list(self._pipelines.values())
+        return {path: n for p in pipelines for path, n in p.in_flight().items()}
+
+    def abandon(self) -> list[Path]:
+        """Give up requests in flight (their cost goes in the ledger); returns the files left unfinished."""
+        self.stop.set()
+        with self._pipelines_lock:
+            pipelines = list(self._pipelines.values())
+        return [path for p in pipelines for path in p.abandon()]
+
+    def wind_down(self, grace_s: float) -> None:
+        """After a stop: let workers finish what they can for `grace_s`, then put this process's jobs
+        back in the queue (without counting the attempt), so the next run or another worker resumes them."""
+        self.stop.set()
+        deadline = time.monotonic() + grace_s
+        for t in self._workers:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        for job in self.store.jobs(JobState.RUNNING):
+            if job.lease_owner == self.owner:
+                self.store.requeue(job.key, refund_attempt=True)
+
+    def close(self) -> None:
+        with self._pipelines_lock:
+            for pipeline in self._pipelines.values():
+                pipeline.close()

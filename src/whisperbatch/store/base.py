@@ -1,0 +1,543 @@
+"""The store protocol, its records, its migrations, and the SQL both backends run.
+
+Callers see only `JobStore` and typed records (`Job`, `LedgerRow`); rows are read by column name,
+never by position. Both backends run the same statements through `SqlStore`: what differs is how a
+connection is opened, how a transaction takes its locks (SQLite's BEGIN IMMEDIATE, PostgreSQL's row
+locks with SKIP LOCKED and an advisory lock for the budget), and how an idle worker waits for work
+(a short sleep, or LISTEN/NOTIFY). The schema grows only by appending named migrations, each applied
+once and recorded, so any older database upgrades in place; the same list serves both backends, with
+`{pk}` and `{real}` standing for each one's id and float column types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..models import CostLine, JobState, Spend, Task
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "001_ledger",
+        """
+        CREATE TABLE ledger (
+            id {pk},
+            run_id TEXT NOT NULL,
+            recorded_at {real} NOT NULL,
+            file TEXT NOT NULL,
+            task TEXT NOT NULL,
+            engine TEXT NOT NULL,
+            model TEXT NOT NULL,
+            audio_s {real} NOT NULL,
+            billed_min {real} NOT NULL,
+            usd_per_min {real} NOT NULL,
+            usd {real} NOT NULL,
+            api_equivalent_usd {real} NOT NULL
+        );
+        CREATE INDEX ledger_run ON ledger(run_id);
+        """,
+    ),
+    (
+        "002_jobs",
+        """
+        CREATE TABLE jobs (
+            id {pk},
+            key TEXT NOT NULL UNIQUE,
+            content_sha256 TEXT NOT NULL,
+            task TEXT NOT NULL,
+            path TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            not_before {real} NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_expires {real},
+            error TEXT,
+            transcript TEXT,
+            usd {real},
+            created_at {real} NOT NULL,
+            updated_at {real} NOT NULL
+        );
+        CREATE INDEX jobs_state ON jobs(state, not_before);
+        CREATE TABLE chunk_results (
+            job_key TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            offset_s {real} NOT NULL,
+            duration_s {real} NOT NULL,
+            result TEXT NOT NULL,
+            PRIMARY KEY (job_key, idx)
+        );
+        CREATE TABLE seen_files (
+            path TEXT PRIMARY KEY,
+            size_bytes BIGINT NOT NULL,
+            mtime_ns BIGINT NOT NULL,
+            job_key TEXT NOT NULL
+        );
+        """,
+    ),
+    (
+        "003_ledger_state",
+        """
+        ALTER TABLE ledger ADD COLUMN state TEXT NOT NULL DEFAULT 'done';
+        """,
+    ),
+    (
+        # Every run is jobs: the run that last asked for a job, the options a worker runs it with, the
+        # budget a running job holds, and which job each ledger row paid for.
+        "004_runs_are_jobs",
+        """
+        ALTER TABLE jobs ADD COLUMN run_id TEXT;
+        ALTER TABLE jobs ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE jobs ADD COLUMN reserved_usd {real};
+        ALTER TABLE jobs ADD COLUMN reserved_by TEXT;
+        ALTER TABLE ledger ADD COLUMN job_key TEXT;
+        CREATE INDEX jobs_run ON jobs(run_id);
+        CREATE INDEX ledger_job ON ledger(job_key);
+        """,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    key: str
+    content_sha256: str
+    task: Task
+    path: Path
+    state: JobState
+    attempts: int
+    error: str | None
+    transcript: str | None
+    usd: float | None
+    updated_at: float
+    lease_owner: str | None = None
+    lease_expires: float | None = None
+    run_id: str | None = None  # the run that last asked for it
+    options: str = "{}"  # what a worker runs it with (JSON of `jobs.JobOptions`)
+
+
+_JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
+_JOB_COLUMNS = ", ".join(_JOB_FIELDS)
+_LINE_FIELDS = tuple(f.name for f in dataclasses.fields(CostLine))
+_LINE_COLUMNS = ", ".join(_LINE_FIELDS)
+
+
+def _job(r: Row) -> Job:
+    values = {k: r[k] for k in _JOB_FIELDS}
+    return Job(**{**values, "task": Task(r["task"]), "path": Path(r["path"]), "state": JobState(r["state"])})
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    run_id: str
+    recorded_at: float
+    line: CostLine
+    state: Spend
+    job_key: str | None = None
+
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    """The answer to a reservation: whether it was granted, and what was left before it."""
+
+    granted: bool
+    left_usd: float
+
+
+class JobStore(Protocol):
+    """What the runner, the watcher and the CLI need from a store, whatever the backend."""
+
+    # the ledger
+    def record_cost(
+        self, run_id: str, line: CostLine, state: Spend, *, job_key: str | None = None, row: int | None = None
+    ) -> int: ...
+    def ledger(self) -> list[LedgerRow]: ...
+    # the budget: what is spent (ledger) and committed (running jobs' reservations), in one place
+    def reserve_budget(
+        self, key: str, run_id: str, usd: float, *, limit_usd: float, this_run_only: bool
+    ) -> BudgetCheck: ...
+    def release_budget(self, key: str) -> None: ...
+    # jobs
+    def seen(self, path: Path, size_bytes: int, mtime_ns: int) -> str | None: ...
+    def enqueue(
+        self,
+        key: str,
+        sha256: str,
+        task: Task,
+        path: Path,
+        size_bytes: int,
+        mtime_ns: int,
+        *,
+        options: str = "{}",
+        run_id: str | None = None,
+    ) -> Job: ...
+    def job(self, key: str) -> Job | None: ...
+    def jobs(self, state: JobState | None = None, *, run_id: str | None = None) -> list[Job]: ...
+    def claim(
+        self,
+        owner: str,
+        lease_s: float,
+        alive: Callable[[str], bool] | None = None,
+        *,
+        run_id: str | None = None,
+    ) -> Job | None: ...
+    def renew(self, owner: str, lease_s: float) -> None: ...
+    def finish(self, key: str, transcript: str, usd: float) -> None: ...
+    def fail(self, key: str, error: str) -> None: ...
+    def requeue(
+        self, key: str, *, delay_s: float = 0.0, error: str | None = None, refund_attempt: bool = False
+    ) -> None: ...
+    def redo(self, key: str, path: Path, *, run_id: str | None = None) -> None: ...
+    def retry_failed(self, keys: list[str] | None = None) -> int: ...
+    def wait_for_work(self, timeout_s: float) -> None: ...
+    # finished chunks, so a resumed job uploads only what is missing
+    def chunk_result(self, key: str, idx: int, offset_s: float, duration_s: float) -> str | None: ...
+    def save_chunk_result(
+        self, key: str, idx: int, offset_s: float, duration_s: float, result: str
+    ) -> None: ...
+    def migrate(self) -> list[str]: ...
+    def close(self) -> None: ...
+
+
+class Row(Protocol):
+    def __getitem__(self, key: str) -> Any: ...
+
+
+class Tx(Protocol):
+    """One transaction's statements, written with `?` placeholders whatever the backend."""
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int: ...  # rows changed
+
+
+NOTIFY_CHANNEL = "whisperbatch_jobs"
+
+
+class SqlStore:
+    """Every `JobStore` operation, written once in the SQL both backends understand.
+
+    A backend supplies `_tx` (a transaction that holds its write locks), `_lock_clause` (appended to
+    the claim's SELECT), `_lock_budget` (serialises reservations) and `_notify` / `wait_for_work`.
+    """
+
+    _lock_clause = ""
+
+    def _tx(self) -> AbstractContextManager[Tx]:
+        raise NotImplementedError
+
+    def _lock_budget(self, tx: Tx) -> None:
+        """Serialise budget reservations across processes (SQLite's write lock already does)."""
+
+    def _notify(self, tx: Tx) -> None:
+        """Tell idle workers that a job became runnable (nothing to do where they poll)."""
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self._tx() as tx:
+            return tx.all(sql, params)
+
+    @staticmethod
+    def migration_sql(sql: str, *, pk: str, real: str) -> list[str]:
+        return [s for s in sql.replace("{pk}", pk).replace("{real}", real).split(";") if s.strip()]
+
+    def _apply_migrations(self, tx: Tx, pk: str, real: str) -> list[str]:
+        tx.run(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at " + real + ")"
+        )
+        done = {r["name"] for r in tx.all("SELECT name FROM schema_migrations")}
+        applied = []
+        for name, sql in MIGRATIONS:
+            if name in done:
+                continue
+            for statement in self.migration_sql(sql, pk=pk, real=real):
+                tx.run(statement)
+            tx.run("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)", (name, time.time()))
+            applied.append(name)
+        return applied
+
+    # ---- the ledger ---------------------------------------------------------------------------------
+
+    def record_cost(
+        self, run_id: str, line: CostLine, state: Spend, *, job_key: str | None = None, row: int | None = None
+    ) -> int:
+        """Write one file's spend in one run (a new row, or `row` again as it grows); returns the row."""
+        with self._tx() as tx:
+            if row is not None:
+                tx.run(
+                    "UPDATE ledger SET recorded_at = ?, billed_min = ?, usd = ?, api_equivalent_usd = ?,"
+                    " state = ? WHERE id = ?",
+                    (time.time(), line.billed_min, line.usd, line.api_equivalent_usd, str(state), row),
+                )
+                return row
+            values = [getattr(line, f) for f in _LINE_FIELDS]
+            inserted = tx.all(
+                f"INSERT INTO ledger (run_id, recorded_at, state, job_key, {_LINE_COLUMNS})"
+                f" VALUES (?, ?, ?, ?, {', '.join('?' * len(values))}) RETURNING id",
+                (
+                    run_id,
+                    time.time(),
+                    str(state),
+                    job_key,
+                    *(str(v) if isinstance(v, Task) else v for v in values),
+                ),
+            )
+            return int(inserted[0]["id"])
+
+    def ledger(self) -> list[LedgerRow]:
+        rows = self._rows(
+            f"SELECT run_id, recorded_at, state, job_key, {_LINE_COLUMNS} FROM ledger ORDER BY id"
+        )
+        return [
+            LedgerRow(
+                run_id=r["run_id"],
+                recorded_at=r["recorded_at"],
+                line=CostLine(**{**{k: r[k] for k in _LINE_FIELDS}, "task": Task(r["task"])}),
+                state=Spend(r["state"]),
+                job_key=r["job_key"],
+            )
+            for r in rows
+        ]
+
+    # ---- the budget -----------------------------------------------------------------------------------
+
+    def reserve_budget(
+        self, key: str, run_id: str, usd: float, *, limit_usd: float, this_run_only: bool
+    ) -> BudgetCheck:
+        """Let job `key` hold `usd` of the budget if spent + committed + usd stays within `limit_usd`.
+
+        Spent is the ledger (this run's rows, or all of them), leaving out the rows of files still in
+        progress under a reservation (their reservation stands for them until they end); committed is
+        what running jobs hold. Both are read in the transaction that writes the reservation.
+        """
+        scope = " AND run_id = ?" if this_run_only else ""
+        with self._tx() as tx:
+            self._lock_budget(tx)
+            spent = tx.all(
+                "SELECT COALESCE(SUM(usd), 0) AS usd FROM ledger l WHERE NOT (l.state = ? AND EXISTS ("
+                " SELECT 1 FROM jobs j WHERE j.key = l.job_key AND j.reserved_by = l.run_id"
+                " AND j.reserved_usd IS NOT NULL))" + scope.replace("run_id", "l.run_id"),
+                (str(Spend.RUNNING), *((run_id,) if this_run_only else ())),
+            )[0]["usd"]
+            committed = tx.all(
+                "SELECT COALESCE(SUM(reserved_usd), 0) AS usd FROM jobs WHERE reserved_usd IS NOT NULL"
+                " AND key <> ?" + scope.replace("run_id", "reserved_by"),
+                (key, *((run_id,) if this_run_only else ())),
+            )[0]["usd"]
+            left = limit_usd - float(spent) - float(committed)
+            granted = usd <= left + 1e-9
+            if granted:
+                tx.run("UPDATE jobs SET reserved_usd = ?, reserved_by = ? WHERE key = ?", (usd, run_id, key))
+        return BudgetCheck(granted, left)
+
+    def release_budget(self, key: str) -> None:
+        with self._tx() as tx:
+            tx.run("UPDATE jobs SET reserved_usd = NULL, reserved_by = NULL WHERE key = ?", (key,))
+
+    # ---- jobs ---------------------------------------------------------------------------------------
+
+    def seen(self, path: Path, size_bytes: int, mtime_ns: int) -> str | None:
+        """The content hash recorded for this exact file version, so a restart need not hash it again."""
+        rows = self._rows(
+            "SELECT j.content_sha256 FROM seen_files s JOIN jobs j ON j.key = s.job_key"
+            " WHERE s.path = ? AND s.size_bytes = ? AND s.mtime_ns = ?",
+            (str(path), size_bytes, mtime_ns),
+        )
+        return str(rows[0]["content_sha256"]) if rows and rows[0]["content_sha256"] else None
+
+    def enqueue(
+        self,
+        key: str,
+        sha256: str,
+        task: Task,
+        path: Path,
+        size_bytes: int,
+        mtime_ns: int,
+        *,
+        options: str = "{}",
+        run_id: str | None = None,
+    ) -> Job:
+        """Create the job for this content and options unless it exists; return it either way. A job not
+        done is marked as `run_id`'s, so the run that asked for it last can run it."""
+        now = time.time()
+        with self._tx() as tx:
+            tx.run(
+                "INSERT INTO jobs (key, content_sha256, task, path, state, options, run_id, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                (key, sha256, str(task), str(path), str(JobState.QUEUED), options, run_id, now, now),
+            )
+            if run_id is not None:
+                tx.run(
+                    "UPDATE jobs SET run_id = ? WHERE key = ? AND state <> ?",
+                    (run_id, key, str(JobState.DONE)),
+                )
+            tx.run(
+                "INSERT INTO seen_files (path, size_bytes, mtime_ns, job_key) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (path) DO UPDATE SET size_bytes = excluded.size_bytes,"
+                " mtime_ns = excluded.mtime_ns, job_key = excluded.job_key",
+                (str(path), size_bytes, mtime_ns, key),
+            )
+            self._notify(tx)
+            return _job(tx.all(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE key = ?", (key,))[0])
+
+    def job(self, key: str) -> Job | None:
+        rows = self._rows(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE key = ?", (key,))
+        return _job(rows[0]) if rows else None
+
+    def jobs(self, state: JobState | None = None, *, run_id: str | None = None) -> list[Job]:
+        where = [(c, v) for c, v in (("state", state and str(state)), ("run_id", run_id)) if v is not None]
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(f"{c} = ?" for c, _ in where)
+        return [_job(r) for r in self._rows(sql + " ORDER BY id", [v for _, v in where])]
+
+    def claim(
+        self,
+        owner: str,
+        lease_s: float,
+        alive: Callable[[str], bool] | None = None,
+        *,
+        run_id: str | None = None,
+    ) -> Job | None:
+        """Take a runnable job: first one whose owner on this host is known dead (`alive`), then the
+        oldest queued and due, or running under a lease that expired. Only `run_id`'s jobs if given.
+
+        The rows are read under the backend's claim lock (SQLite: the database write lock; PostgreSQL:
+        FOR UPDATE SKIP LOCKED), so two workers never take the same job and never wait on each other.
+        """
+        now = time.time()
+        scope, params = (" AND run_id = ?", (run_id,)) if run_id is not None else ("", ())
+        running = str(JobState.RUNNING)
+        with self._tx() as tx:
+            found: Job | None = None
+            if alive is not None:
+                local = tx.all(
+                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = ? AND lease_owner LIKE ?"
+                    f" AND lease_owner <> ?{scope} ORDER BY id{self._lock_clause}",
+                    (running, socket.gethostname() + ":%", owner, *params),
+                )
+                found = next(
+                    (j for j in map(_job, local) if j.lease_owner and not alive(j.lease_owner)), None
+                )
+            if found is None:
+                rows = tx.all(
+                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE ((state = ? AND not_before <= ?)"
+                    f" OR (state = ? AND (lease_expires IS NULL OR lease_expires < ?))){scope}"
+                    f" ORDER BY id LIMIT 1{self._lock_clause}",
+                    (str(JobState.QUEUED), now, running, now, *params),
+                )
+                found = _job(rows[0]) if rows else None
+            if found is None:
+                return None
+            tx.run(
+                "UPDATE jobs SET state = ?, lease_owner = ?, lease_expires = ?, attempts = attempts + 1,"
+                " reserved_usd = NULL, reserved_by = NULL, updated_at = ? WHERE id = ?",
+                (running, owner, now + lease_s, now, found.id),
+            )
+        return dataclasses.replace(
+            found,
+            state=JobState.RUNNING,
+            attempts=found.attempts + 1,
+            lease_owner=owner,
+            lease_expires=now + lease_s,
+        )
+
+    def renew(self, owner: str, lease_s: float) -> None:
+        with self._tx() as tx:
+            tx.run(
+                "UPDATE jobs SET lease_expires = ? WHERE state = ? AND lease_owner = ?",
+                (time.time() + lease_s, str(JobState.RUNNING), owner),
+            )
+
+    def finish(self, key: str, transcript: str, usd: float) -> None:
+        self._set(key, JobState.DONE, error=None, transcript=transcript, usd=usd)
+
+    def fail(self, key: str, error: str) -> None:
+        self._set(key, JobState.FAILED, error=error)
+
+    def requeue(
+        self, key: str, *, delay_s: float = 0.0, error: str | None = None, refund_attempt: bool = False
+    ) -> None:
+        """Back to the queue: later (a retryable failure), or now (shutdown, paused queue)."""
+        with self._tx() as tx:
+            tx.run(
+                "UPDATE jobs SET state = ?, lease_owner = NULL, lease_expires = NULL, not_before = ?,"
+                " reserved_usd = NULL, reserved_by = NULL, error = ?, attempts = attempts - ?,"
+                " updated_at = ? WHERE key = ?",
+                (
+                    str(JobState.QUEUED),
+                    time.time() + delay_s,
+                    error,
+                    1 if refund_attempt else 0,
+                    time.time(),
+                    key,
+                ),
+            )
+            self._notify(tx)
+
+    def redo(self, key: str, path: Path, *, run_id: str | None = None) -> None:
+        """`--force`: run a job again from scratch for `path` (and `run_id`), forgetting its stored chunks."""
+        with self._tx() as tx:
+            tx.run(
+                "UPDATE jobs SET state = ?, path = ?, run_id = COALESCE(?, run_id), attempts = 0,"
+                " error = NULL, not_before = 0, lease_owner = NULL, lease_expires = NULL, updated_at = ?"
+                " WHERE key = ?",
+                (str(JobState.QUEUED), str(path), run_id, time.time(), key),
+            )
+            tx.run("DELETE FROM chunk_results WHERE job_key = ?", (key,))
+            self._notify(tx)
+
+    def retry_failed(self, keys: list[str] | None = None) -> int:
+        sql = (
+            "UPDATE jobs SET state = ?, attempts = 0, error = NULL, not_before = 0, updated_at = ?"
+            " WHERE state = ?"
+        )
+        params: list[Any] = [str(JobState.QUEUED), time.time(), str(JobState.FAILED)]
+        if keys is not None:
+            sql += f" AND key IN ({','.join('?' * len(keys))})" if keys else " AND 1 = 0"
+            params += keys
+        with self._tx() as tx:
+            count = tx.run(sql, params)
+            self._notify(tx)
+            return count
+
+    def _set(
+        self,
+        key: str,
+        state: JobState,
+        *,
+        error: str | None,
+        transcript: str | None = None,
+        usd: float | None = None,
+    ) -> None:
+        with self._tx() as tx:
+            tx.run(
+                "UPDATE jobs SET state = ?, error = ?, transcript = COALESCE(?, transcript),"
+                " usd = COALESCE(?, usd), lease_owner = NULL, lease_expires = NULL, reserved_usd = NULL,"
+                " reserved_by = NULL, updated_at = ? WHERE key = ?",
+                (str(state), error, transcript, usd, time.time(), key),
+            )
+            self._notify(tx)
+
+    # ---- finished chunks ------------------------------------------------------------------------------
+
+    def chunk_result(self, key: str, idx: int, offset_s: float, duration_s: float) -> str | None:
+        rows = self._rows(
+            "SELECT result FROM chunk_results WHERE job_key = ? AND idx = ?"
+            " AND abs(offset_s - ?) < 0.001 AND abs(duration_s - ?) < 0.001",
+            (key, idx, offset_s, duration_s),
+        )
+        return str(rows[0]["result"]) if rows else None
+
+    def save_chunk_result(self, key: str, idx: int, offset_s: float, duration_s: float, result: str) -> None:
+        with self._tx() as tx:
+            tx.run(
+                "INSERT INTO chunk_results (job_key, idx, offset_s, duration_s, result)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_key, idx) DO UPDATE SET"
+                " offset_s = excluded.offset_s, duration_s = excluded.duration_s, result = excluded.result",
+                (key, idx, offset_s, duration_s, result),
+            )

@@ -1,0 +1,77 @@
+"""The embedded backend: one SQLite file under WHISPERBATCH_HOME, no server.
+
+WAL so readers never block the writer, `busy_timeout` so brief contention waits rather than fails,
+and every write inside BEGIN IMMEDIATE, which takes the database's one write lock up front: a claim's
+read-then-update, or a budget reservation's sum-then-write, cannot interleave with another process's.
+Workers on one host share the file this way (keep it on local disk: SQLite's locks do not hold over
+NFS); workers on several hosts need the PostgreSQL backend.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .base import Row, SqlStore
+
+PK, REAL = "INTEGER PRIMARY KEY", "REAL"
+
+
+class _SqliteTx:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self.db.execute(sql, tuple(params)).fetchall()
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self.db.execute(sql, tuple(params)).rowcount
+
+
+class SqliteStore(SqlStore):
+    def __init__(self, path: Path, *, poll_s: float = 0.2) -> None:
+        self.path = path
+        self.poll_s = poll_s
+        self._lock = threading.RLock()
+        self._idle = threading.Event()  # never set: wait_for_work sleeps on it
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self.migrate()
+        except (OSError, sqlite3.Error) as e:
+            raise ConfigError(f"{path}: cannot open the state database ({e})") from e
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @contextmanager
+    def _tx(self) -> Iterator[_SqliteTx]:
+        """BEGIN IMMEDIATE under the thread lock, which keeps this process's workers from interleaving
+        statements on the one connection."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTx(self._db)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def migrate(self) -> list[str]:
+        with self._tx() as tx:
+            return self._apply_migrations(tx, PK, REAL)
+
+    def wait_for_work(self, timeout_s: float) -> None:
+        """SQLite cannot tell another process's commit: an idle worker looks again after a short sleep."""
+        self._idle.wait(min(timeout_s, self.poll_s))
+
+    def close(self) -> None:
+        self._db.close()
