@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import email.message
+import hashlib
 import hmac
 import json
 import math
 import os
+import select
 import shutil
 import signal
 import socket
@@ -86,6 +88,12 @@ class Upload:
     authorization_present: bool
     # `timestamp_granularities[]` fields: the SDK sends a list as repeated bracketed fields.
     granularities: tuple[str, ...] = ()
+    sha256: str = ""  # of the uploaded file, to tell the same chunk sent twice
+
+
+def _blank_upload(path: str) -> Upload:
+    """The record of a request dropped before it was looked at."""
+    return Upload(path.split("?")[0], "", "", 0, 0, None, None, "", None, 0, False)
 
 
 Transcriber = Callable[[Upload, int, float, float], str]
@@ -332,10 +340,24 @@ class _Handler(BaseHTTPRequestHandler):
             left -= got
         return None, length
 
+    def _client_gone(self) -> bool:
+        """The client closed its end (a killed process): EOF waits to be read."""
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        try:
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
     def _handle(self, fake: FakeOpenAI) -> None:
         body, body_bytes = self._read_body(fake.max_body_bytes)
         with fake._lock:
             fake.arrived += 1
+            hold = fake.hold_after is not None and fake.arrived > fake.hold_after
+            fake.held += hold
+        if hold and (not fake._released.wait(600) or self._client_gone()):
+            fake._record(replace(_blank_upload(self.path), status=0))  # never answered: never billed
+            self.close_connection = True
+            return
         fault = fake._next_fault()
         fields = parse_multipart(body, self.headers.get("Content-Type", "")) if body is not None else {}
 
@@ -362,6 +384,7 @@ class _Handler(BaseHTTPRequestHandler):
             status=0,
             authorization_present="Authorization" in self.headers,
             granularities=granularities,
+            sha256=hashlib.sha256(file_part[1]).hexdigest(),
         )
         if fault is not None and fault.kind == "drop":
             fake._record(upload)
@@ -416,6 +439,11 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self._uploads: list[Upload] = []
         self.arrived = 0  # requests whose body was read, answered or not yet
+        # Requests after the first `hold_after` wait unanswered until `release()` (and are dropped
+        # unanswered if their client has gone by then).
+        self.hold_after: int | None = None
+        self.held = 0
+        self._released = threading.Event()
         self._faults: deque[Fault] = deque()
         self._open: set[socket.socket] = set()
         self._stopping = threading.Event()
@@ -439,6 +467,7 @@ class FakeOpenAI:
         if self._stopping.is_set():
             return
         self._stopping.set()
+        self._released.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         with self._lock:
@@ -446,6 +475,10 @@ class FakeOpenAI:
                 with contextlib.suppress(OSError):
                     conn.shutdown(socket.SHUT_RDWR)
         self._thread.join(timeout=5)
+
+    def release(self) -> None:
+        """Let held requests go on."""
+        self._released.set()
 
     def inject(self, *faults: Fault) -> None:
         """Queue faults; each incoming request consumes one, in order."""

@@ -1,0 +1,246 @@
+"""Every run is jobs: one-off runs resume without paying twice, the same recording is done once, one
+budget serves runs and the service, and workers on one PostgreSQL queue share the work.
+
+The loopback server counts every upload by its content, so "uploaded once" is asserted on what the
+server received; where words matter, the server runs a real speech model (tiny.en).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import CANARY_KEY, assemble, copy_sample, run_cli
+from fakeopenai import FakeOpenAI, delay, insufficient_quota
+from speechbuilder import parse_srt
+from whisperbatch.audio import probe
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    """Poll until true; the deadline only bounds a hung test, nothing here measures speed."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def asr() -> Iterator[FakeOpenAI]:
+    """The loopback server with a real speech model behind it."""
+    with FakeOpenAI(api_key=CANARY_KEY, model="tiny.en") as server:
+        yield server
+
+
+def _stored_chunks(home: Path) -> int:
+    path = home / "whisperbatch.sqlite3"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as db:
+        return int(db.execute("SELECT COUNT(*) FROM chunk_results").fetchone()[0])
+
+
+def _fox_cues(srt: Path) -> list[float]:
+    """Start times of the cues that say samples/fox.wav's sentence."""
+    return [start for start, _, text in parse_srt(srt.read_text()) if "quick" in text.lower()]
+
+
+def test_a_killed_one_off_run_uploads_only_the_missing_chunks_when_run_again(
+    env: dict[str, str], asr: FakeOpenAI, ffmpeg: str, tmp_path: Path
+) -> None:
+    rec = tmp_path / "in" / "long.wav"
+    rec.parent.mkdir()
+    onsets = assemble(rec, [True, False] * 6, ffmpeg)  # six sentences far apart: six chunks
+    run_env = {**env, "OPENAI_API_KEY": CANARY_KEY, "OPENAI_BASE_URL": asr.base_url}
+    run_env["WHISPERBATCH_CONCURRENCY"] = "1"
+    home = Path(run_env["WHISPERBATCH_HOME"])
+    asr.inject(*[delay(0.5)] * 6)  # slow answers, so the kill lands mid-recording
+    before = len(asr.successful)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "whisperbatch", "transcribe", str(rec)],
+        env=run_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(lambda: _stored_chunks(home) >= 2, "two stored chunks")
+    proc.kill()
+    proc.wait()
+    kept = _stored_chunks(home)
+    assert 2 <= kept < 6 and not rec.with_suffix(".srt").exists()
+    # A request in flight at the kill may still be answered; it was never stored, so it is rightly
+    # sent again. Count once the server is quiet.
+    wait_for(lambda: asr.arrived == len(asr.uploads), "the server to answer what it was sent")
+    paid = len(asr.successful) - before
+
+    r = run_cli(["transcribe", str(rec)], run_env)
+    assert r.code == 0, r.output
+    assert f"resumed: {kept} of 6 chunks kept" in r.stderr
+    assert len(asr.successful) - before - paid == 6 - kept
+    starts = _fox_cues(rec.with_suffix(".srt"))  # every sentence, each at its time
+    assert len(starts) == 6
+    assert all(abs(s - t) < 1.5 for s, t in zip(starts, onsets, strict=True)), (starts, onsets)
+
+
+def test_a_quota_stop_keeps_what_was_answered_and_the_next_run_finishes(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, ffmpeg: str, tmp_path: Path
+) -> None:
+    rec = tmp_path / "in" / "long.wav"
+    rec.parent.mkdir()
+    assemble(rec, [True, False] * 6, ffmpeg)
+    run_env = {**api_env, "WHISPERBATCH_CONCURRENCY": "1", "WHISPERBATCH_CONDITION_ON_PREVIOUS": "true"}
+    fake_openai.inject(delay(0), delay(0), delay(0), insufficient_quota())
+    r = run_cli(["transcribe", str(rec)], run_env)
+    assert r.code == 3, r.output
+    assert "quota" in r.stderr and not rec.with_suffix(".srt").exists()
+    assert len(fake_openai.successful) == 3
+    again = run_cli(["transcribe", str(rec)], run_env)
+    assert again.code == 0, again.output
+    assert "resumed: 3 of 6 chunks kept" in again.stderr
+    assert len(fake_openai.successful) == 6
+    assert len(parse_srt(rec.with_suffix(".srt").read_text())) >= 6
+    status = json.loads(run_cli(["status", "--json"], run_env).stdout)
+    assert [(Path(j["path"]).name, j["state"]) for j in status] == [("long.wav", "done")]
+
+
+def test_the_same_recording_under_two_names_is_transcribed_once(
+    env: dict[str, str], asr: FakeOpenAI, tmp_path: Path
+) -> None:
+    folder = tmp_path / "in"
+    a = copy_sample("morning.mp3", folder, "monday.mp3")
+    b = copy_sample("morning.mp3", folder / "copies", "standup.mp3")
+    run_env = {**env, "OPENAI_API_KEY": CANARY_KEY, "OPENAI_BASE_URL": asr.base_url}
+    before = len(asr.successful)
+    r = run_cli(["transcribe", str(folder)], run_env)
+    assert r.code == 0, r.output
+    assert len(asr.successful) - before == 1  # one recording, one chunk, one upload
+    assert r.stderr.count("same recording as") == 1
+    for path in (a, b):
+        assert "good morning" in path.with_suffix(".txt").read_text().lower()
+        assert path.with_suffix(".srt").read_text() == a.with_suffix(".srt").read_text()
+    # Its outputs gone, a third run writes them again from the stored transcript: still no upload.
+    b.with_suffix(".txt").unlink()
+    again = run_cli(["transcribe", str(b)], run_env)
+    assert again.code == 0 and len(asr.successful) - before == 1
+    assert "good morning" in b.with_suffix(".txt").read_text().lower()
+    # --force redoes it.
+    assert run_cli(["transcribe", str(b), "--force"], run_env).code == 0
+    assert len(asr.successful) - before == 2
+
+
+def _spent(env: dict[str, str]) -> dict[str, float]:
+    rows = json.loads(run_cli(["report", "--json"], env).stdout)
+    return {Path(r["file"]).name: r["usd"] for r in rows}
+
+
+def test_the_service_budget_counts_what_was_spent_once(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, ffmpeg: str, tmp_path: Path
+) -> None:
+    """A file done counts what it cost; a file that fits runs; the next is refused with what is left."""
+    inbox = tmp_path / "inbox"
+    watch_env = {**api_env, "WHISPERBATCH_SETTLE_S": "0.5"}
+    copy_sample("talk.m4a", inbox)
+    assert run_cli(["watch", str(inbox), "--once"], watch_env).code == 0
+    first = _spent(watch_env)["talk.m4a"]
+    # Room for one more file at morning.mp3's worst case (its whole length billed at $0.006/min).
+    second = copy_sample("morning.mp3", inbox)
+    budget = f"{first + probe(second, ffmpeg).duration_s / 60 * 0.006 + 1e-6:.6f}"
+    r = run_cli(["watch", str(inbox), "--once", "--budget", budget], watch_env)
+    assert r.code == 0, r.output
+    spent = _spent(watch_env)
+    copy_sample("morning.webm", inbox, "evening.webm")
+    r = run_cli(["watch", str(inbox), "--once", "--budget", budget], watch_env)
+    assert r.code == 3, r.output
+    left = float(budget) - spent["talk.m4a"] - spent["morning.mp3"]
+    assert f"${left:.4f} of the ${float(budget):.2f} budget is left" in r.output
+    assert fake_openai.count == 2
+
+
+def test_a_one_off_budget_stops_before_the_file_that_would_exceed_it(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    one = copy_sample("talk.m4a", tmp_path / "in", "a.m4a")
+    two = copy_sample("morning.mp3", tmp_path / "in", "b.mp3")
+    r = run_cli(["transcribe", str(one), str(two), "-j", "1", "--budget", "0.0012"], api_env)
+    assert r.code == 3, r.output
+    assert one.with_suffix(".txt").exists() and not two.with_suffix(".txt").exists()
+    assert f"{two}: not started: it would cost up to" in r.stderr
+    assert fake_openai.count == 1
+    # A run's budget is its own: the next run may spend it again, and only b.mp3 is left to do.
+    r = run_cli(["transcribe", str(one), str(two), "--budget", "0.0012"], api_env)
+    assert r.code == 0, r.output
+    assert fake_openai.count == 2
+
+
+# ---- workers on several hosts: one PostgreSQL queue ---------------------------------------------------
+
+
+def _recordings(folder: Path, count: int, ffmpeg: str) -> list[Path]:
+    """`count` different recordings of two sentences each (two chunks): units of slightly different
+    lengths, so no two have the same content."""
+    folder.mkdir(parents=True)
+    made = []
+    for i in range(count):
+        path = folder / f"rec{i:02d}.wav"
+        assemble(path, [True, False, True], ffmpeg, unit_s=6.0 + 0.05 * i)
+        made.append(path)
+    return made
+
+
+def _worker(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "whisperbatch", "worker", *args],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def test_three_workers_drain_one_postgresql_queue_though_one_is_killed_mid_file(
+    env: dict[str, str], pg_url: str, ffmpeg: str, tmp_path: Path
+) -> None:
+    recordings = _recordings(tmp_path / "share", 30, ffmpeg)
+    with FakeOpenAI(api_key=CANARY_KEY) as server, FakeOpenAI(api_key=CANARY_KEY) as victims_server:
+        base = {**env, "OPENAI_API_KEY": CANARY_KEY, "WHISPERBATCH_DATABASE_URL": pg_url}
+        base["WHISPERBATCH_LEASE_S"] = "5"
+        shared = {**base, "OPENAI_BASE_URL": server.base_url}
+        r = run_cli(["enqueue", str(tmp_path / "share")], shared)
+        assert r.code == 0 and "30 jobs queued" in r.stderr, r.output
+        # The victim works one chunk at a time through a server of its own, which answers three
+        # requests and holds the fourth: it is then mid-way through its second recording.
+        victims_server.hold_after = 3
+        victim_env = {**base, "OPENAI_BASE_URL": victims_server.base_url}
+        victim_env["WHISPERBATCH_CONDITION_ON_PREVIOUS"] = "true"
+        victim = _worker(victim_env, tmp_path / "victim.log", "-j", "1")
+        wait_for(lambda: victims_server.held >= 1, "the victim's fourth request")
+        others = [_worker(shared, tmp_path / f"w{i}.log", "-j", "2") for i in range(2)]
+        victim.kill()
+        victim.wait()
+        victims_server.release()
+
+        def all_done() -> bool:
+            jobs = json.loads(run_cli(["status", "--json"], shared).stdout)
+            return len(jobs) == 30 and all(j["state"] == "done" for j in jobs)
+
+        wait_for(all_done, "all 30 recordings done", timeout=300)
+        for w in others:
+            w.terminate()
+            assert w.wait(timeout=30) == 0
+        answered = [*server.successful, *victims_server.successful]
+        assert len(victims_server.successful) == 3
+        assert [u.status for u in victims_server.uploads if u.status != 200] == [0]  # held, never answered
+    # Every chunk of every recording was answered exactly once, across both servers: 30 recordings of
+    # two chunks each. (Chunks of different recordings may have the same content: the sentences.)
+    assert len(answered) == 60
+    for path in recordings:
+        assert len(parse_srt(path.with_suffix(".srt").read_text())) >= 2, path
+    status = run_cli(["status"], shared)
+    assert "0 queued, 0 running, 30 done, 0 failed" in status.stdout
+    taken = [line for line in (tmp_path / "victim.log").read_text().splitlines() if "done ->" in line]
+    assert len(taken) == 1  # the victim finished its first recording only
