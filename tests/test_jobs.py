@@ -244,3 +244,38 @@ def test_three_workers_drain_one_postgresql_queue_though_one_is_killed_mid_file(
     assert "0 queued, 0 running, 30 done, 0 failed" in status.stdout
     taken = [line for line in (tmp_path / "victim.log").read_text().splitlines() if "done ->" in line]
     assert len(taken) == 1  # the victim finished its first recording only
+
+
+def test_a_watcher_that_only_enqueues_and_a_worker_that_runs_the_jobs(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    talk = copy_sample("talk.m4a", inbox)
+    env = {**api_env, "WHISPERBATCH_SETTLE_S": "0.5"}
+    r = run_cli(["watch", str(inbox), "--once", "--no-work", "-f", "vtt"], env)
+    assert r.code == 0, r.output
+    assert fake_openai.count == 0 and not talk.with_suffix(".vtt").exists()
+    queued = json.loads(run_cli(["status", "--json"], env).stdout)
+    assert [(Path(j["path"]), j["state"]) for j in queued] == [(talk, "queued")]
+    # The worker runs the job as it was enqueued (here: vtt), whatever its own settings say.
+    r = run_cli(["worker", "--once"], env)
+    assert r.code == 0, r.output
+    assert fake_openai.count == 1
+    assert talk.with_suffix(".vtt").read_text().startswith("WEBVTT") and not talk.with_suffix(".srt").exists()
+    assert [j["state"] for j in json.loads(run_cli(["status", "--json"], env).stdout)] == ["done"]
+
+
+def test_a_worker_that_cannot_read_a_recording_fails_it_for_another_host(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    rec = copy_sample("talk.m4a", tmp_path / "share")
+    assert run_cli(["enqueue", str(rec)], api_env).code == 0
+    hidden = rec.rename(rec.with_name("moved.m4a"))  # this host does not see it at the stored path
+    r = run_cli(["worker", "--once"], api_env)
+    assert r.code == 1, r.output
+    [job] = json.loads(run_cli(["status", "--json"], api_env).stdout)
+    assert job["state"] == "failed" and "not readable here" in job["error"]
+    hidden.rename(rec)  # the share is back (or another host that sees it retries it)
+    assert "requeued 1 failed job" in run_cli(["retry"], api_env).stderr
+    assert run_cli(["worker", "--once"], api_env).code == 0
+    assert rec.with_suffix(".txt").exists() and fake_openai.count == 1

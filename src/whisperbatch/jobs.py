@@ -52,6 +52,7 @@ from .scratch import pid_alive
 from .store import Job, JobStore
 
 ERROR_SUFFIX = ".error.txt"
+STORE_RETRY_S = 5.0  # a worker that cannot reach the store tries again after this long
 
 
 @dataclass(frozen=True)
@@ -279,8 +280,10 @@ class JobRunner:
 
     def _heartbeat(self) -> None:
         while not self.stop.wait(self.settings.lease_s / 3):
-            with contextlib.suppress(WhisperbatchError):
+            try:
                 self.store.renew(self.owner, self.settings.lease_s)
+            except Exception as e:  # the store is away: leases may lapse, the work goes on
+                self.say(f"cannot renew leases ({type(e).__name__}: {e}); trying again")
 
     def _worker(self) -> None:
         while not self.stop.is_set():
@@ -297,6 +300,9 @@ class JobRunner:
                     )
                 if job is not None:
                     self.run_job(job)
+            except Exception as e:  # the store is away (a restarted server, the network)
+                self.say(f"job store error ({type(e).__name__}: {e}); trying again in {STORE_RETRY_S:.0f} s")
+                self.stop.wait(STORE_RETRY_S)
             finally:
                 with self._busy_lock:
                     self._busy -= 1

@@ -130,7 +130,8 @@ def run_files(
             return False
         if runner.paused_reason is not None:
             return True
-        return all(j.state in (JobState.DONE, JobState.FAILED) for j in runner.store.jobs() if j.key in mine)
+        ours = runner.store.jobs(run_id=runner.run_id)  # each of this run's jobs not done at admission
+        return all(j.state in (JobState.DONE, JobState.FAILED) for j in ours if j.key in mine)
 
     runner.start()
     interruption = serve(runner, done=ended, grace_s=runner.settings.shutdown_grace_s)
@@ -154,7 +155,8 @@ def _outcome(runner: JobRunner, path: Path, key: str, interruption: Interruption
         return ran
     job = runner.store.job(key)
     assert job is not None
-    if job.state is JobState.DONE:
+    if job.state is JobState.DONE:  # by another name, or by another process: outputs from the store
+        runner.write_from_store(job, path)
         return FileResult(
             source=path, outputs=tuple(runner.pipeline.output_paths(path, runner.task).values())
         )
@@ -191,6 +193,7 @@ class Service:
         # --once: a file still changing this long after it was found is reported, not waited for.
         self.give_up_s = max(30.0, 5 * settings.settle_s) if once else None
         self.unsettled: list[Path] = []
+        self.working = True
 
     def start(self, *, work: bool = True) -> None:
         """Raises UnwritableOutput, before watching, when outputs could not be written."""
@@ -199,6 +202,7 @@ class Service:
         if not self.recursive:
             for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and is_candidate(p)):
                 self.runner.say(f"{folder}: a folder, not a recording; skipped (--recursive looks inside)")
+        self.working = work
         if work:
             self.runner.start()
 
@@ -222,8 +226,8 @@ class Service:
                 )
 
     def settled(self) -> bool:
-        """Nothing settling, nothing running, nothing runnable queued (for --once)."""
-        return not self.watcher.tracker.pending and self.runner.idle()
+        """Nothing settling, and (unless only enqueueing) nothing running or runnable queued (for --once)."""
+        return not self.watcher.tracker.pending and (not self.working or self.runner.idle())
 
     def stop(self) -> None:
         self.watcher.stop()

@@ -75,8 +75,13 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def _tx(self) -> Iterator[_PgTx]:
-        with self._lock, self._db.transaction(), self._db.cursor() as cur:
-            yield _PgTx(cur)
+        with self._lock:
+            if self._db.closed:  # lost with the server or the network: connect again
+                self._db = psycopg.connect(
+                    self.url, autocommit=True, row_factory=dict_row, connect_timeout=10
+                )
+            with self._db.transaction(), self._db.cursor() as cur:
+                yield _PgTx(cur)
 
     def _lock_budget(self, tx: Tx) -> None:
         tx.all("SELECT pg_advisory_xact_lock(?)", (_BUDGET_LOCK,))
