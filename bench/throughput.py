@@ -11,8 +11,9 @@ How it measures:
   folder (so no outputs from an earlier run), a fresh store (a new SQLite file, or a new database on one
   throwaway PostgreSQL server from tests/pgserver.py) and a fresh WHISPERBATCH_HOME.
 - Server: tests/fakeopenai.py in this process, a fresh one per run, answering every request after
-  `--latency` seconds (0.5) of simulated network time: delay faults are queued for every request the
-  run can make (2 per chunk; leftovers die with the server).
+  `--latency` seconds (2, about what the API takes for a short chunk) of simulated network time
+  (delay faults queued for every request the run can make, 2 per chunk; leftovers die with the
+  server). It answers without decoding (`asr=False`), so this process takes almost no CPU.
 - Run: `whisperbatch enqueue DIR`, then W processes of `whisperbatch worker --once -j 2`; the time is
   from starting the workers until the last has exited (each exits once the queue is empty). A run
   fails loudly unless every worker exits 0, `status --json` lists all files as done, and the server
@@ -21,7 +22,7 @@ How it measures:
 Subprocesses run with OPENAI_*/WHISPERBATCH_* variables from the calling shell removed, in a working
 folder without a config.toml.
 
-    python bench/throughput.py                            # 24 files, 0.5 s, 1,2,4 workers, both stores
+    python bench/throughput.py                            # 24 files, 2 s, 1,2,4 workers, both stores
     python bench/throughput.py --files 12 --latency 0.2 --workers 1,2 --backends sqlite
     python bench/throughput.py --keep                     # keep the temp folder (worker logs)
 """
@@ -108,7 +109,7 @@ def one_run(
     shutil.copytree(master, share)
     home.mkdir()
     logs.mkdir()
-    with FakeOpenAI(api_key=CANARY_KEY) as server:
+    with FakeOpenAI(api_key=CANARY_KEY, asr=False) as server:  # no decoding: this process stays idle
         server.inject(*[delay(latency_s)] * (files * CHUNKS_PER_FILE * 2))
         env = base_env() | {
             "OPENAI_API_KEY": CANARY_KEY,
@@ -191,7 +192,7 @@ def print_table(rows: list[Row]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--files", type=int, default=24, help="recordings in the queue (24)")
-    parser.add_argument("--latency", type=float, default=0.5, help="server delay per request, seconds (0.5)")
+    parser.add_argument("--latency", type=float, default=2.0, help="server delay per request, seconds (2)")
     parser.add_argument("--workers", default="1,2,4", help="worker process counts (1,2,4)")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="sqlite,postgresql")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder and say where it is")

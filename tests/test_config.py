@@ -111,15 +111,21 @@ def test_bad_subtitle_settings(
 def test_subtitle_options_reach_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[dict[str, Any]] = []
 
-    def prepare(out: object, config: object, task: object, flags: dict[str, Any]) -> None:
-        seen.append(flags)
+    def prepare(out: object, options: cli.Options, task: object) -> None:
+        seen.append(options.flags)
         raise typer.Exit(0)
 
     monkeypatch.setattr(cli, "_prepare", prepare)
     options = ["--max-line-width", "30", "--max-line-count", "1", "--max-words-per-line", "4"]
-    for command in (["transcribe", "a.m4a"], ["translate", "a.m4a"], ["watch", str(tmp_path)]):
+    commands = (
+        ["transcribe", "a.m4a"],
+        ["translate", "a.m4a"],
+        ["watch", str(tmp_path)],
+        ["enqueue", "a.m4a"],
+    )
+    for command in commands:
         result = CliRunner().invoke(cli.app, [*command, *options])
         assert result.exit_code == 0, result.output
-    assert len(seen) == 3
+    assert len(seen) == 4
     for flags in seen:
         assert (flags["max_line_width"], flags["max_line_count"], flags["max_words_per_line"]) == (30, 1, 4)

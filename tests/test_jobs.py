@@ -40,11 +40,11 @@ def asr() -> Iterator[FakeOpenAI]:
 
 
 def _stored_chunks(home: Path) -> int:
-    path = home / "whisperbatch.sqlite3"
-    if not path.exists():
+    try:
+        with sqlite3.connect(f"file:{home / 'whisperbatch.sqlite3'}?mode=ro", uri=True) as db:
+            return int(db.execute("SELECT COUNT(*) FROM chunk_results").fetchone()[0])
+    except sqlite3.OperationalError:  # not created yet, or its tables not yet
         return 0
-    with sqlite3.connect(path) as db:
-        return int(db.execute("SELECT COUNT(*) FROM chunk_results").fetchone()[0])
 
 
 def _fox_cues(srt: Path) -> list[float]:
@@ -69,9 +69,11 @@ def test_a_killed_one_off_run_uploads_only_the_missing_chunks_when_run_again(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_for(lambda: _stored_chunks(home) >= 2, "two stored chunks")
-    proc.kill()
-    proc.wait()
+    try:
+        wait_for(lambda: _stored_chunks(home) >= 2, "two stored chunks")
+    finally:
+        proc.kill()
+        proc.wait()
     kept = _stored_chunks(home)
     assert 2 <= kept < 6 and not rec.with_suffix(".srt").exists()
     # A request in flight at the kill may still be answered; it was never stored, so it is rightly
