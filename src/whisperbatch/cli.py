@@ -332,7 +332,6 @@ def _runner(out: Output, ready: Prepared, task: Task, *, one_off: bool) -> JobRu
         task=task,
         one_off=one_off,
         on_event=out.event,
-        engine_for=select_engine,
     )
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from . import audio, writers
 from .config import Settings
+from .engines import select_engine
 from .engines.base import Engine
 from .errors import (
     AudioError,
@@ -53,6 +54,9 @@ from .store import Job, JobStore
 
 ERROR_SUFFIX = ".error.txt"
 STORE_RETRY_S = 5.0  # a worker that cannot reach the store tries again after this long
+# An idle worker looks for work again after this long at most (a job whose retry delay ran out wakes
+# nobody); PostgreSQL's NOTIFY wakes it at once when a job is enqueued, SQLite's store polls sooner.
+IDLE_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,7 @@ class JobRunner:
         task: Task,
         one_off: bool,
         on_event: Callable[[Event], None] = lambda e: None,
-        engine_for: Callable[[Settings, Task], Engine] | None = None,
+        engine_for: Callable[[Settings, Task], Engine] = select_engine,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -202,8 +206,6 @@ class JobRunner:
             if known is not None:
                 return known
             settings = options.settings(self.settings)
-            if self.engine_for is None:
-                raise WhisperbatchError(f"{job.path}: enqueued with other options; run it with `worker`")
             pipeline = self._new_pipeline(settings, self.engine_for(settings, job.task))
             self._pipelines[(options.to_json(), job.task)] = pipeline
             return pipeline
@@ -213,7 +215,7 @@ class JobRunner:
     def admit(self, path: Path, *, force: bool) -> Job | None:
         """Find or create `path`'s job; a recording already transcribed gets its outputs now, from the
         stored transcript. Its outputs' names must be planned first (`Pipeline.plan_outputs`).
-        Returns None when there is nothing to run (up to date, or unreadable: said why)."""
+        Returns None when its outputs are up to date; raises AudioError when it cannot be read."""
         pipeline = self.pipeline
         if not force and pipeline.up_to_date(path, self.task):
             if self.one_off:
@@ -239,9 +241,7 @@ class JobRunner:
         if force and job.state in (JobState.DONE, JobState.FAILED) and key not in self._forced:
             self._forced.add(key)
             self.store.redo(key, path, run_id=self.run_id)
-            self.say(
-                f"{path}: {'picked up (--force: done again)' if not self.one_off else 'redone (--force)'}"
-            )
+            self.say(f"{path}: done again from the start (--force)")
         elif job.state is JobState.DONE:
             self.write_from_store(job, path)
         elif job.state is JobState.FAILED and self.one_off:
@@ -307,7 +307,7 @@ class JobRunner:
                 with self._busy_lock:
                     self._busy -= 1
             if job is None and not self.stop.is_set():
-                self.store.wait_for_work(0.5)
+                self.store.wait_for_work(IDLE_WAIT_S)
 
     def run_job(self, job: Job) -> None:
         """Run one claimed job to its end: done, failed, or back in the queue (stopped, paused, later)."""

@@ -118,9 +118,7 @@ def run_files(
             runner.on_event(FileFinished(told[path]))
             continue
         if job is None:  # up to date
-            told[path] = FileResult(
-                source=path, outputs=tuple(pipeline.output_paths(path, runner.task).values())
-            )
+            told[path] = _done(runner, path)
         else:
             keys[path] = job.key
     mine = set(keys.values())
@@ -137,8 +135,9 @@ def run_files(
     interruption = serve(runner, done=ended, grace_s=runner.settings.shutdown_grace_s)
     results = tuple(told.get(path) or _outcome(runner, path, keys[path], interruption) for path in files)
     if interruption is not None and interruption.abandoned:
-        left = {r.source for r in results if r.error is not None} - set(interruption.unfinished)
-        interruption = dataclasses.replace(interruption, not_started=tuple(p for p in files if p in left))
+        waiting = {j.key for j in runner.store.jobs(JobState.QUEUED, run_id=runner.run_id)}
+        not_started = tuple(p for p, k in keys.items() if k in waiting and k not in runner.claimed)
+        interruption = dataclasses.replace(interruption, not_started=not_started)
     summary = RunSummary(
         results=results,
         stopped_reason=runner.paused_reason,
@@ -157,9 +156,7 @@ def _outcome(runner: JobRunner, path: Path, key: str, interruption: Interruption
     assert job is not None
     if job.state is JobState.DONE:  # by another name, or by another process: outputs from the store
         runner.write_from_store(job, path)
-        return FileResult(
-            source=path, outputs=tuple(runner.pipeline.output_paths(path, runner.task).values())
-        )
+        return _done(runner, path)
     if job.state is JobState.FAILED:
         return FileResult(source=path, error=job.error)
     how = "not finished" if key in runner.claimed else "not started"
@@ -167,6 +164,11 @@ def _outcome(runner: JobRunner, path: Path, key: str, interruption: Interruption
     if interruption is None or not interruption.abandoned:
         runner.on_event(FileFinished(result))
     return result
+
+
+def _done(runner: JobRunner, path: Path) -> FileResult:
+    """An input whose outputs were there already, or were written from the stored transcript."""
+    return FileResult(source=path, outputs=tuple(runner.pipeline.output_paths(path, runner.task).values()))
 
 
 class Service:
