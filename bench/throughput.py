@@ -5,10 +5,11 @@ ratio to the 1-worker run of the same backend. Absolute figures depend on the ma
 printed too); the ratios compare runs made in the same process tree, which is what to read.
 
 How it measures:
-- Recordings: `--files` (24) distinct recordings built once with tests/conftest.py's `assemble`: a
-  sentence (samples/fox.wav), a pause, a sentence, in units of 6.0 + 0.05*i seconds so no two are the
-  same; each is cut into two chunks, so a run uploads 2 x files chunks. Each run gets a fresh copy of the
-  folder (so no outputs from an earlier run), a fresh store (a new SQLite file, or a new database on one
+- Recordings: `--files` (24) distinct recordings built once (tests/conftest.py,
+  `two_sentence_recordings`): a sentence (samples/fox.wav), a pause, a sentence, in units of
+  6.0 + 0.05*i seconds so no two are the same; each is cut into two chunks, so a run uploads
+  2 x files chunks. Each run gets a fresh copy of the folder (so no outputs from an earlier run), a
+  fresh store (a new SQLite file, or a new database on one
   throwaway PostgreSQL server from tests/pgserver.py) and a fresh WHISPERBATCH_HOME.
 - Server: tests/fakeopenai.py in this process, a fresh one per run, answering every request after
   `--latency` seconds (2, about what the API takes for a short chunk) of simulated network time
@@ -45,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import CANARY_KEY, assemble  # noqa: E402
+from conftest import CANARY_KEY, two_sentence_recordings  # noqa: E402
 from fakeopenai import FakeOpenAI, delay  # noqa: E402
 from pgserver import create_database, running_server  # noqa: E402
 from whisperbatch.audio import find_ffmpeg  # noqa: E402
@@ -69,16 +70,6 @@ class Row:
     @property
     def files_per_min(self) -> float:
         return self.files / self.seconds * 60
-
-
-def build_recordings(folder: Path, count: int, ffmpeg: str) -> list[Path]:
-    folder.mkdir(parents=True)
-    made = []
-    for i in range(count):
-        path = folder / f"rec{i:02d}.wav"
-        assemble(path, [True, False, True], ffmpeg, unit_s=6.0 + 0.05 * i)
-        made.append(path)
-    return made
 
 
 def base_env() -> dict[str, str]:
@@ -214,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     try:
         master = tmp / "recordings"
-        build_recordings(master, args.files, find_ffmpeg())
+        two_sentence_recordings(master, args.files, find_ffmpeg())
         for backend in backends:
             with store_base(backend, tmp) as base:
                 for w in workers:

@@ -153,6 +153,18 @@ def assemble(
     return [i * unit_s + FOX_ONSET_S for i, s in enumerate(pattern) if s]
 
 
+def two_sentence_recordings(folder: Path, count: int, ffmpeg: str) -> list[Path]:
+    """`count` different recordings of two sentences each (two chunks): units of slightly different
+    lengths, so no two have the same content."""
+    folder.mkdir(parents=True)
+    made = []
+    for i in range(count):
+        path = folder / f"rec{i:02d}.wav"
+        assemble(path, [True, False, True], ffmpeg, unit_s=6.0 + 0.05 * i)
+        made.append(path)
+    return made
+
+
 @pytest.fixture()
 def fake_openai() -> Iterator[object]:
     from fakeopenai import FakeOpenAI

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CANARY_KEY, assemble, copy_sample, run_cli
+from conftest import CANARY_KEY, assemble, copy_sample, run_cli, two_sentence_recordings
 from fakeopenai import FakeOpenAI, delay, insufficient_quota
 from speechbuilder import parse_srt
 from whisperbatch.audio import probe
@@ -183,18 +183,6 @@ def test_a_one_off_budget_stops_before_the_file_that_would_exceed_it(
 # ---- workers on several hosts: one PostgreSQL queue ---------------------------------------------------
 
 
-def _recordings(folder: Path, count: int, ffmpeg: str) -> list[Path]:
-    """`count` different recordings of two sentences each (two chunks): units of slightly different
-    lengths, so no two have the same content."""
-    folder.mkdir(parents=True)
-    made = []
-    for i in range(count):
-        path = folder / f"rec{i:02d}.wav"
-        assemble(path, [True, False, True], ffmpeg, unit_s=6.0 + 0.05 * i)
-        made.append(path)
-    return made
-
-
 def _worker(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "whisperbatch", "worker", *args],
@@ -207,7 +195,7 @@ def _worker(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[byte
 def test_three_workers_drain_one_postgresql_queue_though_one_is_killed_mid_file(
     env: dict[str, str], pg_url: str, ffmpeg: str, tmp_path: Path
 ) -> None:
-    recordings = _recordings(tmp_path / "share", 30, ffmpeg)
+    recordings = two_sentence_recordings(tmp_path / "share", 30, ffmpeg)
     with FakeOpenAI(api_key=CANARY_KEY) as server, FakeOpenAI(api_key=CANARY_KEY) as victims_server:
         base = {**env, "OPENAI_API_KEY": CANARY_KEY, "WHISPERBATCH_DATABASE_URL": pg_url}
         base["WHISPERBATCH_LEASE_S"] = "5"
