@@ -46,7 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import CANARY_KEY, two_sentence_recordings  # noqa: E402
+from conftest import CANARY_KEY, run_cli, two_sentence_recordings  # noqa: E402
 from fakeopenai import FakeOpenAI, delay  # noqa: E402
 from pgserver import create_database, running_server  # noqa: E402
 from whisperbatch.audio import find_ffmpeg  # noqa: E402
@@ -76,18 +76,6 @@ def base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "WHISPERBATCH_"))}
 
 
-def cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "whisperbatch", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-    )
-
-
 def fail(what: str, detail: str = "") -> None:
     raise SystemExit(f"FAILED: {what}" + (f"\n{detail}" if detail else ""))
 
@@ -108,8 +96,8 @@ def one_run(
             "WHISPERBATCH_DATABASE_URL": database,
             "WHISPERBATCH_HOME": str(home),
         }
-        queued = cli(["enqueue", str(share)], env, run_dir)
-        if queued.returncode != 0 or f"{files} jobs queued" not in queued.stderr:
+        queued = run_cli(["enqueue", str(share)], env, cwd=run_dir, timeout=RUN_TIMEOUT_S)
+        if queued.code != 0 or f"{files} jobs queued" not in queued.stderr:
             fail(f"{backend}/{workers}: enqueue", queued.stdout + queued.stderr)
         procs: list[subprocess.Popen[bytes]] = []
         started = time.monotonic()
@@ -130,8 +118,8 @@ def one_run(
         if any(codes):
             fail(f"{backend}/{workers}: worker exit codes {codes}", "\n".join(texts))
         answered, requests = len(server.successful), server.count
-    status = cli(["status", "--json"], env, run_dir)
-    jobs = json.loads(status.stdout) if status.returncode == 0 else None
+    status = run_cli(["status", "--json"], env, cwd=run_dir, timeout=RUN_TIMEOUT_S)
+    jobs = json.loads(status.stdout) if status.code == 0 else None
     if not isinstance(jobs, list) or len(jobs) != files or any(j.get("state") != "done" for j in jobs):
         fail(f"{backend}/{workers}: not all {files} jobs done", status.stdout + status.stderr)
     if answered != files * CHUNKS_PER_FILE:

@@ -178,7 +178,6 @@ class JobRunner:
         self._paused_until = 0.0
         self._pause_lock = threading.Lock()
         self._forced: set[str] = set()  # with --force, each job is redone once per run or service life
-        self._workers: list[threading.Thread] = []
         self._busy = 0
         self._busy_lock = threading.Lock()
 
@@ -273,9 +272,7 @@ class JobRunner:
 
     def start(self, workers: int | None = None) -> None:
         for i in range(self.settings.concurrency if workers is None else workers):
-            t = threading.Thread(target=self._worker, name=f"wb-worker-{i}", daemon=True)
-            t.start()
-            self._workers.append(t)
+            threading.Thread(target=self._worker, name=f"wb-worker-{i}", daemon=True).start()
         threading.Thread(target=self._heartbeat, name="wb-lease", daemon=True).start()
 
     def _heartbeat(self) -> None:
@@ -428,8 +425,8 @@ class JobRunner:
         back in the queue (without counting the attempt), so the next run or another worker resumes them."""
         self.stop.set()
         deadline = time.monotonic() + grace_s
-        for t in self._workers:
-            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        while self.busy() and time.monotonic() < deadline:  # idle workers may sleep on: not awaited
+            time.sleep(0.05)
         for job in self.store.jobs(JobState.RUNNING):
             if job.lease_owner == self.owner:
                 self.store.requeue(job.key, refund_attempt=True)
