@@ -170,7 +170,7 @@ class JobRunner:
         self.pipeline = self._new_pipeline(settings, engine)
         self._pipelines: dict[tuple[str, Task], Pipeline] = {(self.options.to_json(), task): self.pipeline}
         self._pipelines_lock = threading.Lock()
-        self.results: dict[str, FileResult] = {}  # jobs this process finished or failed
+        self.results: dict[str, FileResult] = {}  # a one-off run's jobs that ended in this process
         self.extra_paths: dict[str, set[Path]] = {}  # other names of a job's recording
         self.failed_keys: set[str] = set()
         self.claimed: set[str] = set()  # jobs this process has started
@@ -323,8 +323,7 @@ class JobRunner:
             budget = isinstance(e, BudgetExceeded)
             self.pause(str(e), seconds=None if budget or self.one_off else self.settings.pause_s)
             if self.one_off:  # the file that stopped the run says why
-                self.results[job.key] = FileResult(source=path, error=str(e))
-                self.on_event(FileFinished(self.results[job.key]))
+                self._tell(job.key, FileResult(source=path, error=str(e)))
             return
         except RetriesExhausted as e:
             delay = self.policy.job_delay_s(job.attempts)
@@ -348,10 +347,9 @@ class JobRunner:
         kept = result.chunks_total - result.chunks_uploaded
         if kept:
             self.say(f"{path}: resumed: {kept} of {result.chunks_total} chunks kept")
-        self.results[job.key] = result
-        self.on_event(FileFinished(result))
+        self._tell(job.key, result)
         finished = self.store.job(job.key)
-        for extra in sorted(self.extra_paths.get(job.key, set())):
+        for extra in sorted(self.extra_paths.pop(job.key, set())):
             if finished is not None:
                 self.write_from_store(finished, extra)
 
@@ -362,8 +360,13 @@ class JobRunner:
         if not self.one_off:
             with contextlib.suppress(WhisperbatchError):  # the reason is in the store and the log either way
                 writers.atomic_write_text(error_file(job.path), reason + "\n")
-        result = FileResult(source=job.path, error=reason, causes=cause_chain(error))
-        self.results[job.key] = result
+        self._tell(job.key, FileResult(source=job.path, error=reason, causes=cause_chain(error)))
+
+    def _tell(self, key: str, result: FileResult) -> None:
+        """A job ended here: say so, and keep its result for a one-off run's summary (a service, which
+        runs for months, keeps none)."""
+        if self.one_off:
+            self.results[key] = result
         self.on_event(FileFinished(result))
 
     # ---- pauses: quota, key, budget ----------------------------------------------------------------
