@@ -12,6 +12,15 @@ Two kinds of "ASR":
   by faster-whisper with its own defaults, as faster-whisper-server/speaches do (beam 5, conditioning on
   previous text, temperature fallback, no VAD), so lost words and drifting times show in the answers.
   `server.edit` can then make it misbehave deterministically.
+
+A translator at `POST /v1/chat/completions`: the last user message is a JSON payload ({"source_language",
+"target_language", "glossary", "before", "segments": [{"id", "text"}], "after"}) and the answer's content
+is `{"segments": [{"id", "text"}]}`, translated word by word through small lexicons (French to English
+when the target is "en", English to German for "de", a "[xx] " prefix for any other target).
+`server.inject_chat(...)` queues faults and misbehaviours (`drop_id()`, `merge_two()`, `empty_text()`,
+`not_json()`) that only chat requests consume; they are recorded in `server.chats`, never in `uploads`.
+`server.missing_models` answers 404 model_not_found for the models in it, and
+`server.translations_endpoint = False` makes `/v1/audio/translations` a removed endpoint (404).
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import hmac
 import json
 import math
 import os
+import re
 import select
 import shutil
 import signal
@@ -32,6 +42,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -50,6 +62,7 @@ JSON_ONLY_MODELS = ("gpt-4o-transcribe", "gpt-4o-mini-transcribe", "gpt-transcri
 TOKEN_BILLED_MODELS = ("gpt-4o-transcribe", "gpt-4o-mini-transcribe")
 AUDIO_TOKENS_PER_S = 1000 / 60  # an estimate: 1000 audio tokens a minute (≈ $0.006/min at $6 per 1M)
 ENDPOINTS = {"/v1/audio/transcriptions": "transcribe", "/v1/audio/translations": "translate"}
+CHAT_ENDPOINT = "/v1/chat/completions"
 SAMPLE_RATE = 16_000
 FRAME = SAMPLE_RATE // 100  # 10 ms
 
@@ -59,6 +72,17 @@ def _error(message: str, type_: str, param: str | None = None, code: str | None 
 
 
 UNAUTHORIZED = _error("Incorrect API key provided.", "invalid_request_error", None, "invalid_api_key")
+
+
+def model_not_found(model: str) -> dict[str, Any]:
+    msg = f"The model '{model}' does not exist or you do not have access to it."
+    return _error(msg, "invalid_request_error", None, "model_not_found")
+
+
+def invalid_url(path: str) -> dict[str, Any]:
+    return _error(f"Invalid URL (POST {path})", "invalid_request_error")
+
+
 DECODE_FAILED = _error(
     "The audio file could not be decoded or its format is not supported.",
     "invalid_request_error",
@@ -89,6 +113,9 @@ class Upload:
     # `timestamp_granularities[]` fields: the SDK sends a list as repeated bracketed fields.
     granularities: tuple[str, ...] = ()
     sha256: str = ""  # of the uploaded file, to tell the same chunk sent twice
+    # gpt-transcribe's list fields, sent as repeated `languages[]` / `keywords[]` fields.
+    languages: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
 
 
 def _blank_upload(path: str) -> Upload:
@@ -214,6 +241,254 @@ def delay(seconds: float) -> Fault:
     return Fault("delay", seconds=seconds)
 
 
+# --- the chat translator ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChatFault:
+    """A misbehaving translation (the answer is 200, its content is wrong); build with the functions below."""
+
+    kind: Literal["drop_id", "merge_two", "empty_text", "not_json"]
+
+
+def drop_id() -> ChatFault:
+    """The middle segment of the batch is left out of the answer."""
+    return ChatFault("drop_id")
+
+
+def merge_two() -> ChatFault:
+    """The first two segments come back as one: the first id carries both texts, the second id is missing."""
+    return ChatFault("merge_two")
+
+
+def empty_text() -> ChatFault:
+    """The middle segment's text comes back as ""."""
+    return ChatFault("empty_text")
+
+
+def not_json() -> ChatFault:
+    """The content is prose around the translations, not JSON."""
+    return ChatFault("not_json")
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat request as the server saw it; `payload` is the parsed last user message ({} when none could
+    be read). `status` 0 means the connection was dropped. The API key is never stored."""
+
+    model: str
+    payload: dict[str, Any]
+    status: int
+    authorization_present: bool
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+# Sees the translated segments ({"id", "text"}) of every answered chat request and returns the ones to send.
+ChatEdit = Callable[[dict[str, Any], Segments], Segments]
+
+
+def _lexicon(*lines: str) -> dict[str, str]:
+    """ "source=target|source=target" lines; sources are lower case, without accents, words split by spaces
+    and an elided article kept as its own word ("d' etre")."""
+    return {k: v for line in lines for k, v in (pair.split("=") for pair in line.split("|"))}
+
+
+_FR_NUMBERS = (
+    "un=one|une=one|deux=two|trois=three|quatre=four|cinq=five|six=six|sept=seven|huit=eight|neuf=nine"
+    "|dix=ten|onze=eleven|douze=twelve"
+)
+# French to English: the test recording's sentences (as Whisper writes them, accents or not), then the
+# common words around them.
+FR_EN = _lexicon(
+    "bonjour=hello|bonsoir=good evening|salut=hi|merci=thank you|merci beaucoup=thank you very much",
+    "a tous=everyone|a toutes=everyone|a tout le monde=everyone|tout le monde=everyone",
+    "d' etre venus=for coming|d' etre venu=for coming|d' etre venues=for coming|d' etre venue=for coming",
+    "detre venus=for coming|detre venu=for coming|d' etres venus=for coming|de venir=for coming",
+    "ce matin=this morning|ce soir=this evening|cet apres-midi=this afternoon|train pour=train to",
+    "part a=leaves at|parlerons du=will talk about the|parleront du=will talk about the",
+    "parlerons de=will talk about|budget de la ville=city budget|se termine=ends|se terminera=will end",
+    "commence a=starts at|a midi=at noon|a minuit=at midnight|aujourd'hui=today|aujourdhui=today",
+    "le=the|la=the|les=the|l'=the|un=a|une=a|des=some|du=of the|de=of|d'=of|au=at the|aux=to the",
+    "et=and|ou=or|mais=but|donc=so|car=because|si=if|quand=when|a=at|en=in|dans=in|sur=on|sous=under",
+    "avec=with|sans=without|pour=for|par=by|chez=at|vers=towards|avant=before|apres=after|depuis=since",
+    "je=I|j'=I|tu=you|il=he|elle=she|nous=we|vous=you|ils=they|elles=they|on=we|ce=this|cet=this",
+    "cette=this|ces=these|mon=my|ma=my|mes=my|notre=our|nos=our|votre=your|vos=your|son=his|sa=her",
+    "est=is|sont=are|etre=be|etait=was|avoir=have|ai=have|avons=have|avez=have|ont=have|va=goes",
+    "vais=am going|allons=are going|allez=are going|fait=does|faire=do|peut=can|pouvons=can|doit=must",
+    "part=leaves|partir=leave|arrive=arrives|termine=ends|commence=starts|parlerons=will talk",
+    "parler=talk|parle=speaks|venus=came|venu=came|tous=all|tout=all|toutes=all|oui=yes|non=no",
+    "ne=not|pas=not|tres=very|aussi=also|ici=here|maintenant=now|demain=tomorrow|hier=yesterday",
+    "train=train|gare=station|ville=city|budget=budget|reunion=meeting|matin=morning|soir=evening",
+    "midi=noon|minuit=midnight|heure=hour|heures=hours|jour=day|semaine=week|annee=year|temps=weather",
+    "rapport=report|gens=people|maison=house|travail=work|projet=project|ecole=school|rue=street",
+    "conseil=council|question=question|questions=questions|plan=plan|nouveau=new|nouvelle=new",
+    _FR_NUMBERS + "|vingt=twenty|trente=thirty|cent=hundred|mille=thousand",
+    "|".join(
+        f"{fr} {h}={en} o'clock"
+        for fr, en in (pair.split("=") for pair in _FR_NUMBERS.split("|"))
+        for h in ("heure", "heures")
+    ),
+    "|".join(f"{n} heure={n} o'clock|{n} heures={n} o'clock|{n}h={n} o'clock" for n in range(1, 25)),
+)
+# English to German: enough everyday words that a transcript comes out visibly German.
+EN_DE = _lexicon(
+    "thank you=danke|good morning=guten Morgen|good evening=guten Abend|good night=gute Nacht",
+    "the=die|a=ein|an=ein|and=und|or=oder|but=aber|not=nicht|no=nein|yes=ja|to=zu|in=in|on=auf|at=um",
+    "of=von|for=für|from=aus|with=mit|without=ohne|about=über|after=nach|before=vor|behind=hinter",
+    "under=unter|over=über|into=in|along=entlang|around=herum|past=vorbei|since=seit|during=während",
+    "because=weil|if=wenn|when=wann|while=während|so=also|that=das|this=dies|these=diese|those=jene",
+    "i=ich|you=Sie|he=er|she=sie|it=es|we=wir|they=sie|me=mich|us=uns|them=sie|my=mein|your=Ihr",
+    "his=sein|her=ihr|our=unser|their=ihr|is=ist|are=sind|am=bin|was=war|were=waren|be=sein",
+    "been=gewesen|have=haben|has=hat|had=hatte|do=tun|does=tut|did=tat|will=werden|would=würde",
+    "can=kann|could=könnte|should=sollte|must=muss|go=gehen|going=gehen|goes=geht|went=ging",
+    "come=kommen|comes=kommt|came=kam|coming=kommen|see=sehen|say=sagen|said=sagte|know=wissen",
+    "think=denken|want=wollen|need=brauchen|needs=braucht|make=machen|take=nehmen|give=geben",
+    "get=bekommen|talk=sprechen|speak=sprechen|start=beginnen|starts=beginnt|started=begann",
+    "end=enden|ends=endet|leave=abfahren|leaves=fährt|read=lesen|buy=kaufen|walk=gehen|walked=ging",
+    "found=fand|asked=fragte|moved=verlegt|closed=geschlossen|closes=schließt|called=rief",
+    "arrived=kam|drink=trinken|play=spielen|played=spielte|stayed=blieb|visit=besuchen|watched=sahen",
+    "thanks=danke|please=bitte|hello=hallo|goodbye=auf Wiedersehen|welcome=willkommen|one=eins",
+    "two=zwei|three=drei|four=vier|five=fünf|six=sechs|seven=sieben|eight=acht|nine=neun|ten=zehn",
+    "eleven=elf|twelve=zwölf|twenty=zwanzig|hundred=hundert|first=erste|very=sehr|also=auch",
+    "too=auch|all=alle|some=einige|many=viele|more=mehr|much=viel|every=jeder|everyone=alle",
+    "here=hier|there=dort|now=jetzt|then=dann|again=wieder|always=immer|never=nie|today=heute",
+    "tomorrow=morgen|yesterday=gestern|late=spät|early=früh|good=gut|new=neu|old=alt|big=groß",
+    "large=groß|small=klein|little=klein|long=lang|cold=kalt|hot=heiß|quiet=ruhig|dark=dunkel",
+    "red=rot|green=grün|brown=braun|top=oberste|morning=Morgen|evening=Abend|afternoon=Nachmittag",
+    "night=Nacht|day=Tag|days=Tage|week=Woche|year=Jahr|time=Zeit|hour=Stunde|hours=Stunden",
+    "minute=Minute|minutes=Minuten|noon=Mittag|o'clock=Uhr|monday=Montag|friday=Freitag",
+    "sunday=Sonntag|summer=Sommer|meeting=Besprechung|budget=Haushalt|city=Stadt|train=Zug",
+    "station=Bahnhof|weather=Wetter|report=Bericht|people=Leute|man=Mann|woman=Frau|friend=Freund",
+    "family=Familie|teacher=Lehrer|house=Haus|home=Hause|room=Raum|door=Tür|window=Fenster",
+    "floor=Stock|table=Tisch|kitchen=Küche|street=Straße|road=Straße|bridge=Brücke|church=Kirche",
+    "shop=Laden|library=Bibliothek|museum=Museum|school=Schule|class=Unterricht|work=Arbeit",
+    "water=Wasser|rain=Regen|wind=Wind|sea=Meer|coast=Küste|beach=Strand|lake=See|sun=Sonne",
+    "sky=Himmel|car=Auto|bread=Brot|milk=Milch|coffee=Kaffee|tea=Tee|dinner=Abendessen",
+    "lunch=Mittagessen|book=Buch|letter=Brief|paper=Papier|phone=Telefon|question=Frage",
+    "answer=Antwort|problem=Problem|project=Projekt|money=Geld|world=Welt|word=Wort|words=Wörter",
+    "fox=Fuchs|dog=Hund|quick=schnell|lazy=faul|jumps=springt",
+)
+LEXICONS = {"en": FR_EN, "de": EN_DE}
+_LONGEST = {target: max(len(k.split()) for k in lex) for target, lex in LEXICONS.items()}
+_WORD = re.compile(r"^(\W*)(.*?)(\W*)$", re.DOTALL)
+_SENTENCE_END = (".", "!", "?", "…")
+
+
+@dataclass(frozen=True)
+class _Token:
+    surface: str  # as written, without the punctuation around it
+    key: str  # lower case, accents off, apostrophes straightened
+    lead: str = ""
+    trail: str = ""
+
+
+def _key(word: str) -> str:
+    plain = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    return plain.lower().replace("’", "'").replace("‘", "'")
+
+
+def _tokens(text: str, lexicon: dict[str, str]) -> list[_Token]:
+    """Words with their punctuation apart; "d'être" becomes "d'" + "être" when the lexicon knows "d'"."""
+    tokens: list[_Token] = []
+    for word in text.split():
+        match = _WORD.match(word)
+        assert match is not None
+        lead, core, trail = match.groups()
+        if not core:
+            tokens.append(_Token(word, ""))  # punctuation alone: kept, never looked up
+            continue
+        if trail[:1] in ("'", "’") and _key(core + "'") in lexicon:  # "d' être": the apostrophe is the word's
+            core, trail = core + trail[0], trail[1:]
+        head, sep, rest = core.replace("’", "'").partition("'")
+        if sep and rest and _key(core) not in lexicon and _key(head + "'") in lexicon:
+            split = len(head) + 1
+            tokens.append(_Token(core[:split], _key(head + "'"), lead))
+            tokens.append(_Token(core[split:], _key(rest), "", trail))
+        else:
+            tokens.append(_Token(core, _key(core), lead, trail))
+    return tokens
+
+
+def translate_text(text: str, target: str) -> str:
+    """Deterministic "translation": word by word (longest known phrase first) through the target's lexicon,
+    unknown words kept as written, punctuation kept where it was; other targets get a "[xx] " prefix."""
+    if not text.strip():
+        return ""
+    lexicon = LEXICONS.get(target)
+    if lexicon is None:
+        return f"[{target}] {text.strip()}"
+    tokens = _tokens(text, lexicon)
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        for n in range(min(_LONGEST[target], len(tokens) - i), 0, -1):
+            span = tokens[i : i + n]
+            inner_punct = any(t.trail for t in span[:-1]) or any(t.lead for t in span[1:])
+            value = None if inner_punct else lexicon.get(" ".join(t.key for t in span))
+            if value is not None and span[0].key:
+                starts = i == 0 or tokens[i - 1].trail.endswith(_SENTENCE_END)
+                if starts and span[0].surface[:1].isupper():
+                    value = value[:1].upper() + value[1:]
+                out.append(span[0].lead + value + span[-1].trail)
+                i += n
+                break
+        else:
+            out.append(tokens[i].lead + tokens[i].surface + tokens[i].trail)
+            i += 1
+    return " ".join(out)
+
+
+def _message_text(message: Any) -> str:
+    """A message's content as text: a string, or the text parts of a list of parts."""
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
+def _translator_payload(messages: list[Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """The last user message parsed as the translator's payload, or why it cannot be."""
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    if not users:
+        return None, "fake translator: no user message"
+    try:
+        payload = json.loads(_message_text(users[-1]))
+    except ValueError:
+        return None, "fake translator: the last user message is not a JSON payload"
+    if not isinstance(payload, dict):
+        return None, "fake translator: the payload is not a JSON object"
+    segments = payload.get("segments")
+    if not isinstance(payload.get("target_language"), str) or not payload["target_language"]:
+        return payload, "fake translator: the payload has no target_language"
+    if not isinstance(segments, list) or not all(
+        isinstance(s, dict) and "id" in s and isinstance(s.get("text"), str) for s in segments
+    ):
+        return payload, 'fake translator: "segments" must be a list of {"id", "text"}'
+    return payload, None
+
+
+def _misbehave(fault: ChatFault | None, segments: Segments) -> str:
+    """The answer's content: {"segments": [...]} as JSON, bent by the fault when there is one."""
+    segments = [dict(s) for s in segments]
+    middle = len(segments) // 2
+    if fault is not None and fault.kind == "drop_id" and segments:
+        del segments[middle]
+    elif fault is not None and fault.kind == "merge_two" and len(segments) >= 2:
+        segments[0]["text"] = f"{segments[0]['text']} {segments[1]['text']}"
+        del segments[1]
+    elif fault is not None and fault.kind == "empty_text" and segments:
+        segments[middle]["text"] = ""
+    elif fault is not None and fault.kind == "not_json":
+        lines = "\n".join(f"{s['id']}. {s['text']}" for s in segments)
+        return f"Sure! Here are the translations you asked for:\n\n{lines}\n\nAnything else I can help with?"
+    return json.dumps({"segments": segments}, ensure_ascii=False)
+
+
 @dataclass
 class _Reply:
     status: int
@@ -224,6 +499,20 @@ class _Reply:
 
 def _json_reply(status: int, obj: Any, headers: tuple[tuple[str, str], ...] = ()) -> _Reply:
     return _Reply(status, json.dumps(obj).encode(), "application/json", headers)
+
+
+def _json_object(body: bytes | None) -> dict[str, Any]:
+    """A JSON request body as a dict; {} when it is missing or not a JSON object."""
+    try:
+        obj = json.loads(body or b"")
+    except ValueError:
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def _str_field(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    return value if isinstance(value, str) else ""
 
 
 def parse_multipart(body: bytes, content_type: str) -> dict[str, list[tuple[str | None, bytes]]]:
@@ -350,6 +639,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, fake: FakeOpenAI) -> None:
         body, body_bytes = self._read_body(fake.max_body_bytes)
+        if self.path.split("?")[0] == CHAT_ENDPOINT:
+            self._handle_chat(fake, body, body_bytes)
+            return
         with fake._lock:
             fake.arrived += 1
             hold = fake.hold_after is not None and fake.arrived > fake.hold_after
@@ -366,11 +658,13 @@ class _Handler(BaseHTTPRequestHandler):
             return values[0][1].decode("utf-8", "replace") if values else None
 
         file_part = fields.get("file", [(None, b"")])[0]
-        granularities = tuple(
-            v.decode("utf-8", "replace")
-            for name in ("timestamp_granularities[]", "timestamp_granularities")
-            for _, v in fields.get(name, [])
-        )
+
+        def listed(name: str) -> tuple[str, ...]:
+            """A list field: the SDK repeats `name[]` once per item."""
+            return tuple(
+                v.decode("utf-8", "replace") for key in (f"{name}[]", name) for _, v in fields.get(key, [])
+            )
+
         upload = Upload(
             endpoint=self.path.split("?")[0],
             model=text("model") or "",
@@ -383,8 +677,10 @@ class _Handler(BaseHTTPRequestHandler):
             duration_s=None,
             status=0,
             authorization_present="Authorization" in self.headers,
-            granularities=granularities,
+            granularities=listed("timestamp_granularities"),
             sha256=hashlib.sha256(file_part[1]).hexdigest(),
+            languages=listed("languages"),
+            keywords=listed("keywords"),
         )
         if fault is not None and fault.kind == "drop":
             fake._record(upload)
@@ -401,6 +697,9 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             reply, upload = fake._answer(upload, self.headers.get("Authorization", ""), fields)
         fake._record(replace(upload, status=reply.status))
+        self._send(reply)
+
+    def _send(self, reply: _Reply) -> None:
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(reply.body)))
@@ -408,6 +707,34 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(reply.body)
+
+    def _handle_chat(self, fake: FakeOpenAI, body: bytes | None, body_bytes: int) -> None:
+        """`/v1/chat/completions`: its own fault queue and record (`chats`); audio counters untouched."""
+        fault = fake._next_chat_fault()
+        present = "Authorization" in self.headers
+        request = _json_object(body)
+        model = _str_field(request, "model")
+        messages = request.get("messages")
+        messages = messages if isinstance(messages, list) else []
+        record = ChatRequest(model, _translator_payload(messages)[0] or {}, 0, present)
+        if isinstance(fault, Fault) and fault.kind == "drop":
+            fake._record_chat(record)
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if isinstance(fault, Fault) and fault.kind == "delay":
+            fake._stopping.wait(fault.seconds)
+        if isinstance(fault, Fault) and fault.kind == "respond":
+            reply = _json_reply(fault.status, fault.error, fault.headers)
+        elif body is None:
+            msg = f"Maximum content size limit ({fake.max_body_bytes}) exceeded ({body_bytes} bytes read)"
+            reply = _json_reply(413, _error(msg, "server_error"))
+        else:
+            chat_fault = fault if isinstance(fault, ChatFault) else None
+            reply, tokens = fake._answer_chat(request, self.headers.get("Authorization", ""), chat_fault)
+            record = replace(record, prompt_tokens=tokens[0], completion_tokens=tokens[1])
+        fake._record_chat(replace(record, status=reply.status))
+        self._send(reply)
 
 
 class FakeOpenAI:
@@ -430,6 +757,11 @@ class FakeOpenAI:
             raise ValueError("a model needs the audio decoded: asr=False (instant) cannot take one")
         self.whisper: Whisper | None = load_whisper(resolve_model(model)) if model is not None else None
         self.edit: Edit | None = None
+        self.chat_edit: ChatEdit | None = None
+        # Models that answer 404 model_not_found (chat and audio alike), and whether the translations
+        # endpoint exists at all (False: 404 as for an unknown URL, as once it is removed).
+        self.missing_models: set[str] = set()
+        self.translations_endpoint = True
         self.api_key = api_key
         self.max_body_bytes = max_body_bytes
         self.asr = asr
@@ -438,6 +770,9 @@ class FakeOpenAI:
         self.transcriber: Transcriber = default_transcriber
         self._lock = threading.Lock()
         self._uploads: list[Upload] = []
+        self._chats: list[ChatRequest] = []
+        self._chat_faults: deque[Fault | ChatFault] = deque()
+        self._chat_ids = 0
         self.arrived = 0  # requests whose body was read, answered or not yet
         # Requests after the first `hold_after` wait unanswered until `release()` (and are dropped
         # unanswered if their client has gone by then).
@@ -485,6 +820,18 @@ class FakeOpenAI:
         with self._lock:
             self._faults.extend(faults)
 
+    def inject_chat(self, *faults: Fault | ChatFault) -> None:
+        """Queue faults (`rate_limit()`, `server_error()`, ...) or misbehaviours (`drop_id()`,
+        `merge_two()`, `empty_text()`, `not_json()`) for chat requests; each consumes one, in order. Audio
+        requests never do."""
+        with self._lock:
+            self._chat_faults.extend(faults)
+
+    @property
+    def chats(self) -> list[ChatRequest]:
+        with self._lock:
+            return list(self._chats)
+
     @property
     def uploads(self) -> list[Upload]:
         with self._lock:
@@ -503,6 +850,14 @@ class FakeOpenAI:
         with self._lock:
             return self._faults.popleft() if self._faults else None
 
+    def _next_chat_fault(self) -> Fault | ChatFault | None:
+        with self._lock:
+            return self._chat_faults.popleft() if self._chat_faults else None
+
+    def _record_chat(self, chat: ChatRequest) -> None:
+        with self._lock:
+            self._chats.append(chat)
+
     def _record(self, upload: Upload) -> None:
         with self._lock:
             self._uploads.append(upload)
@@ -511,23 +866,97 @@ class FakeOpenAI:
         with self._lock:
             (self._open.add if active else self._open.discard)(conn)
 
+    def _authorized(self, authorization: str) -> bool:
+        return self.api_key is None or hmac.compare_digest(
+            authorization.encode(), f"Bearer {self.api_key}".encode()
+        )
+
+    def _answer_chat(
+        self, request: dict[str, Any], authorization: str, fault: ChatFault | None
+    ) -> tuple[_Reply, tuple[int, int]]:
+        """Validate like the real API, then "translate"; returns the reply and the tokens it billed (prompt,
+        completion)."""
+        bad = "invalid_request_error"
+        model = _str_field(request, "model")
+        messages = request.get("messages")
+        none = (0, 0)  # nothing billed
+        if not self._authorized(authorization):
+            return _json_reply(401, UNAUTHORIZED), none
+        if not request:
+            msg = "We could not parse the JSON body of your request."
+            return _json_reply(400, _error(msg, bad)), none
+        if not model:
+            return _json_reply(400, _error("you must provide a model parameter", bad, "model")), none
+        if model in self.missing_models:
+            return _json_reply(404, model_not_found(model)), none
+        if not isinstance(messages, list) or not messages:
+            msg = "Missing required parameter: 'messages'."
+            return _json_reply(400, _error(msg, bad, "messages", "missing_required_parameter")), none
+        texts = [_message_text(m) for m in messages]
+        response_format = request.get("response_format")
+        if (
+            isinstance(response_format, dict)
+            and response_format.get("type") == "json_object"
+            and not any("json" in t.lower() for t in texts)
+        ):
+            msg = "'messages' must contain the word 'json' in some form, to use 'response_format' of type "
+            msg += "'json_object'."
+            return _json_reply(400, _error(msg, bad, "messages")), none
+        payload, problem = _translator_payload(messages)
+        if problem is not None or payload is None:
+            return _json_reply(400, _error(problem or "fake translator: no payload", bad, "messages")), none
+        target = payload["target_language"].lower()
+        segments: Segments = [
+            {"id": s["id"], "text": translate_text(s["text"], target)} for s in payload["segments"]
+        ]
+        if self.chat_edit is not None:
+            segments = self.chat_edit(payload, [dict(s) for s in segments])
+        content = _misbehave(fault, segments)
+        prompt_tokens = math.ceil(sum(len(t) for t in texts) / 4)
+        completion_tokens = math.ceil(len(content) / 4)
+        with self._lock:
+            self._chat_ids += 1
+            chat_id = f"chatcmpl-fake{self._chat_ids:08d}"
+        answer: dict[str, Any] = {
+            "id": chat_id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": None, "annotations": []},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+            "service_tier": "default",
+            "system_fingerprint": "fp_fakeopenai",
+        }
+        return _json_reply(200, answer), (prompt_tokens, completion_tokens)
+
     def _answer(
         self, upload: Upload, authorization: str, fields: dict[str, list[tuple[str | None, bytes]]]
     ) -> tuple[_Reply, Upload]:
         """Validate like the real API, then "transcribe"; returns the reply and the completed record."""
-        if self.api_key is not None and not hmac.compare_digest(
-            authorization.encode(), f"Bearer {self.api_key}".encode()
-        ):
+        if not self._authorized(authorization):
             return _json_reply(401, UNAUTHORIZED), upload
         task = ENDPOINTS.get(upload.endpoint)
-        if task is None:
-            return _json_reply(404, _error("Invalid URL", "invalid_request_error")), upload
+        if task is None or (task == "translate" and not self.translations_endpoint):
+            return _json_reply(404, invalid_url(upload.endpoint)), upload
         bad = "invalid_request_error"
         fmt, model = upload.response_format, upload.model
         if "file" not in fields:
             return _json_reply(400, _error("Missing required parameter: 'file'.", bad, "file")), upload
         if not model:
             return _json_reply(400, _error("you must provide a model parameter", bad, "model")), upload
+        if model in self.missing_models:
+            return _json_reply(404, model_not_found(model)), upload
         if fmt not in ALL_FORMATS:
             msg = f"Invalid value: '{fmt}'. Supported values are: {sorted(ALL_FORMATS)}."
             return _json_reply(400, _error(msg, bad, "response_format", "invalid_value")), upload
@@ -538,13 +967,18 @@ class FakeOpenAI:
             if fmt not in ("json", "text"):
                 msg = f"response_format '{fmt}' is not compatible with model '{model}'. Use 'json' or 'text'."
                 return _json_reply(400, _error(msg, bad, "response_format", "unsupported_value")), upload
+        if model.startswith("gpt-transcribe") and upload.language and upload.languages:
+            msg = "Send either 'language' or 'languages', not both."
+            return _json_reply(400, _error(msg, bad, "language", "invalid_value")), upload
         suffix = PurePosixPath(upload.filename).suffix.lower()
         if suffix.lstrip(".") not in SUPPORTED_EXTENSIONS:
             msg = f"Invalid file format. Supported formats: {list(SUPPORTED_EXTENSIONS)}"
             return _json_reply(400, _error(msg, bad, "file", "invalid_value")), upload
-        if self.whisper is not None and upload.language and upload.language not in LANGUAGE_NAMES:
-            msg = f"Invalid language '{upload.language}': use an ISO-639-1 code such as 'en'."
-            return _json_reply(400, _error(msg, bad, "language", "invalid_value")), upload
+        unknown = [x for x in (upload.language, *upload.languages) if x and x not in LANGUAGE_NAMES]
+        if self.whisper is not None and unknown:
+            param = "language" if unknown[0] == upload.language else "languages"
+            msg = f"Invalid language '{unknown[0]}': use an ISO-639-1 code such as 'en'."
+            return _json_reply(400, _error(msg, bad, param, "invalid_value")), upload
         if not self.asr:  # instant mode: no decoding; the length is read off the size (64 kbps MP3)
             duration, pcm = max(1.0, upload.size_bytes * 8 / 64_000), None
         else:
@@ -555,14 +989,17 @@ class FakeOpenAI:
             upload = replace(upload, duration_s=duration)
         upload = replace(upload, status=200)
         if self.whisper is not None and pcm is not None:
-            segments, language = self._recognise(upload, pcm, task)
+            segments, code = self._recognise(upload, pcm, task)
+            language = LANGUAGE_NAMES.get(code, code)
         else:
             segments = self._energy_segments(upload, pcm, duration)
             language = upload.language or "english"
+            given = upload.languages[:1] or [x for x in (upload.language,) if x in LANGUAGE_NAMES]
+            code = given[0] if given else "en"
         if self.edit is not None:
             segments = self.edit(upload, [dict(s, words=list(s["words"])) for s in segments])
         segments = [dict(s, id=i) for i, s in enumerate(segments)]
-        return self._reply(upload, task, duration, segments, language), upload
+        return self._reply(upload, task, duration, segments, language, code), upload
 
     def _energy_segments(self, upload: Upload, pcm: np.ndarray[Any, Any] | None, duration: float) -> Segments:
         """Energy regions as segments, their text from `transcriber` (instant mode: one canned segment
@@ -590,15 +1027,19 @@ class FakeOpenAI:
         ]
 
     def _recognise(self, upload: Upload, pcm: np.ndarray[Any, Any], task: str) -> tuple[Segments, str]:
-        """faster-whisper with its defaults (what Whisper API servers built on it do), one at a time."""
+        """faster-whisper with its defaults (what Whisper API servers built on it do), one at a time;
+        returns the segments and the language code it decoded in."""
         assert self.whisper is not None
         words = "word" in upload.granularities
+        language = upload.language or None
+        if upload.model.startswith("gpt-transcribe") and upload.languages:
+            language = upload.languages[0]
         audio = pcm.astype(np.float32) / 32768.0
         with self.whisper.lock:
             found, info = self.whisper.model.transcribe(
                 audio,
                 task=task,
-                language=upload.language or None,
+                language=language,
                 initial_prompt=upload.prompt or None,
                 word_timestamps=words,
             )
@@ -621,15 +1062,19 @@ class FakeOpenAI:
                 }
                 for i, s in enumerate(found)  # the generator decodes here, inside the lock
             ]
-        return segments, LANGUAGE_NAMES.get(info.language, info.language)
+        return segments, str(info.language)
 
-    def _reply(self, upload: Upload, task: str, duration: float, segments: Segments, language: str) -> _Reply:
-        """The answer in the requested format, shaped as the API shapes it."""
+    def _reply(
+        self, upload: Upload, task: str, duration: float, segments: Segments, language: str, code: str
+    ) -> _Reply:
+        """The answer in the requested format, shaped as the API shapes it (`language` the name verbose_json
+        gives, `code` the detected language gpt-transcribe lists)."""
         fmt = upload.response_format
         joined = " ".join(t for s in segments if (t := s["text"].strip()))
         usage = _usage(upload, duration, joined)
         if fmt == "json":
-            return _json_reply(200, {"text": joined} | ({"usage": usage} if usage else {}))
+            languages = {"languages": [{"code": code}]} if upload.model.startswith("gpt-transcribe") else {}
+            return _json_reply(200, {"text": joined} | languages | ({"usage": usage} if usage else {}))
         if fmt == "text":
             return _Reply(200, (joined + "\n").encode(), "text/plain; charset=utf-8")
         if fmt in ("srt", "vtt"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+import math
 import subprocess
 import sys
 import wave
@@ -15,11 +17,16 @@ import openai
 import pytest
 
 from fakeopenai import (
+    ChatFault,
     FakeOpenAI,
     Upload,
     delay,
     drop_connection,
+    drop_id,
+    empty_text,
     insufficient_quota,
+    merge_two,
+    not_json,
     rate_limit,
     server_error,
     unauthorized,
@@ -271,6 +278,236 @@ def test_standalone_instant_mode(make_client: MakeClient) -> None:
         finally:
             proc.terminate()
             assert proc.wait(timeout=10) == 0
+
+
+# --- the chat translator (/v1/chat/completions) ------------------------------------------------------------
+
+SYSTEM = 'Translate each segment. Answer only a JSON object: {"segments": [{"id", "text"}]}.'
+FRENCH = {
+    12: "Bonjour à tous, merci d'être venus ce matin.",
+    13: "Le train pour Paris part à huit heures.",
+    14: "Nous parlerons du budget de la ville.",
+    15: "La réunion se termine à midi.",
+}
+ENGLISH = {
+    12: "Hello everyone, thank you for coming this morning.",
+    13: "The train to Paris leaves at eight o'clock.",
+    14: "We will talk about the city budget.",
+    15: "The meeting ends at noon.",
+}
+
+
+def payload(texts: dict[int, str], target: str = "en", source: str | None = "fr") -> dict[str, Any]:
+    return {
+        "source_language": source,
+        "target_language": target,
+        "glossary": None,
+        "before": ["Une phrase avant."],
+        "segments": [{"id": i, "text": t} for i, t in texts.items()],
+        "after": [],
+    }
+
+
+def translate(client: openai.OpenAI, body: dict[str, Any], model: str = "gpt-4.1-mini") -> Any:
+    """The call the translator makes."""
+    return client.chat.completions.create(
+        model=model,
+        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": json.dumps(body)}],
+        response_format={"type": "json_object"},
+    )
+
+
+def answered(completion: Any) -> list[tuple[int, str]]:
+    return [(s["id"], s["text"]) for s in json.loads(completion.choices[0].message.content)["segments"]]
+
+
+def test_chat_translates_french_to_english(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    body = payload(FRENCH)
+    completion = translate(client, body)
+    assert answered(completion) == list(ENGLISH.items())
+    assert completion.object == "chat.completion" and completion.model == "gpt-4.1-mini"
+    assert completion.id.startswith("chatcmpl-") and completion.created > 0
+    (choice,) = completion.choices
+    assert (choice.index, choice.finish_reason, choice.message.role) == (0, "stop", "assistant")
+    usage = completion.usage
+    assert usage is not None
+    assert usage.prompt_tokens == math.ceil((len(SYSTEM) + len(json.dumps(body))) / 4)
+    assert usage.completion_tokens == math.ceil(len(choice.message.content or "") / 4)
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    (chat,) = server.chats
+    assert (chat.model, chat.payload, chat.status, chat.authorization_present) == (
+        "gpt-4.1-mini",
+        body,
+        200,
+        True,
+    )
+    assert (chat.prompt_tokens, chat.completion_tokens) == (usage.prompt_tokens, usage.completion_tokens)
+    assert server.uploads == [] and server.count == 0 and server.arrived == 0  # audio counters untouched
+
+
+def test_chat_french_as_whisper_may_spell_it(client: openai.OpenAI) -> None:
+    variants = {
+        1: "bonjour a tous, merci detre venus ce matin",
+        2: "Bonjour à tous, merci d’être venu ce matin.",
+        3: "Le train pour Paris part à 8 heures.",
+        4: "La reunion se termine a midi.",
+    }
+    assert [t for _, t in answered(translate(client, payload(variants)))] == [
+        "hello everyone, thank you for coming this morning",
+        "Hello everyone, thank you for coming this morning.",
+        "The train to Paris leaves at 8 o'clock.",
+        "The meeting ends at noon.",
+    ]
+
+
+def test_chat_translates_english_to_german_and_marks_other_targets(client: openai.OpenAI) -> None:
+    english = {
+        3: "Good morning everyone, the meeting starts at eight o'clock.",
+        4: "The weather report said it will rain today.",
+        5: "",
+        6: "Zanzibar quux.",
+    }
+    assert answered(translate(client, payload(english, "de", "en"))) == [
+        (3, "Guten Morgen alle, die Besprechung beginnt um acht Uhr."),
+        (4, "Die Wetter Bericht sagte es werden Regen heute."),
+        (5, ""),
+        (6, "Zanzibar quux."),  # unknown words stay as they are
+    ]
+    assert answered(translate(client, payload(english, "ja", None))) == [
+        (3, "[ja] Good morning everyone, the meeting starts at eight o'clock."),
+        (4, "[ja] The weather report said it will rain today."),
+        (5, ""),
+        (6, "[ja] Zanzibar quux."),
+    ]
+
+
+THREE = {7: "Bonjour.", 8: "Le train.", 9: "La ville."}
+
+
+@pytest.mark.parametrize(
+    "fault, expected",
+    [
+        (drop_id(), [(7, "Hello."), (9, "The city.")]),
+        (merge_two(), [(7, "Hello. The train."), (9, "The city.")]),
+        (empty_text(), [(7, "Hello."), (8, ""), (9, "The city.")]),
+    ],
+)
+def test_chat_misbehaviours(
+    server: FakeOpenAI, client: openai.OpenAI, fault: ChatFault, expected: list[tuple[int, str]]
+) -> None:
+    server.inject_chat(fault)
+    assert answered(translate(client, payload(THREE))) == expected
+    assert answered(translate(client, payload(THREE))) == [(7, "Hello."), (8, "The train."), (9, "The city.")]
+    assert [c.status for c in server.chats] == [200, 200]
+
+
+def test_chat_not_json(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.inject_chat(not_json())
+    content = translate(client, payload(THREE)).choices[0].message.content or ""
+    with pytest.raises(ValueError):
+        json.loads(content)
+    assert "The train." in content
+    assert answered(translate(client, payload(THREE)))[1] == (8, "The train.")
+
+
+def test_chat_edit_hook(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def reverse(body: dict[str, Any], segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        seen.append(body)
+        return segments[::-1]
+
+    server.chat_edit = reverse
+    body = payload(THREE)
+    assert [i for i, _ in answered(translate(client, body))] == [9, 8, 7]
+    assert seen == [body]
+
+
+def test_chat_faults_are_their_own_queue(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    """429 then success; audio requests neither consume chat faults nor are they given them."""
+    server.inject_chat(rate_limit(1), server_error(503), drop_connection())
+    server.inject(server_error(500))
+    with pytest.raises(openai.RateLimitError) as rl:
+        translate(client, payload(THREE))
+    assert rl.value.code == "rate_limit_exceeded" and rl.value.response.headers["retry-after"] == "1"
+    with pytest.raises(openai.InternalServerError):  # the audio fault, not the chat one
+        client.audio.transcriptions.create(file=fox(), model="whisper-1")
+    assert client.audio.transcriptions.create(file=fox(), model="whisper-1").text
+    with pytest.raises(openai.InternalServerError) as err:
+        translate(client, payload(THREE))
+    assert err.value.status_code == 503
+    with pytest.raises(openai.APIConnectionError):
+        translate(client, payload(THREE))
+    assert answered(translate(client, payload(THREE)))[0] == (7, "Hello.")
+    assert [c.status for c in server.chats] == [429, 503, 0, 200]
+    assert [u.status for u in server.uploads] == [500, 200]
+    assert all(c.payload == payload(THREE) for c in server.chats)
+
+
+def test_missing_model_is_404_for_chat_and_audio(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.missing_models = {"gpt-9-translate", "gpt-transcribe"}
+    with pytest.raises(openai.NotFoundError) as err:
+        translate(client, payload(THREE), model="gpt-9-translate")
+    assert err.value.code == "model_not_found"
+    assert "The model 'gpt-9-translate' does not exist" in str(err.value)
+    with pytest.raises(openai.NotFoundError) as audio:
+        client.audio.transcriptions.create(file=fox(), model="gpt-transcribe")
+    assert audio.value.code == "model_not_found"
+    assert translate(client, payload(THREE), model="gpt-4.1-mini").choices[0].message.content
+    assert [c.status for c in server.chats] == [404, 200] and server.uploads[0].status == 404
+
+
+def test_chat_key_checked_never_recorded(make_client: MakeClient) -> None:
+    with FakeOpenAI(api_key="sk-right") as strict:
+        with pytest.raises(openai.AuthenticationError):
+            translate(make_client(strict), payload(THREE))
+        assert translate(make_client(strict, key="sk-right"), payload(THREE)).usage is not None
+        assert [c.status for c in strict.chats] == [401, 200]
+        assert KEY not in repr(strict.chats) and "sk-right" not in repr(strict.chats)
+
+
+def test_chat_json_mode_needs_the_word_json(client: openai.OpenAI) -> None:
+    """As the real API: response_format json_object is refused unless a message says "json"."""
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(
+            model="gpt-4.1-mini",
+            messages=[{"role": "system", "content": "Translate."}, {"role": "user", "content": "{}"}],
+            response_format={"type": "json_object"},
+        )
+    assert err.value.param == "messages"
+
+
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")
+def test_translations_endpoint_can_be_gone(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.translations_endpoint = False
+    with pytest.raises(openai.NotFoundError) as err:
+        client.audio.translations.create(file=fox(), model="whisper-1")
+    assert "Invalid URL (POST /v1/audio/translations)" in str(err.value)
+    assert client.audio.transcriptions.create(file=fox(), model="whisper-1").text
+    assert [(u.endpoint, u.status) for u in server.uploads] == [
+        ("/v1/audio/translations", 404),
+        ("/v1/audio/transcriptions", 200),
+    ]
+
+
+def test_gpt_transcribe_languages_and_keywords(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    result = client.audio.transcriptions.create(
+        file=fox(), model="gpt-transcribe", languages=["fr", "en"], keywords=["Paris", "city budget"]
+    )
+    assert [lang.code for lang in result.languages or []] == ["fr"]
+    assert result.to_dict()["usage"] == {"type": "duration", "seconds": 9}
+    plain = client.audio.transcriptions.create(file=fox(), model="gpt-transcribe")
+    assert [lang.code for lang in plain.languages or []] == ["en"]
+    assert client.audio.transcriptions.create(file=fox(), model="whisper-1").languages is None
+    with pytest.raises(openai.BadRequestError) as err:
+        client.audio.transcriptions.create(
+            file=fox(), model="gpt-transcribe", language="fr", languages=["fr"]
+        )
+    assert err.value.param == "language" and "not both" in str(err.value)
+    first, second, third, refused = server.uploads
+    assert (first.languages, first.keywords) == (("fr", "en"), ("Paris", "city budget"))
+    assert (second.languages, second.keywords, third.languages) == ((), (), ())
+    assert refused.status == 400 and refused.language == "fr" and refused.languages == ("fr",)
 
 
 # --- speech recordings built from the corpus (tests/speechbuilder.py) -------------------------------------

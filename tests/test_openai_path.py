@@ -185,19 +185,6 @@ def test_chunks_in_parallel_without_prompt_carry_over(
     assert all(any(o - 0.5 <= start <= o + 9 for o in onsets) for start, _, _ in cues)
 
 
-def test_translate_uses_translations_endpoint(
-    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
-) -> None:
-    f = copy_sample("german.m4a", tmp_path / "work")
-    r = run_cli(["translate", str(f)], api_env)
-    assert r.code == 0, r.output
-    assert {u.endpoint for u in fake_openai.successful} == {"/v1/audio/translations"}
-    assert (f.parent / "german.en.txt").read_text().strip()
-    assert (f.parent / "german.en.srt").is_file()
-    bad = run_cli(["translate", str(f), "--model", "gpt-4o-transcribe"], api_env)
-    assert bad.code == 2 and "cannot translate" in bad.stderr
-
-
 def test_budget_refuses_work_that_would_exceed_it(
     api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:

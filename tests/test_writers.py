@@ -7,6 +7,7 @@ then read the diff: the files are the specification.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import json
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from speechbuilder import parse_srt
 from whisperbatch.cues import Cue, CueStyle, build_cues, to_ms
 from whisperbatch.errors import ConfigError, OutputError
 from whisperbatch.models import CostLine, Segment, Span, Task, Transcript, Word
@@ -70,6 +72,7 @@ COST = CostLine(
     model="whisper-1",
     usd_per_min=0.006,
     usd=0.3727,
+    transcribe_usd=0.3727,
 )
 STYLE = CueStyle()
 
@@ -582,15 +585,15 @@ def test_parse_formats_rejects(spec: str) -> None:
 def test_output_paths(tmp_path: Path) -> None:
     source = tmp_path / "in" / "talk.v2.m4a"
     base = plan_outputs([source]).bases[source]
-    assert output_paths(base, ["srt", "txt"], Task.TRANSCRIBE) == {
+    assert output_paths(base, ["srt", "txt"]) == {
         "srt": tmp_path / "in" / "talk.v2.srt",
         "txt": tmp_path / "in" / "talk.v2.txt",
     }
-    assert output_paths(base, ["vtt"], Task.TRANSLATE) == {"vtt": tmp_path / "in" / "talk.v2.en.vtt"}
+    assert output_paths(base, ["vtt"], "de") == {"vtt": tmp_path / "in" / "talk.v2.de.vtt"}
     out = tmp_path / "out"
     base = plan_outputs([source], out).bases[source]
-    assert output_paths(base, ["json"], Task.TRANSCRIBE) == {"json": out / "talk.v2.json"}
-    assert output_paths(base, ["json"], Task.TRANSLATE) == {"json": out / "talk.v2.en.json"}
+    assert output_paths(base, ["json"]) == {"json": out / "talk.v2.json"}
+    assert output_paths(base, ["json"], "en") == {"json": out / "talk.v2.en.json"}
 
 
 def test_recordings_that_would_share_outputs_are_named_apart(tmp_path: Path) -> None:
@@ -637,7 +640,7 @@ def test_atomic_write_unwritable_parent(tmp_path: Path) -> None:
 
 
 def test_write_outputs_writes_every_format(tmp_path: Path) -> None:
-    paths = output_paths(tmp_path / "out" / "talk", FORMATS, Task.TRANSLATE)
+    paths = output_paths(tmp_path / "out" / "talk", FORMATS, "en")
     written = write_outputs(SAMPLE, paths, STYLE, COST)
     assert written == tuple(paths.values())
     assert sorted(os.listdir(tmp_path / "out")) == sorted(f"talk.en.{fmt}" for fmt in FORMATS)
@@ -650,3 +653,27 @@ def test_write_outputs_renders_everything_before_writing(tmp_path: Path) -> None
     with pytest.raises((ConfigError, KeyError)):
         write_outputs(SAMPLE, paths, STYLE, None)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_translation_keeps_every_source_cue_time(tmp_path: Path) -> None:
+    """Translated cues (`cued`) are written one per segment at exactly its times, however long the other
+    language makes them; only their lines are laid out."""
+    source = build_cues(SAMPLE.segments, STYLE, end_s=SAMPLE.duration_s)
+    long_german = (
+        "Dies ist eine deutlich längere Übersetzung, die mehr Zeichen braucht als das Original hatte"
+    )
+    translated = dataclasses.replace(
+        SAMPLE,
+        segments=tuple(Segment(c.start_ms / 1000, c.end_ms / 1000, long_german) for c in source),
+        language="de",
+        task=Task.TRANSLATE,
+        cued=True,
+    )
+    cues = parse_srt(_render(lambda s: write_srt(translated, s, STYLE)))
+    assert [(round(a * 1000), round(b * 1000)) for a, b, _ in cues] == [
+        (c.start_ms, c.end_ms) for c in source
+    ]
+    for _, _, text in cues:
+        assert text == long_german
+    vtt = _render(lambda s: write_vtt(translated, s, STYLE))
+    assert all(len(line) <= STYLE.max_line_width for line in vtt.splitlines()[2:] if "-->" not in line)

@@ -27,17 +27,18 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import __version__, audio, scratch
+from . import __version__, audio, cost, scratch
 from .config import Settings, load_settings
 from .engines import resolve_engine_name, select_engine
-from .engines.base import Engine, model_info
+from .engines.base import Engine, current_date, default_api_model, lineup_notice, model_info
 from .errors import ConfigError, WhisperbatchError, cause_chain
 from .inputs import collect_inputs
-from .jobs import JobRunner
+from .jobs import JobOptions, JobRunner
 from .models import CostLine, JobState, RunSummary, Spend, Task
 from .pipeline import ChunkDone, Event, FileFinished, FileStarted, Notice
 from .service import Interruption, Service, run_files, serve
-from .store import JobStore, LedgerRow, open_store
+from .store import Job, JobStore, LedgerRow, open_store
+from .translate import chat_model_info, translation_target
 
 app = typer.Typer(
     name="whisperbatch",
@@ -225,6 +226,16 @@ _OPTIONS: dict[str, tuple[Any, Any, str | None]] = {
         None,
         "max_words_per_line",
     ),
+    "to": (
+        Annotated[str | None, typer.Option("--to", help="Translate into this language (default en).")],
+        None,
+        "translate_to",
+    ),
+    "translate_model": (
+        Annotated[str | None, typer.Option("--translate-model", help="Chat model that translates.")],
+        None,
+        "translate_model",
+    ),
     "database": (DatabaseOpt, None, "database"),
     "config": (ConfigOpt, None, None),
     "quiet": (QuietOpt, False, None),
@@ -233,6 +244,7 @@ _OPTIONS: dict[str, tuple[Any, Any, str | None]] = {
 # What each kind of command takes.
 COMMON = ("config", "quiet", "verbose")
 RUN = tuple(_OPTIONS)
+TRANSLATING = ("to", "translate_model")
 WORKER = ("engine", "model", "concurrency", "budget", "base_url", "database", *COMMON)
 
 # Settings field -> the option that sets it, for messages about a bad value.
@@ -293,25 +305,47 @@ def _fail(out: Output, e: WhisperbatchError) -> typer.Exit:
 
 @dataclass(frozen=True)
 class Prepared:
-    """What a command that runs jobs needs, checked before anything runs."""
+    """What a command that runs jobs needs, checked before anything runs. `task` is what the engine
+    does: a translation through a chat model transcribes, then translates into `translate_to`."""
 
     settings: Settings
     ffmpeg: str
     engine: Engine
     store: JobStore
+    task: Task
+    translate_to: str | None
+
+
+def _secrets(settings: Settings) -> list[str]:
+    return [s for s in (settings.api_key, settings.translate_api_key, settings.database) if s]
 
 
 def _prepare(out: Output, options: Options, task: Task) -> Prepared:
-    """Settings, ffmpeg, engine and store for a command that runs jobs; a user error exits with its code."""
+    """Settings, ffmpeg, engine and store for a command that runs jobs; a user error exits with its code.
+    A model that is going says when; one that is gone stops here, before any request."""
     try:
         settings = _settings(options.config, options.flags)
-        out.secrets = [s for s in (settings.api_key, settings.database) if s]
+        out.secrets = _secrets(settings)
         ffmpeg = audio.find_ffmpeg()
-        engine = select_engine(settings, task)
+        translate_to = None
+        if task is Task.TRANSLATE:
+            translate_to = translation_target(settings, resolve_engine_name(settings))
+            task = Task.TRANSCRIBE if translate_to else Task.TRANSLATE
+        if translate_to and settings.budget_usd is not None:
+            chat = chat_model_info(settings.translate_model, settings.models)
+            if not chat.price_known:
+                raise ConfigError(
+                    f'--budget needs the price of {chat.name}: set [models."{chat.name}"] '
+                    "usd_per_m_input and usd_per_m_output in config.toml"
+                )
+        today = current_date()
+        engine = select_engine(settings, task, today)
         store = open_store(settings)
     except WhisperbatchError as e:
         raise _fail(out, e) from None
-    return Prepared(settings, ffmpeg, engine, store)
+    if engine.name == "openai" and (notice := lineup_notice(engine.info, today)):
+        out.info(notice)
+    return Prepared(settings, ffmpeg, engine, store, task, translate_to)
 
 
 def _open_store(out: Output, options: Options) -> JobStore:
@@ -323,21 +357,26 @@ def _open_store(out: Output, options: Options) -> JobStore:
         raise _fail(out, e) from None
 
 
-def _runner(out: Output, ready: Prepared, task: Task, *, one_off: bool) -> JobRunner:
+def _runner(out: Output, ready: Prepared, *, one_off: bool) -> JobRunner:
     return JobRunner(
         ready.settings,
         ready.engine,
         store=ready.store,
         ffmpeg=ready.ffmpeg,
-        task=task,
+        task=ready.task,
         one_off=one_off,
         on_event=out.event,
+        translate_to=ready.translate_to,
     )
 
 
-def _engine_line(engine: Engine) -> str:
+def _engine_line(ready: Prepared) -> str:
+    engine = ready.engine
     where = f" at {getattr(engine, 'host', '')}" if engine.name == "openai" else " (offline)"
-    return f"{engine.name}, model {engine.model}{where}"
+    line = f"{engine.name}, model {engine.model}{where}"
+    if ready.translate_to:
+        line += f"; translating into {ready.translate_to} with {ready.settings.translate_model}"
+    return line
 
 
 def _process(task: Task, paths: list[str], *, force: bool, options: Options) -> None:
@@ -346,8 +385,8 @@ def _process(task: Task, paths: list[str], *, force: bool, options: Options) -> 
     inputs = collect_inputs(paths)
     for missing in inputs.missing:
         out.error(f"{missing}: no such file or folder")
-    out.info(f"engine: {_engine_line(ready.engine)}")
-    runner = _runner(out, ready, task, one_off=True)
+    out.info(f"engine: {_engine_line(ready)}")
+    runner = _runner(out, ready, one_off=True)
     try:
         with scratch.run_folder() as tmp, out:
             out.expect_files(len(inputs.files))
@@ -396,40 +435,67 @@ def _abandoned(out: Output, interruption: Interruption, tmp: Path) -> NoReturn:
     os._exit(128 + interruption.signum)  # threads blocked on the network cannot be joined
 
 
+def _usd(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:.4f}"
+
+
+def _cost_columns(lines: Sequence[CostLine]) -> list[tuple[str, Callable[[Sequence[CostLine]], str]]]:
+    """The money columns of a set of cost rows: transcription and translation apart when anything was
+    translated, the local engine's API equivalent when it ran; each with how its total is made."""
+
+    def total(pick: Callable[[CostLine], float | None]) -> Callable[[Sequence[CostLine]], str]:
+        def cell(rows: Sequence[CostLine]) -> str:
+            values = [pick(r) for r in rows]
+            return _usd(None if None in values else sum(v or 0.0 for v in values))
+
+        return cell
+
+    columns: list[tuple[str, Callable[[Sequence[CostLine]], str]]] = []
+    if any(line.translate_model for line in lines):
+        columns += [
+            ("Transcription USD", total(lambda r: r.transcribe_usd)),
+            ("Translation USD", total(lambda r: r.translate_usd)),
+        ]
+    columns.append(("USD", total(lambda r: r.usd)))
+    if any(line.engine == "local" for line in lines):
+        columns.append(("API equiv. USD", total(lambda r: r.api_equivalent_usd)))
+    return columns
+
+
 def _cost_table(out: Output, summary: RunSummary) -> None:
     lines = [r.cost for r in summary.results if r.cost is not None]
     if not lines:
         return
-    local = any(line.engine == "local" for line in lines)
+    money = _cost_columns(lines)
     table = Table(title="Cost (estimated)", title_justify="left")
-    for col in ("File", "Audio", "Billed min", "Engine", "Model", "USD/min", "USD"):
+    for col in ("File", "Audio", "Billed min", "Engine", "Model", "USD/min", *(name for name, _ in money)):
         table.add_column(col, justify="left" if col in ("File", "Engine", "Model") else "right")
-    if local:
-        table.add_column("API equiv. USD", justify="right")
     for line in lines:
-        row = [
+        table.add_row(
             out.mask(Path(line.file).name),
             _duration(line.audio_s),
             f"{line.billed_min:.2f}",
             line.engine,
-            line.model,
+            line.model + (f" + {line.translate_model} ({line.translate_to})" if line.translate_model else ""),
             f"{line.usd_per_min:.4f}",
-            f"{line.usd:.4f}",
-        ]
-        table.add_row(*row, *([f"{line.api_equivalent_usd:.4f}"] if local else []))
-    total = [
+            *(cell([line]) for _, cell in money),
+        )
+    table.add_row(
         f"Total ({len(lines)} files)",
         _duration(sum(x.audio_s for x in lines)),
         f"{sum(x.billed_min for x in lines):.2f}",
         "",
         "",
         "",
-        f"{sum(x.usd for x in lines):.4f}",
-    ]
-    table.add_row(
-        *total, *([f"{sum(x.api_equivalent_usd for x in lines):.4f}"] if local else []), style="bold"
+        *(cell(lines) for _, cell in money),
+        style="bold",
     )
     out.out.print(table)
+    if any(line.translate_usd is None for line in lines):
+        model = next(line.translate_model for line in lines if line.translate_usd is None)
+        out.info(
+            f'no price is known for {model}: set [models."{model}"] usd_per_m_input and usd_per_m_output'
+        )
 
 
 def _duration(seconds: float) -> str:
@@ -439,9 +505,9 @@ def _duration(seconds: float) -> str:
 
 
 def _one_off(task: Task) -> Callable[..., None]:
-    """transcribe and translate share every option; only the task differs."""
+    """transcribe and translate share every option but translate's own (`--to`); only the task differs."""
 
-    @shared_options(*RUN)
+    @shared_options(*(n for n in RUN if task is Task.TRANSLATE or n not in TRANSLATING))
     def command(
         paths: Paths,
         force: Annotated[bool, typer.Option("--force", help="Redo files already done.")] = False,
@@ -458,33 +524,63 @@ app.command(
     help="Transcribe recordings; outputs are written beside each one (or under --out-dir). A run stopped"
     " any way resumes where it left off.",
 )(_one_off(Task.TRANSCRIBE))
-app.command("translate", help="Translate recordings into English: outputs are <stem>.en.<ext>.")(
-    _one_off(Task.TRANSLATE)
-)
+app.command(
+    "translate",
+    help="Translate recordings: into English by default, into any language with --to (a chat model"
+    " translates the transcript, each cue keeping its times). Outputs are <stem>.<lang>.<ext> beside the"
+    " transcript's.",
+)(_one_off(Task.TRANSLATE))
 
 
 @app.command()
-@shared_options("model", "engine", "config")
+@shared_options("model", "engine", "to", "translate_model", "config")
 def estimate(paths: Paths, *, options: Options) -> None:
-    """Forecast audio minutes and dollars per file and in total. Reads files locally; sends nothing."""
+    """Forecast audio minutes and dollars per file and in total, transcription and (with --to)
+    translation. Reads files locally; sends nothing."""
     out = Output()
     try:
         settings = _settings(options.config, options.flags)
         ffmpeg = audio.find_ffmpeg()
+        today = current_date()
     except WhisperbatchError as e:
         raise _fail(out, e) from None
     local = resolve_engine_name(settings) == "local"
-    # --model names the API model to price, key or no key; a local model is priced as whisper-1.
-    info = model_info(settings.model or "whisper-1", settings.models)
+    # --model names the API model to price, key or no key; a local model is priced as the API default.
+    info = model_info(settings.model or default_api_model(today), settings.models)
     if local and not info.price_known:
-        info = model_info("whisper-1", settings.models)
+        info = model_info(default_api_model(today), settings.models)
+    chat = None
+    if options.flags.get("translate_to") and not (local and settings.translate_to == "en"):
+        chat = chat_model_info(settings.translate_model, settings.models)
     inputs = collect_inputs(paths)
     failed = bool(inputs.missing)
     for missing in inputs.missing:
         out.error(f"{missing}: no such file or folder")
-    table = Table(title=f"Estimate for {info.name} at ${info.usd_per_min:.4f}/min", title_justify="left")
-    for col in ("File", "Duration", "Minutes", "USD"):
+    title = f"Estimate for {info.name} at ${info.usd_per_min:.4f}/min"
+    if chat is not None:
+        title += f", translated into {settings.translate_to} by {chat.name}"
+    table = Table(title=title, title_justify="left")
+    money = ("Transcription USD", "Translation tokens", "Translation USD") if chat else ()
+    for col in ("File", "Duration", "Minutes", *money, "USD"):
         table.add_column(col, justify="left" if col == "File" else "right")
+
+    def cells(seconds: float) -> list[str]:
+        minutes = seconds / 60
+        transcribing = minutes * info.usd_per_min
+        if chat is None:
+            return [_duration(seconds), f"{minutes:.2f}", f"{transcribing:.4f}"]
+        tokens = cost.translation_forecast(minutes)
+        translating = chat.usd(tokens)
+        total = None if translating is None else transcribing + translating
+        return [
+            _duration(seconds),
+            f"{minutes:.2f}",
+            f"{transcribing:.4f}",
+            f"{tokens.text_tokens} in, {tokens.output_tokens} out",
+            _usd(translating),
+            _usd(total),
+        ]
+
     total_s = 0.0
     for path in inputs.files:
         try:
@@ -494,23 +590,25 @@ def estimate(paths: Paths, *, options: Options) -> None:
             failed = True
             continue
         total_s += probe.duration_s
-        minutes = probe.duration_s / 60
-        table.add_row(
-            str(path), _duration(probe.duration_s), f"{minutes:.2f}", f"{minutes * info.usd_per_min:.4f}"
-        )
-    table.add_row(
-        "Total",
-        _duration(total_s),
-        f"{total_s / 60:.2f}",
-        f"{total_s / 60 * info.usd_per_min:.4f}",
-        style="bold",
-    )
+        table.add_row(str(path), *cells(probe.duration_s))
+    table.add_row("Total", *cells(total_s), style="bold")
     out.out.print(table)
     if not info.price_known:
         out.info(f'no price is known for {info.name}: set [models."{info.name}"] usd_per_min in config.toml')
+    if chat is not None and not chat.price_known:
+        out.info(
+            f'no price is known for {chat.name}: set [models."{chat.name}"] usd_per_m_input and '
+            "usd_per_m_output in config.toml"
+        )
+    if chat is not None:
+        out.info(
+            f"translation tokens are forecast from {cost.WORDS_PER_MIN} words a minute of speech; "
+            "the run records what the chat server reports"
+        )
     if local:
         out.info(
-            "engine local: runs cost $0; the figures are what the API would bill (silences are not billed)"
+            "engine local: transcription costs $0; the figures are what the API would bill (silences are "
+            "not billed)"
         )
     else:
         out.info("an upper bound: silent stretches are skipped and not billed")
@@ -552,12 +650,15 @@ def report(
     runs: dict[str, list[LedgerRow]] = {}
     for r in rows:
         runs.setdefault(r.run_id, []).append(r)
+    money = _cost_columns([r.line for r in rows])
     table = Table(title="Spend by run", title_justify="left")
-    for col in ("Run", "Files", "Not done", "Audio", "Billed min", "USD", "API equiv. USD"):
+    for col in ("Run", "Files", "Not done", "Audio", "Billed min", *(name for name, _ in money)):
         table.add_column(col, justify="left" if col == "Run" else "right")
     for run_id, group in runs.items():
-        table.add_row(run_id, *_spend_cells(group))
-    table.add_row("Total", *_spend_cells(rows), style="bold")
+        table.add_row(run_id, *_spend_cells(group), *(cell([r.line for r in group]) for _, cell in money))
+    table.add_row(
+        "Total", *_spend_cells(rows), *(cell([r.line for r in rows]) for _, cell in money), style="bold"
+    )
     out.out.print(table)
     if any(r.state is not Spend.DONE for r in rows):
         out.info("not done: files stopped, failed or killed after requests were paid for (see --json)")
@@ -570,8 +671,6 @@ def _spend_cells(rows: Sequence[LedgerRow]) -> list[str]:
         str(sum(r.state is not Spend.DONE for r in rows)),
         _duration(sum(x.audio_s for x in lines)),
         f"{sum(x.billed_min for x in lines):.2f}",
-        f"{sum(x.usd for x in lines):.4f}",
-        f"{sum(x.api_equivalent_usd for x in lines):.4f}",
     ]
 
 
@@ -615,11 +714,11 @@ def watch(
     if not folder.is_dir():
         raise _fail(out, ConfigError(f"{folder}: not a folder"))
     ready = _prepare(out, options, chosen)
-    runner = _runner(out, ready, chosen, one_off=False)
+    runner = _runner(out, ready, one_off=False)
     service = Service(
         runner, root=folder.absolute(), recursive=recursive, polling=polling, force=force, once=once
     )
-    doing = "enqueueing only" if no_work else f"engine {_engine_line(ready.engine)}"
+    doing = "enqueueing only" if no_work else f"engine {_engine_line(ready)}"
     out.info(
         f"watching {folder} ({task}; {doing}; store {ready.store})"
         + ("" if once else "; Ctrl-C or SIGTERM to stop")
@@ -662,7 +761,7 @@ def worker(
     concurrency. Recordings must be readable here at the path stored (a shared mount)."""
     out = Output(quiet=options.quiet, verbose=options.verbose, log=True)
     ready = _prepare(out, options, Task.TRANSCRIBE)
-    runner = _runner(out, ready, Task.TRANSCRIBE, one_off=False)
+    runner = _runner(out, ready, one_off=False)
     out.info(
         f"worker {runner.owner} on {ready.store}, {ready.settings.concurrency} at once"
         + ("" if once else "; Ctrl-C or SIGTERM to stop")
@@ -698,7 +797,7 @@ def enqueue(
     inputs = collect_inputs(paths)
     for missing in inputs.missing:
         out.error(f"{missing}: no such file or folder")
-    runner = _runner(out, ready, chosen, one_off=False)
+    runner = _runner(out, ready, one_off=False)
     runner.pipeline.plan_outputs(inputs.files)
     failed = bool(inputs.missing)
     added = 0
@@ -735,7 +834,15 @@ def status(
     store.close()
     if as_json:
         keep = ("key", "state", "attempts", "error", "usd", "updated_at", "lease_owner", "run_id")
-        data = [{"path": str(j.path), "task": str(j.task), **{k: getattr(j, k) for k in keep}} for j in jobs]
+        data = [
+            {
+                "path": str(j.path),
+                "task": str(j.task),
+                "translate_to": _translate_to(j),
+                **{k: getattr(j, k) for k in keep},
+            }
+            for j in jobs
+        ]
         out.out.print_json(json.dumps(data))
         return
     counts = {s: sum(j.state is s for j in jobs) for s in JobState}
@@ -743,10 +850,11 @@ def status(
     for col in ("State", "File", "Task", "Attempts", "Updated", "USD", "Run", "Worker", "Reason"):
         table.add_column(col)
     for j in jobs:
+        translate_to = _translate_to(j)
         table.add_row(
             j.state,
             str(j.path),
-            str(j.task),
+            f"{j.task} + translate into {translate_to}" if translate_to else str(j.task),
             str(j.attempts),
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.updated_at)),
             "" if j.usd is None else f"{j.usd:.4f}",
@@ -755,6 +863,11 @@ def status(
             out.mask(j.error or ""),
         )
     out.out.print(table)
+
+
+def _translate_to(job: Job) -> str | None:
+    options = JobOptions.from_json(job.options)
+    return None if options is None else options.translate_to
 
 
 @app.command()

@@ -17,6 +17,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +32,26 @@ from .writers import parse_formats
 APP = "whisperbatch"
 ENGINES = ("auto", "openai", "local")
 # Sections are for people reading config.toml; keys are flat, so a key may sit in any section.
-SECTIONS = ("run", "openai", "local", "audio", "subtitles", "service")
+SECTIONS = ("run", "openai", "translate", "local", "audio", "subtitles", "service")
 
 
 @dataclass(frozen=True)
 class ModelOverride:
-    """A `[models."NAME"]` table: capabilities or price of a model the built-in table lacks."""
+    """A `[models."NAME"]` table: capabilities, prices or retirement of a model, transcription or chat
+    (`usd_per_m_input`/`usd_per_m_output` price a translation model per million tokens)."""
 
     usd_per_min: float | None = None
     timestamps: bool | None = None
     translate: bool | None = None
     max_duration_s: float | None = None
     response_formats: tuple[str, ...] | None = None
+    retires: date | bool | None = None  # false: still served (a compatible server)
+    successor: str | None = None
+    usd_per_m_audio_tokens: float | None = None
+    usd_per_m_text_tokens: float | None = None
+    usd_per_m_output_tokens: float | None = None
+    usd_per_m_input: float | None = None
+    usd_per_m_output: float | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,14 @@ class Settings:
     retry_base_s: float = 1.0
     retry_max_s: float = 60.0
     max_upload_bytes: int = 26_214_400
+    keywords: str | None = None  # comma-separated terms for models that take `keywords` (gpt-transcribe)
+    # translate: a chat model on any OpenAI-compatible server (by default the transcription server and key)
+    translate_to: str = "en"
+    translate_model: str = "gpt-5.4-mini"
+    translate_base_url: str | None = None
+    translate_api_key: str | None = field(default=None, repr=False)
+    translate_batch_size: int = 20  # subtitle cues per request
+    translate_context: int = 3  # neighbouring cues sent either side, not translated
     # local
     local_model: str = "base"
     local_device: str = "cpu"
@@ -103,6 +120,15 @@ class Settings:
         return bool(self.api_key or self.base_url)
 
     @property
+    def has_chat_config(self) -> bool:
+        """Whether a chat model can be reached: its own server or key, or the transcription server's."""
+        return bool(self.translate_base_url or self.translate_api_key or self.has_api_config)
+
+    @property
+    def keyword_list(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in (self.keywords or "").split(",") if k.strip())
+
+    @property
     def ledger_path(self) -> Path:
         """The SQLite file, when the store is SQLite (`database` a path or sqlite:///path, or unset)."""
         if self.database:
@@ -128,6 +154,7 @@ _ENV_ALIASES = {
     "base_url": ("WHISPERBATCH_BASE_URL", "OPENAI_BASE_URL"),
     "budget_usd": ("WHISPERBATCH_BUDGET_USD", "WHISPERBATCH_BUDGET"),
     "database": ("WHISPERBATCH_DATABASE_URL", "WHISPERBATCH_DATABASE"),
+    "translate_api_key": ("WHISPERBATCH_TRANSLATE_API_KEY",),
     "max_line_width": ("WHISPERBATCH_MAX_LINE_WIDTH", "WHISPERBATCH_MAX_LINE_CHARS"),
     "max_line_count": ("WHISPERBATCH_MAX_LINE_COUNT", "WHISPERBATCH_MAX_LINES"),
 }
@@ -212,6 +239,9 @@ def _model_override(path: Path, name: str, spec: Any) -> ModelOverride:
         raise ConfigError(f"{path}: [models.{name!r}] takes only {', '.join(sorted(known))}")
     if "response_formats" in spec:
         spec = {**spec, "response_formats": tuple(spec["response_formats"])}
+    retires = spec.get("retires")
+    if retires is not None and retires is not False and not isinstance(retires, date):
+        raise ConfigError(f"{path}: [models.{name!r}] retires must be a date (2027-02-26) or false")
     return ModelOverride(**spec)
 
 
@@ -261,20 +291,25 @@ def load_settings(
     values.update(given)
     sources.update({k: (flag_names or {}).get(k, "--" + k.replace("_", "-")) for k in given})
     if values.get("language") is not None:
-        values["language"] = _language(values["language"], sources["language"])
+        values["language"] = _language(values["language"], sources["language"], "language")
+    if values.get("translate_to") is not None:
+        target = _language(values["translate_to"], sources["translate_to"], "translate_to")
+        if target is None:
+            raise ConfigError(f"translate_to (from {sources['translate_to']}): needs a language, such as de")
+        values["translate_to"] = target
     settings = Settings(**values, models=models)
     _validate(settings, sources)
     return settings
 
 
-def _language(value: str, source: str) -> str | None:
+def _language(value: str, source: str, name: str) -> str | None:
     """A language code or name as Whisper knows it, as its code; "auto" (or empty) detects it."""
     if value.strip().lower() in ("", "auto"):
         return None
     code = language_code(value)
     if code is None:
         raise ConfigError(
-            f"language = {value!r} (from {source}): not a language Whisper knows; "
+            f"{name} = {value!r} (from {source}): not a language Whisper knows; "
             "give a code such as en, de, fr, zh or a name such as German"
         )
     return code
@@ -311,6 +346,8 @@ RANGES: dict[str, Allowed] = {
     "retry_base_s": Allowed(0),
     "retry_max_s": Allowed(0),
     "max_upload_bytes": Allowed(128 * 1024),
+    "translate_batch_size": Allowed(1, 500),
+    "translate_context": Allowed(0, 50),
     "local_threads": Allowed(0),
     "beam_size": Allowed(1, 64),
     "chunk_target_s": Allowed(10),

@@ -337,6 +337,19 @@ def _choose_cues(units: list[_Unit], style: CueStyle, until_ms: int | None) -> l
     return spans
 
 
+def fixed_cues(segments: Sequence[Segment], style: CueStyle) -> list[Cue]:
+    """One cue per segment at exactly its times, only its lines laid out (as many as the text needs):
+    a translation keeps every source cue's times, whatever length the other language gives it."""
+    cues = []
+    for seg in segments:
+        words = seg.text.split()
+        if words:
+            start = to_ms(seg.start_s)
+            units = [_Unit(word, start, start) for word in words]
+            cues.append(Cue(start, max(to_ms(seg.end_s), start + 1), _layout(units, style)))
+    return cues
+
+
 # ---- lines inside a cue ----------------------------------------------------------------------------
 
 

@@ -110,6 +110,10 @@ class AuthError(FatalEngineError):
     """The API key was rejected (HTTP 401/403)."""
 
 
+class ModelNotFound(FatalEngineError):
+    """The server has no such model (404 `model_not_found`, or a 400 naming it): every request would fail."""
+
+
 class BudgetExceeded(WhisperbatchError):
     """Going on would spend more than `--budget` allows."""
 

@@ -7,6 +7,8 @@ process exits; this module is what they share:
   language and prompt: the same recording under two names, dropped again or run again, is one job,
   transcribed once; other names of it get their outputs from the stored transcript, with no upload.
   The job also keeps its output options (`JobOptions`), so a worker on another host runs it alike.
+  The language a chat model translates into is an option, not part of the key: translating one
+  recording into three languages transcribes it once (a done job is queued again to translate).
 - **Nothing paid for is lost.** Each chunk's result is stored as it arrives, before anything else can
   fail, so a run stopped any way at all (Ctrl-C, `kill -9`, a quota stop) resumes by uploading only
   the chunks still missing, and says how many it kept.
@@ -51,6 +53,7 @@ from .pipeline import Event, FileFinished, Notice, Pipeline, new_run_id
 from .policy import Budget, RetryPolicy
 from .scratch import pid_alive
 from .store import Job, JobStore
+from .translate import Translator
 
 ERROR_SUFFIX = ".error.txt"
 STORE_RETRY_S = 5.0  # a worker that cannot reach the store tries again after this long
@@ -72,9 +75,11 @@ class JobOptions:
     max_line_width: int = 42
     max_line_count: int = 2
     max_words_per_line: int | None = None
+    translate_to: str | None = None  # a chat model translates the transcript into this language
+    translate_model: str | None = None
 
     @classmethod
-    def of(cls, settings: Settings, engine: Engine) -> JobOptions:
+    def of(cls, settings: Settings, engine: Engine, translate_to: str | None = None) -> JobOptions:
         return cls(
             engine=engine.name,
             model=engine.model,
@@ -85,6 +90,8 @@ class JobOptions:
             max_line_width=settings.max_line_width,
             max_line_count=settings.max_line_count,
             max_words_per_line=settings.max_words_per_line,
+            translate_to=translate_to,
+            translate_model=settings.translate_model if translate_to else None,
         )
 
     @classmethod
@@ -100,6 +107,9 @@ class JobOptions:
         """`base` (this host's key, URL, concurrency, paths) with the job's own options."""
         fields = dataclasses.asdict(self)
         fields["out_dir"] = None if self.out_dir is None else Path(self.out_dir)
+        for name in ("translate_to", "translate_model"):  # the host's own unless the job translates
+            if fields[name] is None:
+                del fields[name]
         return dataclasses.replace(base, **fields)
 
     def key(self, sha256: str, task: Task) -> str:
@@ -153,6 +163,7 @@ class JobRunner:
         one_off: bool,
         on_event: Callable[[Event], None] = lambda e: None,
         engine_for: Callable[[Settings, Task], Engine] = select_engine,
+        translate_to: str | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -166,8 +177,8 @@ class JobRunner:
         self.stop = threading.Event()  # the one stop signal: no new job, chunk or attempt starts
         self.policy = RetryPolicy.from_settings(settings, job_max_attempts=1 if one_off else None)
         self.budget = Budget(store, settings.budget_usd, self.run_id, this_run_only=one_off)
-        self.options = JobOptions.of(settings, engine)
-        self.pipeline = self._new_pipeline(settings, engine)
+        self.options = JobOptions.of(settings, engine, translate_to)
+        self.pipeline = self._new_pipeline(settings, engine, translating=translate_to is not None)
         self._pipelines: dict[tuple[str, Task], Pipeline] = {(self.options.to_json(), task): self.pipeline}
         self._pipelines_lock = threading.Lock()
         self.results: dict[str, FileResult] = {}  # a one-off run's jobs that ended in this process
@@ -184,7 +195,7 @@ class JobRunner:
     def say(self, message: str) -> None:
         self.on_event(Notice(message))
 
-    def _new_pipeline(self, settings: Settings, engine: Engine) -> Pipeline:
+    def _new_pipeline(self, settings: Settings, engine: Engine, *, translating: bool) -> Pipeline:
         return Pipeline(
             settings,
             engine,
@@ -195,6 +206,7 @@ class JobRunner:
             stop=self.stop,
             budget=self.budget,
             policy=self.policy,
+            translator=Translator.from_settings(settings) if translating else None,
         )
 
     def pipeline_for(self, job: Job) -> Pipeline:
@@ -205,7 +217,9 @@ class JobRunner:
             if known is not None:
                 return known
             settings = options.settings(self.settings)
-            pipeline = self._new_pipeline(settings, self.engine_for(settings, job.task))
+            pipeline = self._new_pipeline(
+                settings, self.engine_for(settings, job.task), translating=options.translate_to is not None
+            )
             self._pipelines[(options.to_json(), job.task)] = pipeline
             return pipeline
 
@@ -241,8 +255,9 @@ class JobRunner:
             self._forced.add(key)
             self.store.redo(key, path, run_id=self.run_id)
             self.say(f"{path}: done again from the start (--force)")
-        elif job.state is JobState.DONE:
-            self.write_from_store(job, path)
+        elif job.state is JobState.DONE and not self.write_from_store(job, path) and self._untranslated(job):
+            self.store.reopen(key, path, options=self.options.to_json(), run_id=self.run_id)
+            self.say(f"{path}: transcribed before; translating into {self.options.translate_to}, no upload")
         elif job.state is JobState.FAILED and self.one_off:
             self.store.retry_failed([key])  # asked for again: try again
         elif job.state is JobState.FAILED:
@@ -254,13 +269,19 @@ class JobRunner:
             self.say(f"{path}: picked up")
         return self.store.job(key)
 
+    def _untranslated(self, job: Job) -> bool:
+        """A done job whose translation this run asks for is not in the store."""
+        if job.transcript is None or self.options.translate_to is None:
+            return False
+        return self.pipeline.stored_translation(job.key, transcript_from_json(job.transcript)) is None
+
     def write_from_store(self, job: Job, path: Path) -> tuple[Path, ...]:
         """Outputs for `path` from job's stored transcript (nothing sent); () when none were written."""
         pipeline = self.pipeline
-        if job.transcript is None or pipeline.up_to_date(path, job.task):
+        if job.transcript is None or pipeline.up_to_date(path, job.task) or self._untranslated(job):
             return ()
         try:
-            outputs = pipeline.write_stored(path, job.task, transcript_from_json(job.transcript))
+            outputs = pipeline.write_stored(path, job.task, job.key, transcript_from_json(job.transcript))
         except WhisperbatchError as e:
             self.say(f"{path}: {e}")
             return ()

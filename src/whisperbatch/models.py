@@ -114,12 +114,40 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """What one answer says was billed: audio seconds (per-minute models) or tokens (token-billed
+    transcription models, chat models). Zero where the server reported nothing of that kind."""
+
+    seconds: float | None = None
+    audio_tokens: int = 0
+    text_tokens: int = 0  # input text: a transcription prompt, or a chat request
+    output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        seconds = (
+            None
+            if self.seconds is None and other.seconds is None
+            else ((self.seconds or 0.0) + (other.seconds or 0.0))
+        )
+        return Usage(
+            seconds,
+            self.audio_tokens + other.audio_tokens,
+            self.text_tokens + other.text_tokens,
+            self.output_tokens + other.output_tokens,
+        )
+
+
+NO_USAGE = Usage()
+
+
+@dataclass(frozen=True)
 class EngineResult:
     """What an engine returns for one chunk, with times relative to the chunk."""
 
     text: str
     segments: tuple[Segment, ...]
     language: str | None = None
+    usage: Usage | None = None  # as the server reported it, when it did
 
 
 @dataclass(frozen=True)
@@ -136,6 +164,8 @@ class Transcript:
     gaps: tuple[Span, ...] = ()
     # Seconds ffmpeg could decode, set only when far fewer than `duration_s` declares (truncated file).
     decoded_s: float | None = None
+    # A translation: each segment is one subtitle cue of the source, keeping its times exactly.
+    cued: bool = False
 
     @property
     def text(self) -> str:
@@ -154,7 +184,9 @@ class Transcript:
 
 @dataclass(frozen=True)
 class CostLine:
-    """One file's cost row: what it would bill at the model's list price, and what it did bill."""
+    """One file's cost row: transcription and translation apart, priced from the usage the servers
+    reported (audio seconds or tokens), and their sum in `usd`. `translate_usd` is None when the
+    translation model's price is not known: shown as unknown, never guessed."""
 
     file: str
     audio_s: float
@@ -163,9 +195,16 @@ class CostLine:
     model: str
     usd_per_min: float
     usd: float
-    # For local runs `usd` is 0 and this says what the API would have cost for the same minutes.
+    # For local runs `transcribe_usd` is 0 and this says what the API would have cost for the same minutes.
     api_equivalent_usd: float = 0.0
     task: Task = Task.TRANSCRIBE
+    transcribe_usd: float = 0.0
+    transcribe_tokens: int = 0  # token-billed transcription models: input (audio and text) + output
+    translate_model: str = ""
+    translate_to: str = ""
+    translate_input_tokens: int = 0
+    translate_output_tokens: int = 0
+    translate_usd: float | None = 0.0
 
 
 @dataclass(frozen=True)
@@ -219,7 +258,14 @@ def result_to_json(result: EngineResult) -> str:
 
 def result_from_json(text: str) -> EngineResult:
     data = json.loads(text)
-    return EngineResult(**{**data, "segments": segments_from_json(data["segments"])})
+    usage = data.get("usage")
+    return EngineResult(
+        **{
+            **data,
+            "segments": segments_from_json(data["segments"]),
+            "usage": None if usage is None else Usage(**usage),
+        }
+    )
 
 
 def transcript_to_json(t: Transcript) -> str:

@@ -1,4 +1,5 @@
-"""One recording from audio to written outputs: probe → reserve → chunks → engine calls → stitch → write.
+"""One recording from audio to written outputs: probe → reserve → chunks → engine calls → stitch →
+[translate] → write.
 
 Every run is jobs (`jobs.py`), and the job runner hands each job's recording to `Pipeline.process_file`,
 so one-off runs, the watcher and workers behave alike. Library code never prints: progress goes to an
@@ -13,11 +14,19 @@ continues them and skips new speech), so a file's chunks are sent in parallel; w
 Nothing spoken is silently dropped: every answer is checked against the speech detected in its chunk
 (`_checked_result`), speech left without text is asked about again, and what stays without text is
 reported as the transcript's `gaps`.
+
+Translating with a chat model (`translate_to`) is a stage after the transcript: the source's subtitle
+cues are translated (`translate.py`) and written as `<stem>.<lang>.<ext>` beside the source-language
+outputs, each translated cue at its source cue's times. A transcript already in the store (the
+recording was transcribed before) is translated without uploading anything, and a translation already
+in the store is not paid for again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import tempfile
 import threading
 import time
@@ -27,9 +36,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from . import audio, cost, speech, stitch, writers
 from .config import Settings
+from .cues import Cue, build_cues
 from .engines.base import Engine
 from .engines.local import api_equivalent_usd_per_min
 from .errors import (
@@ -39,9 +50,11 @@ from .errors import (
     RetriesExhausted,
     RetryableEngineError,
     Stopped,
+    WhisperbatchError,
 )
 from .inputs import namesakes
 from .models import (
+    NO_USAGE,
     Chunk,
     CostLine,
     EngineResult,
@@ -51,12 +64,15 @@ from .models import (
     Spend,
     Task,
     Transcript,
+    Usage,
     Word,
     result_from_json,
     result_to_json,
+    transcript_from_json,
 )
 from .policy import Budget, RetryPolicy
 from .store import JobStore
+from .translate import Reply, Translator
 
 COSTS_CSV = "costs.csv"
 
@@ -116,6 +132,7 @@ class ChunksDone:
     decoded_s: float  # audio ffmpeg could decode
 
 
+_T = TypeVar("_T")
 GAP_PAD_S = 0.5  # a stretch asked about alone keeps this much audio either side of the lost speech
 
 
@@ -202,9 +219,18 @@ class _Bill:
     audio_s: float
     job_key: str
     answered_s: float = 0.0
+    usage: Usage = NO_USAGE  # transcription tokens reported (token-billed models)
+    translate_usage: Usage = NO_USAGE  # chat tokens reported
     in_flight: dict[object, float] = field(default_factory=dict)  # request -> audio seconds
     row: int | None = None  # its ledger row, once written
     abandoned: bool = False
+
+
+@dataclass
+class _Ticket:
+    """One transcription request: what its answer said was billed."""
+
+    usage: Usage | None = None
 
 
 class ChunkCache:
@@ -240,9 +266,11 @@ class Pipeline:
         stop: threading.Event | None = None,
         budget: Budget | None = None,
         policy: RetryPolicy | None = None,
+        translator: Translator | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
+        self.translator = translator  # set: translate the transcript into settings.translate_to
         self.ffmpeg = ffmpeg
         self.store = store
         self.on_event = on_event
@@ -282,30 +310,70 @@ class Pipeline:
                 Notice(f"{', '.join(map(str, clash))} share a name: their outputs are named {named}")
             )
 
-    def output_paths(self, source: Path, task: Task) -> dict[str, Path]:
+    def _targets(self, source: Path, task: Task) -> tuple[dict[str, Path], dict[str, Path]]:
+        """The transcript's outputs and the translation's: `talk.srt` and `talk.de.srt`. Whisper's own
+        translation (task translate) is English text to begin with: `talk.en.srt` only."""
         with self._plan_lock:
             base = self._bases.get(source)
         if base is None:
             self.plan_outputs([source])
             base = self._bases[source]
-        return writers.output_paths(base, self._formats, task)
+        if task is Task.TRANSLATE:
+            return writers.output_paths(base, self._formats, "en"), {}
+        translated = {}
+        if self.translator is not None:
+            translated = writers.output_paths(base, self._formats, self.settings.translate_to)
+        return writers.output_paths(base, self._formats), translated
+
+    def output_paths(self, source: Path, task: Task) -> dict[Path, str]:
+        """Every output of `source`, and its format."""
+        own, translated = self._targets(source, task)
+        return {path: fmt for paths in (own, translated) for fmt, path in paths.items()}
 
     def check_writable(self, sources: Sequence[Path], task: Task) -> None:
         """Raises UnwritableOutput, before anything is paid for, when an output folder cannot be written."""
-        for folder in sorted({next(iter(self.output_paths(f, task).values())).parent for f in sources}):
+        for folder in sorted({next(iter(self.output_paths(f, task))).parent for f in sources}):
             writers.check_writable(folder)
 
     def up_to_date(self, source: Path, task: Task) -> bool:
         """Every output exists and is newer than the recording: a re-run has nothing to do."""
         try:
             mtime = source.stat().st_mtime
-            return all(p.stat().st_mtime >= mtime for p in self.output_paths(source, task).values())
+            return all(p.stat().st_mtime >= mtime for p in self.output_paths(source, task))
         except OSError:
             return False
 
-    def write_stored(self, source: Path, task: Task, transcript: Transcript) -> tuple[Path, ...]:
-        """Outputs for `source` from a transcript already in the store: nothing is sent or billed."""
-        return writers.write_outputs(transcript, self.output_paths(source, task), self.style, None)
+    def _write(
+        self,
+        source: Path,
+        task: Task,
+        transcript: Transcript,
+        translated: Transcript | None,
+        line: CostLine | None,
+    ) -> tuple[Path, ...]:
+        own, others = self._targets(source, task)
+        outputs = writers.write_outputs(transcript, own, self.style, line)
+        if translated is not None:
+            outputs += writers.write_outputs(translated, others, self.style, line)
+        return outputs
+
+    def stored_translation(self, key: str, transcript: Transcript) -> Transcript | None:
+        """The translation this pipeline would make of `transcript`, if the store has it."""
+        if self.translator is None or self.store is None:
+            return None
+        cues, tkey = self._translation_key(key, transcript)
+        texts = self.store.translation(tkey)
+        return None if texts is None else self._translated(transcript, cues, json.loads(texts))
+
+    def write_stored(self, source: Path, task: Task, key: str, transcript: Transcript) -> tuple[Path, ...]:
+        """Outputs for `source` from what is in the store: nothing is sent or billed. Raises
+        WhisperbatchError when a translation asked for is not stored."""
+        translated = self.stored_translation(key, transcript)
+        if self.translator is not None and translated is None:
+            raise WhisperbatchError(
+                f"{source}: its translation into {self.settings.translate_to} is not stored"
+            )
+        return self._write(source, task, transcript, translated, None)
 
     # ---- one file ----------------------------------------------------------------------------------
 
@@ -319,17 +387,22 @@ class Pipeline:
             self.budget.reserve(key, path, self.worst_case_usd(info.duration_s))
         bill = self._open_bill(path, task, info.duration_s, key)
         state = Spend.FAILED
+        chunks_total = uploaded = 0
         try:
             self.on_event(FileStarted(path, info.duration_s))
-            with tempfile.TemporaryDirectory(prefix="whisperbatch-") as tmp:
-                done = self._transcribe_chunks(
-                    path, info.duration_s, task, Path(tmp), ChunkCache(self.store, key)
-                )
-            transcript = self._transcript(path, task, info.duration_s, done)
+            transcript = self._stored_transcript(key)
+            if transcript is None:
+                with tempfile.TemporaryDirectory(prefix="whisperbatch-") as tmp:
+                    done = self._transcribe_chunks(
+                        path, info.duration_s, task, Path(tmp), ChunkCache(self.store, key)
+                    )
+                transcript = self._transcript(path, task, info.duration_s, done)
+                chunks_total, uploaded = len(done.chunks), done.uploaded
+            translated = None if self.translator is None else self._translation(path, key, transcript, bill)
             line = self._cost_line(bill)
             if self.stop.is_set():
                 raise Stopped(f"{path}: stopped before writing outputs")
-            outputs = writers.write_outputs(transcript, self.output_paths(path, task), self.style, line)
+            outputs = self._write(path, task, transcript, translated, line)
             state = Spend.DONE
             cost.append_costs_csv((self.settings.out_dir or outputs[0].parent) / COSTS_CSV, [line])
         except Stopped:
@@ -344,9 +417,71 @@ class Pipeline:
             outputs=outputs,
             cost=line,
             transcript=transcript,
-            chunks_total=len(done.chunks),
-            chunks_uploaded=done.uploaded,
+            chunks_total=chunks_total,
+            chunks_uploaded=uploaded,
         )
+
+    def _stored_transcript(self, key: str) -> Transcript | None:
+        """The transcript of a job done before and queued again for another translation."""
+        job = None if self.store is None or self.translator is None else self.store.job(key)
+        return None if job is None or job.transcript is None else transcript_from_json(job.transcript)
+
+    # ---- translation -------------------------------------------------------------------------------
+
+    def _translation_key(self, key: str, transcript: Transcript) -> tuple[list[Cue], str]:
+        """The source's cues, and the key of their translation: job, language, model and the cues
+        themselves (another cue shape is another translation)."""
+        assert self.translator is not None
+        cues = build_cues(transcript.segments, self.style, end_s=transcript.duration_s or None)
+        identity: list[object] = [key, self.settings.translate_to, self.translator.model]
+        identity += [[c.start_ms, c.end_ms, " ".join(c.lines)] for c in cues]
+        return cues, hashlib.sha256(json.dumps(identity).encode()).hexdigest()
+
+    def _translated(self, transcript: Transcript, cues: list[Cue], texts: Sequence[str]) -> Transcript:
+        return dataclasses.replace(
+            transcript,
+            segments=tuple(
+                Segment(c.start_ms / 1000, c.end_ms / 1000, text) for c, text in zip(cues, texts, strict=True)
+            ),
+            language=self.settings.translate_to,
+            task=Task.TRANSLATE,
+            cued=True,
+        )
+
+    def _translation(self, path: Path, key: str, transcript: Transcript, bill: _Bill) -> Transcript:
+        """The transcript's cues in `translate_to`, from the store or from the chat model (stored)."""
+        assert self.translator is not None
+        stored = self.stored_translation(key, transcript)
+        if stored is not None:
+            return stored
+        cues, tkey = self._translation_key(key, transcript)
+        glossary = ", ".join(x for x in (self.settings.prompt, self.settings.keywords) if x) or None
+        result = self.translator.translate(
+            [" ".join(c.lines) for c in cues],
+            source=transcript.language,
+            target=self.settings.translate_to,
+            glossary=glossary,
+            call=lambda ask: self._chat(path, bill, ask),
+            on_retry=lambda message: self.on_event(Notice(f"{path}: translation {message}")),
+        )
+        if self.store is not None:
+            self.store.save_translation(
+                tkey, key, self.settings.translate_to, self.translator.model, json.dumps(result.texts)
+            )
+        return self._translated(transcript, cues, result.texts)
+
+    def _chat(self, path: Path, bill: _Bill, ask: Callable[[], Reply]) -> Reply:
+        """One chat request under the retry policy; its tokens go on the bill as soon as it is answered."""
+
+        def request() -> Reply:
+            with self._requests:
+                content, usage = ask()
+            with self._bill_lock:
+                bill.translate_usage += usage
+            self._record(bill, Spend.RUNNING)
+            return content, usage
+
+        return self._with_retries(path, None, request)
 
     def _transcript(self, path: Path, task: Task, duration_s: float, done: ChunksDone) -> Transcript:
         """The chunks stitched into one timeline, with what could not be heard said aloud."""
@@ -383,6 +518,10 @@ class Pipeline:
             info=self.engine.info,
             task=bill.task,
             api_usd_per_min=api_equivalent_usd_per_min(),
+            usage=bill.usage,
+            translator=None if self.translator is None else self.translator.info,
+            translate_to=self.settings.translate_to,
+            translate_usage=bill.translate_usage,
         )
 
     def _record(self, bill: _Bill, state: Spend) -> CostLine:
@@ -394,26 +533,30 @@ class Pipeline:
         return line
 
     @contextmanager
-    def _billed(self, path: Path, seconds: float) -> Iterator[None]:
-        """One request in flight: billed once answered (a failed request is not billed)."""
+    def _billed(self, path: Path, seconds: float) -> Iterator[_Ticket]:
+        """One request in flight: billed once answered (a failed request is not billed), by the usage
+        its answer reports (`_Ticket`), else by the seconds sent."""
         key = object()
+        ticket = _Ticket()
         with self._bill_lock:
             bill = self._bills.get(path)
             if bill is not None:
                 bill.in_flight[key] = seconds
         if bill is None:
-            yield
+            yield ticket
             return
         try:
-            yield
+            yield ticket
         except BaseException:
             with self._bill_lock:
                 bill.in_flight.pop(key, None)
             raise
+        usage = ticket.usage or NO_USAGE
         with self._bill_lock:
             counted = bill.in_flight.pop(key, None) is not None  # not if abandoned meanwhile
             if counted:
-                bill.answered_s += seconds
+                bill.answered_s += seconds if usage.seconds is None else usage.seconds
+                bill.usage += dataclasses.replace(usage, seconds=None)
         if counted:
             self._record(bill, Spend.RUNNING)
 
@@ -598,32 +741,44 @@ class Pipeline:
     def _call_with_retries(
         self, path: Path, chunk: Chunk, task: Task, prompt: str | None, *, condition: bool = False
     ) -> EngineResult:
-        """Ask, retrying as the run's `RetryPolicy` says."""
-        s, policy = self.settings, self.policy
+        """Ask for one chunk, retrying as the run's `RetryPolicy` says."""
+
+        def request() -> EngineResult:
+            with self._requests, self._billed(path, chunk.duration_s) as ticket:
+                result = self.engine.transcribe(
+                    chunk,
+                    task=task,
+                    language=self.settings.language,
+                    prompt=prompt,
+                    condition_on_previous_text=condition,
+                )
+                ticket.usage = result.usage
+                return result
+
+        return self._with_retries(path, chunk.index, request)
+
+    def _with_retries(self, path: Path, chunk: int | None, request: Callable[[], _T]) -> _T:
+        """One request (a chunk's transcription, or a translation batch), retried as the run's
+        `RetryPolicy` says: the one retry loop for every request a run makes."""
+        policy = self.policy
+        where = f"{path}" if chunk is None else f"{path} (chunk {chunk + 1})"
         for attempt in range(1, policy.max_attempts + 1):
             if self.stop.is_set():
                 raise Stopped("the run was stopped")
             try:
-                with self._requests, self._billed(path, chunk.duration_s):
-                    return self.engine.transcribe(
-                        chunk,
-                        task=task,
-                        language=s.language,
-                        prompt=prompt,
-                        condition_on_previous_text=condition,
-                    )
+                return request()
             except RetryableEngineError as e:
                 if attempt == policy.max_attempts:
                     raise RetriesExhausted(
-                        f"gave up after {attempt} attempts: {e}", path=path, chunk=chunk.index
+                        f"gave up after {attempt} attempts: {e}", path=path, chunk=chunk
                     ) from e
                 delay = policy.request_delay_s(attempt, e.retry_after_s)
-                self.on_event(Notice(f"{path} (chunk {chunk.index + 1}): {e}; retrying in {delay:.1f} s"))
+                self.on_event(Notice(f"{where}: {e}; retrying in {delay:.1f} s"))
                 self._wait(delay)
             except FatalEngineError:
                 raise
             except EngineError as e:
-                raise EngineError(str(e), path=path, chunk=chunk.index) from e
+                raise EngineError(str(e), path=path, chunk=chunk) from e
         raise AssertionError("unreachable")
 
     def _wait(self, seconds: float) -> None:
@@ -632,9 +787,16 @@ class Pipeline:
             raise Stopped("the run was stopped")
 
     def worst_case_usd(self, duration_s: float) -> float:
-        """What a recording costs at most: every second billed (silences skipped cost less)."""
-        return duration_s / 60.0 * self.engine.info.usd_per_min
+        """What a recording costs at most: every second billed (silences skipped cost less), and its
+        translation at twice the usual tokens for that much speech."""
+        minutes = duration_s / 60.0
+        usd = minutes * self.engine.info.usd_per_min
+        if self.translator is not None:
+            usd += 2 * (self.translator.info.usd(cost.translation_forecast(minutes)) or 0.0)
+        return usd
 
     def close(self) -> None:
         self._chunk_pool.shutdown(wait=False, cancel_futures=True)
         self.engine.close()
+        if self.translator is not None:
+            self.translator.close()

@@ -168,7 +168,7 @@ def _outcome(runner: JobRunner, path: Path, key: str, interruption: Interruption
 
 def _done(runner: JobRunner, path: Path) -> FileResult:
     """An input whose outputs were there already, or were written from the stored transcript."""
-    return FileResult(source=path, outputs=tuple(runner.pipeline.output_paths(path, runner.task).values()))
+    return FileResult(source=path, outputs=tuple(runner.pipeline.output_paths(path, runner.task)))
 
 
 class Service:

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from whisperbatch.cues import CueStyle, build_cues, to_ms
+from whisperbatch.cues import CueStyle, build_cues, fixed_cues, to_ms
 from whisperbatch.errors import ConfigError, OutputError, UnwritableOutput
-from whisperbatch.models import CostLine, Task, Transcript, Word
+from whisperbatch.models import CostLine, Transcript, Word
 
 FORMATS: tuple[str, ...] = ("txt", "srt", "vtt", "json")
 _CHOOSE = f"choose from {', '.join(FORMATS)} or all"
@@ -79,7 +79,11 @@ def _escape_vtt(text: str) -> str:
 def _write_cues(transcript: Transcript, stream: TextIO, style: CueStyle, fmt: _SubtitleFormat) -> None:
     stream.write(fmt.header)
     end_s = transcript.duration_s if transcript.duration_s > 0 else None  # 0: not known
-    for number, cue in enumerate(build_cues(transcript.segments, style, end_s=end_s), start=1):
+    if transcript.cued:  # a translation: its source's cues, at their times
+        cues = fixed_cues(transcript.segments, style)
+    else:
+        cues = build_cues(transcript.segments, style, end_s=end_s)
+    for number, cue in enumerate(cues, start=1):
         if fmt.numbered:
             stream.write(f"{number}\n")
         start = _timestamp(cue.start_ms, fmt.decimal_mark)
@@ -220,9 +224,10 @@ def plan_outputs(
     )
 
 
-def output_paths(base: Path, formats: Sequence[str], task: Task) -> dict[str, Path]:
-    """`<base>.<ext>` per format; translations are `<base>.en.<ext>`."""
-    name = f"{base.name}.en" if task is Task.TRANSLATE else base.name
+def output_paths(base: Path, formats: Sequence[str], language: str | None = None) -> dict[str, Path]:
+    """`<base>.<ext>` per format; a translation's are `<base>.<language>.<ext>` (`talk.de.srt`, the
+    Plex/Jellyfin convention)."""
+    name = f"{base.name}.{language}" if language else base.name
     return {fmt: base.with_name(f"{name}.{fmt}") for fmt in formats}
 
 

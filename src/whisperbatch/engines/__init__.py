@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from ..config import Settings
 from ..errors import ConfigError
 from ..models import Task
-from .base import MODELS, Engine, model_info
+from .base import MODELS, Engine, current_date, default_api_model, lineup_notice, model_info
 
 
 def resolve_engine_name(settings: Settings) -> str:
@@ -15,8 +17,9 @@ def resolve_engine_name(settings: Settings) -> str:
     return "openai" if settings.has_api_config else "local"
 
 
-def select_engine(settings: Settings, task: Task) -> Engine:
-    """Build the engine a run will use, refusing combinations that cannot work before any upload."""
+def select_engine(settings: Settings, task: Task, today: date | None = None) -> Engine:
+    """Build the engine a run will use, refusing combinations that cannot work before any upload:
+    a model already shut down is refused here, before a single request."""
     kind = resolve_engine_name(settings)
     if kind == "openai":
         from .openai import OpenAIEngine
@@ -25,12 +28,10 @@ def select_engine(settings: Settings, task: Task) -> Engine:
             raise ConfigError(
                 "engine openai needs an API key: set OPENAI_API_KEY (or base_url for a local server)"
             )
-        info = model_info(settings.model or "whisper-1", settings.models)
-        if task is Task.TRANSLATE and not info.translate:
-            raise ConfigError(
-                f"model {info.name} cannot translate: the translations endpoint takes whisper-1 "
-                "(or use --engine local)"
-            )
+        if task is Task.TRANSLATE:
+            raise ConfigError("the API path transcribes, then a chat model translates (translate_model)")
+        info = model_info(settings.model or default_api_model(today or current_date()), settings.models)
+        lineup_notice(info, today or current_date())
         return OpenAIEngine(
             info,
             api_key=settings.api_key,
@@ -38,6 +39,7 @@ def select_engine(settings: Settings, task: Task) -> Engine:
             timeout_s=settings.timeout_s,
             max_upload_bytes=settings.max_upload_bytes,
             word_timestamps=settings.word_timestamps,
+            keywords=settings.keyword_list,
         )
     from .local import LocalEngine
 

@@ -1,9 +1,13 @@
 """The OpenAI audio API (or any OpenAI-compatible server) through the official SDK.
 
 The SDK's own retries are turned off (`max_retries=0`): it retries every 429, including
-`insufficient_quota`, which can never succeed. Instead each SDK error is mapped onto our tree so the
-pipeline's retry policy can tell "wait and retry" from "stop the run" from "this file is bad".
-Server messages are not passed through for 401s, since some servers echo (part of) the key.
+`insufficient_quota`, which can never succeed. Instead each SDK error is mapped onto our tree
+(`api_error`, shared with the chat translator) so the pipeline's retry policy can tell "wait and
+retry" from "stop the run" from "this file is bad". Server messages are not passed through for 401s,
+since some servers echo (part of) the key.
+
+Translation never goes through the translations endpoint (it shuts down on 2027-02-26 and only
+reaches English): `translate` transcribes here, then translates the text with a chat model.
 """
 
 from __future__ import annotations
@@ -20,12 +24,13 @@ import openai
 from ..errors import (
     AuthError,
     EngineError,
+    ModelNotFound,
     QuotaExceeded,
     RequestTooLarge,
     RetryableEngineError,
 )
 from ..languages import language_code
-from ..models import Chunk, EngineResult, Segment, Span, Task, Word
+from ..models import Chunk, EngineResult, Segment, Span, Task, Usage, Word
 from .base import ModelInfo
 
 
@@ -42,10 +47,12 @@ class OpenAIEngine:
         timeout_s: float,
         max_upload_bytes: int,
         word_timestamps: bool = True,
+        keywords: tuple[str, ...] = (),
         client: openai.OpenAI | None = None,
     ) -> None:
         self.info = info
         self._word_timestamps = word_timestamps
+        self._keywords = keywords
         self.model = info.name
         self.max_upload_bytes: int | None = max_upload_bytes
         # A compatible server on a private network often needs no key; the SDK insists on one.
@@ -66,31 +73,35 @@ class OpenAIEngine:
         prompt: str | None,
         condition_on_previous_text: bool = False,  # the server decides this for itself
     ) -> EngineResult:
+        if task is not Task.TRANSCRIBE:
+            raise EngineError("the API path transcribes; translation is a chat model's step")
         fmt = "verbose_json" if self.info.timestamps else "json"
         kwargs: dict[str, Any] = {"model": self.model, "response_format": fmt}
         if prompt:
             kwargs["prompt"] = prompt
-        if task is Task.TRANSCRIBE and language:
-            kwargs["languages" if self.info.languages_param else "language"] = (
-                [language] if self.info.languages_param else language
-            )
-        if task is Task.TRANSCRIBE and fmt == "verbose_json":
+        if language and self.info.languages_param:
+            kwargs["languages"] = [language]
+        elif language:
+            kwargs["language"] = language
+        if self._keywords and self.info.languages_param:  # gpt-transcribe's generation takes keywords
+            kwargs["keywords"] = list(self._keywords)
+        if fmt == "verbose_json":
             kwargs["timestamp_granularities"] = ["word", "segment"] if self._word_timestamps else ["segment"]
         try:
             with chunk.path.open("rb") as fh:
                 kwargs["file"] = (chunk.path.name, fh)
-                if task is Task.TRANSLATE:
-                    resp = self._client.audio.translations.create(**kwargs)
-                else:
-                    resp = self._client.audio.transcriptions.create(**kwargs)
+                resp = self._client.audio.transcriptions.create(**kwargs)
         except openai.APIError as e:
-            raise self._map_error(e) from e
+            raise api_error(e, self.host, self.model) from e
         return self._result(resp, chunk)
 
     def _result(self, resp: Any, chunk: Chunk) -> EngineResult:
         text = str(getattr(resp, "text", resp) or "").strip()
         reported = getattr(resp, "language", None)  # whisper-1 says "english"; we keep codes
+        if reported is None and getattr(resp, "languages", None):  # gpt-transcribe: [{"code": "en"}]
+            reported = getattr(resp.languages[0], "code", None)
         language = (language_code(reported) or reported) if isinstance(reported, str) else None
+        usage = _usage(getattr(resp, "usage", None))
         raw = getattr(resp, "segments", None)
         if raw is not None:
             segments = tuple(
@@ -107,44 +118,69 @@ class OpenAIEngine:
             words = tuple(
                 Word(float(w.start), float(w.end), str(w.word)) for w in getattr(resp, "words", None) or ()
             )
-            return EngineResult(text=text, segments=attach_words(segments, words), language=language)
+            return EngineResult(
+                text=text, segments=attach_words(segments, words), language=language, usage=usage
+            )
         # No timestamps from this model: the chunk is a short group of utterances from our own
         # speech detection, so its sentences are laid over those utterances.
         spans = chunk.speech or (Span(0.0, chunk.duration_s),)
-        return EngineResult(text=text, segments=spread_over_speech(text, spans), language=language)
-
-    def _map_error(self, e: openai.APIError) -> EngineError:
-        if isinstance(e, openai.APITimeoutError):
-            return RetryableEngineError(f"request to {self.host} timed out")
-        if isinstance(e, openai.APIConnectionError):
-            return RetryableEngineError(f"connection to {self.host} failed or was dropped")
-        if not isinstance(e, openai.APIStatusError):
-            return EngineError(f"unexpected response from {self.host} ({type(e).__name__})")
-        status = e.status_code
-        if isinstance(e, openai.RateLimitError) or status == 429:
-            if e.code == "insufficient_quota" or (e.type or "") == "insufficient_quota":
-                return QuotaExceeded(
-                    f"API quota exhausted at {self.host} (insufficient_quota): add credit or raise the "
-                    "limit, then run again"
-                )
-            return RetryableEngineError(
-                f"rate limited by {self.host} (HTTP 429)", retry_after_s=_retry_after_s(e.response.headers)
-            )
-        if status in (401, 403):
-            return AuthError(
-                f"API key rejected by {self.host} (HTTP {status}): check OPENAI_API_KEY or api_key"
-            )
-        if status == 413:
-            return RequestTooLarge(f"upload refused as too large by {self.host} (HTTP 413)")
-        if status in (408, 409) or status >= 500:
-            return RetryableEngineError(
-                f"server error from {self.host} (HTTP {status})",
-                retry_after_s=_retry_after_s(e.response.headers),
-            )
-        return EngineError(f"rejected by {self.host} (HTTP {status}): {_server_message(e)}")
+        return EngineResult(
+            text=text, segments=spread_over_speech(text, spans), language=language, usage=usage
+        )
 
     def close(self) -> None:
         self._client.close()
+
+
+def _usage(reported: Any) -> Usage | None:
+    """The answer's `usage`: `{"type": "duration", "seconds"}` or `{"type": "tokens", ...}`."""
+    if reported is None:
+        return None
+    if getattr(reported, "type", None) == "duration":
+        return Usage(seconds=float(reported.seconds))
+    details = getattr(reported, "input_token_details", None)
+    audio = int(getattr(details, "audio_tokens", 0) or 0)
+    text = int(getattr(details, "text_tokens", 0) or 0)
+    if not details:  # no split given: all input counts as audio, the dearer kind
+        audio = int(getattr(reported, "input_tokens", 0) or 0)
+    return Usage(
+        audio_tokens=audio, text_tokens=text, output_tokens=int(getattr(reported, "output_tokens", 0) or 0)
+    )
+
+
+def api_error(e: openai.APIError, host: str, model: str) -> EngineError:
+    """An SDK error as one of ours: retry (429 rate limit, 5xx, timeouts), stop the run (quota, key, a
+    model the server does not have) or fail the file (anything else the server refused)."""
+    if isinstance(e, openai.APITimeoutError):
+        return RetryableEngineError(f"request to {host} timed out")
+    if isinstance(e, openai.APIConnectionError):
+        return RetryableEngineError(f"connection to {host} failed or was dropped")
+    if not isinstance(e, openai.APIStatusError):
+        return EngineError(f"unexpected response from {host} ({type(e).__name__})")
+    status = e.status_code
+    if isinstance(e, openai.RateLimitError) or status == 429:
+        if e.code == "insufficient_quota" or (e.type or "") == "insufficient_quota":
+            return QuotaExceeded(
+                f"API quota exhausted at {host} (insufficient_quota): add credit or raise the limit, "
+                "then run again"
+            )
+        return RetryableEngineError(
+            f"rate limited by {host} (HTTP 429)", retry_after_s=_retry_after_s(e.response.headers)
+        )
+    if status in (401, 403):
+        return AuthError(f"API key rejected by {host} (HTTP {status}): check OPENAI_API_KEY or api_key")
+    if status == 413:
+        return RequestTooLarge(f"upload refused as too large by {host} (HTTP 413)")
+    if status in (408, 409) or status >= 500:
+        return RetryableEngineError(
+            f"server error from {host} (HTTP {status})", retry_after_s=_retry_after_s(e.response.headers)
+        )
+    message = _server_message(e)
+    if e.code == "model_not_found" or (
+        status in (400, 404) and (e.param == "model" or f"'{model}'" in message)
+    ):
+        return ModelNotFound(f"model {model} is not available at {host} (HTTP {status}): {message}")
+    return EngineError(f"rejected by {host} (HTTP {status}): {message}")
 
 
 def attach_words(segments: tuple[Segment, ...], words: tuple[Word, ...]) -> tuple[Segment, ...]:

@@ -100,6 +100,31 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX ledger_job ON ledger(job_key);
         """,
     ),
+    (
+        # The API line-up of 2027: costs from reported usage, transcription and translation apart (an
+        # older row's `usd` was all transcription), and translations kept, so translating a recording
+        # into three languages transcribes it once and no translation is paid for twice.
+        "005_translation",
+        """
+        ALTER TABLE ledger ADD COLUMN transcribe_usd {real} NOT NULL DEFAULT 0;
+        UPDATE ledger SET transcribe_usd = usd;
+        ALTER TABLE ledger ADD COLUMN transcribe_tokens INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE ledger ADD COLUMN translate_model TEXT NOT NULL DEFAULT '';
+        ALTER TABLE ledger ADD COLUMN translate_to TEXT NOT NULL DEFAULT '';
+        ALTER TABLE ledger ADD COLUMN translate_input_tokens INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE ledger ADD COLUMN translate_output_tokens INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE ledger ADD COLUMN translate_usd {real} DEFAULT 0;
+        CREATE TABLE translations (
+            key TEXT PRIMARY KEY,
+            job_key TEXT NOT NULL,
+            target TEXT NOT NULL,
+            model TEXT NOT NULL,
+            texts TEXT NOT NULL,
+            created_at {real} NOT NULL
+        );
+        CREATE INDEX translations_job ON translations(job_key);
+        """,
+    ),
 )
 
 
@@ -126,6 +151,7 @@ _JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
 _JOB_COLUMNS = ", ".join(_JOB_FIELDS)
 _LINE_FIELDS = tuple(f.name for f in dataclasses.fields(CostLine))
 _LINE_COLUMNS = ", ".join(_LINE_FIELDS)
+_LINE_UPDATES = ", ".join(f"{f} = ?" for f in _LINE_FIELDS)
 
 
 def _job(r: Row) -> Job:
@@ -174,7 +200,7 @@ class JobStore(Protocol):
         size_bytes: int,
         mtime_ns: int,
         *,
-        options: str = "{}",
+        options: str | None = None,
         run_id: str | None = None,
     ) -> Job: ...
     def job(self, key: str) -> Job | None: ...
@@ -194,6 +220,7 @@ class JobStore(Protocol):
         self, key: str, *, delay_s: float = 0.0, error: str | None = None, refund_attempt: bool = False
     ) -> None: ...
     def redo(self, key: str, path: Path, *, run_id: str | None = None) -> None: ...
+    def reopen(self, key: str, path: Path, *, options: str, run_id: str | None = None) -> None: ...
     def retry_failed(self, keys: list[str] | None = None) -> int: ...
     def wait_for_work(self, timeout_s: float) -> None: ...
     # finished chunks, so a resumed job uploads only what is missing
@@ -201,6 +228,9 @@ class JobStore(Protocol):
     def save_chunk_result(
         self, key: str, idx: int, offset_s: float, duration_s: float, result: str
     ) -> None: ...
+    # finished translations, by their own key (job, language, model, source cues)
+    def translation(self, key: str) -> str | None: ...
+    def save_translation(self, key: str, job_key: str, target: str, model: str, texts: str) -> None: ...
     def migrate(self) -> list[str]: ...
     def close(self) -> None: ...
 
@@ -267,14 +297,13 @@ class SqlStore:
     ) -> int:
         """Write one file's spend in one run (a new row, or `row` again as it grows); returns the row."""
         with self._tx() as tx:
+            values = [getattr(line, f) for f in _LINE_FIELDS]
             if row is not None:
                 tx.run(
-                    "UPDATE ledger SET recorded_at = ?, billed_min = ?, usd = ?, api_equivalent_usd = ?,"
-                    " state = ? WHERE id = ?",
-                    (time.time(), line.billed_min, line.usd, line.api_equivalent_usd, str(state), row),
+                    f"UPDATE ledger SET recorded_at = ?, state = ?, {_LINE_UPDATES} WHERE id = ?",
+                    (time.time(), str(state), *(str(v) if isinstance(v, Task) else v for v in values), row),
                 )
                 return row
-            values = [getattr(line, f) for f in _LINE_FIELDS]
             inserted = tx.all(
                 f"INSERT INTO ledger (run_id, recorded_at, state, job_key, {_LINE_COLUMNS})"
                 f" VALUES (?, ?, ?, ?, {', '.join('?' * len(values))}) RETURNING id",
@@ -358,7 +387,7 @@ class SqlStore:
         size_bytes: int,
         mtime_ns: int,
         *,
-        options: str = "{}",
+        options: str | None = None,
         run_id: str | None = None,
     ) -> Job:
         """Create the job for this content and options unless it exists; return it either way. A job not
@@ -368,12 +397,12 @@ class SqlStore:
             tx.run(
                 "INSERT INTO jobs (key, content_sha256, task, path, state, options, run_id, created_at,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                (key, sha256, str(task), str(path), str(JobState.QUEUED), options, run_id, now, now),
+                (key, sha256, str(task), str(path), str(JobState.QUEUED), options or "{}", run_id, now, now),
             )
-            if run_id is not None:
+            if run_id is not None:  # the latest asker's options: its outputs are the ones awaited
                 tx.run(
-                    "UPDATE jobs SET run_id = ? WHERE key = ? AND state <> ?",
-                    (run_id, key, str(JobState.DONE)),
+                    "UPDATE jobs SET run_id = ?, options = COALESCE(?, options) WHERE key = ? AND state <> ?",
+                    (run_id, options, key, str(JobState.DONE)),
                 )
             tx.run(
                 "INSERT INTO seen_files (path, size_bytes, mtime_ns, job_key) VALUES (?, ?, ?, ?)"
@@ -480,15 +509,28 @@ class SqlStore:
             self._notify(tx)
 
     def redo(self, key: str, path: Path, *, run_id: str | None = None) -> None:
-        """`--force`: run a job again from scratch for `path` (and `run_id`), forgetting its stored chunks."""
+        """`--force`: run a job again from scratch for `path` (and `run_id`), forgetting its stored chunks,
+        transcript and translations."""
         with self._tx() as tx:
             tx.run(
                 "UPDATE jobs SET state = ?, path = ?, run_id = COALESCE(?, run_id), attempts = 0,"
-                " error = NULL, not_before = 0, lease_owner = NULL, lease_expires = NULL, updated_at = ?"
-                " WHERE key = ?",
+                " error = NULL, transcript = NULL, not_before = 0, lease_owner = NULL, lease_expires = NULL,"
+                " updated_at = ? WHERE key = ?",
                 (str(JobState.QUEUED), str(path), run_id, time.time(), key),
             )
             tx.run("DELETE FROM chunk_results WHERE job_key = ?", (key,))
+            tx.run("DELETE FROM translations WHERE job_key = ?", (key,))
+            self._notify(tx)
+
+    def reopen(self, key: str, path: Path, *, options: str, run_id: str | None = None) -> None:
+        """Queue a done job again with new `options` (another translation), keeping its transcript: the
+        run that takes it translates what is stored and uploads nothing."""
+        with self._tx() as tx:
+            tx.run(
+                "UPDATE jobs SET state = ?, path = ?, options = ?, run_id = COALESCE(?, run_id),"
+                " attempts = 0, error = NULL, not_before = 0, updated_at = ? WHERE key = ? AND state = ?",
+                (str(JobState.QUEUED), str(path), options, run_id, time.time(), key, str(JobState.DONE)),
+            )
             self._notify(tx)
 
     def retry_failed(self, keys: list[str] | None = None) -> int:
@@ -522,6 +564,20 @@ class SqlStore:
                 (str(state), error, transcript, usd, time.time(), key),
             )
             self._notify(tx)
+
+    # ---- finished translations ------------------------------------------------------------------------
+
+    def translation(self, key: str) -> str | None:
+        rows = self._rows("SELECT texts FROM translations WHERE key = ?", (key,))
+        return str(rows[0]["texts"]) if rows else None
+
+    def save_translation(self, key: str, job_key: str, target: str, model: str, texts: str) -> None:
+        with self._tx() as tx:
+            tx.run(
+                "INSERT INTO translations (key, job_key, target, model, texts, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET texts = excluded.texts",
+                (key, job_key, target, model, texts, time.time()),
+            )
 
     # ---- finished chunks ------------------------------------------------------------------------------
 
