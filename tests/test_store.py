@@ -6,6 +6,7 @@ tests start), so both run the same tests.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 import time
@@ -163,6 +164,50 @@ def test_chunk_results_are_kept_until_the_job_is_redone(store: JobStore) -> None
     assert store.chunk_result("k1", 0, 0.0, 600.0) is None
 
 
+def test_a_done_job_reopened_for_a_translation_keeps_its_transcript(store: JobStore) -> None:
+    _enqueue(store, "k1")
+    assert store.claim("host:1:a", lease_s=30) is not None
+    store.save_chunk_result("k1", 0, 0.0, 60.0, '{"text": "a"}')
+    store.finish("k1", '{"segments": []}', 0.006)
+    store.save_translation("t-de", "k1", "de", "gpt-5.4-mini", '["Hallo"]')
+    assert store.translation("t-de") == '["Hallo"]' and store.translation("t-fr") is None
+    store.reopen("k1", Path("/rec/a.m4a"), options='{"translate_to":"fr"}', run_id="r2")
+    job = store.job("k1")
+    assert job is not None and job.state is JobState.QUEUED and job.run_id == "r2"
+    assert job.transcript == '{"segments": []}' and job.options == '{"translate_to":"fr"}'
+    assert store.chunk_result("k1", 0, 0.0, 60.0) is not None and store.translation("t-de") is not None
+    # --force forgets everything the job made: chunks, transcript, translations.
+    store.redo("k1", Path("/rec/a.m4a"))
+    job = store.job("k1")
+    assert job is not None and job.transcript is None
+    assert store.chunk_result("k1", 0, 0.0, 60.0) is None and store.translation("t-de") is None
+
+
+def test_the_ledger_keeps_transcription_and_translation_apart(store: JobStore) -> None:
+    line = CostLine(
+        "a.m4a",
+        60.0,
+        1.0,
+        "openai",
+        "gpt-transcribe",
+        0.0045,
+        0.0145,
+        0.0045,
+        Task.TRANSCRIBE,
+        transcribe_usd=0.0045,
+        translate_model="gpt-5.4-mini",
+        translate_to="de",
+        translate_input_tokens=1000,
+        translate_output_tokens=2000,
+        translate_usd=0.01,
+    )
+    unknown = dataclasses.replace(line, file="b.m4a", translate_model="llama3", translate_usd=None)
+    row = store.record_cost("run-1", dataclasses.replace(line, translate_usd=0.0), Spend.RUNNING)
+    store.record_cost("run-1", line, Spend.DONE, row=row)
+    store.record_cost("run-1", unknown, Spend.DONE)
+    assert [r.line for r in store.ledger()] == [line, unknown]
+
+
 def _line(file: str, usd: float) -> CostLine:
     return CostLine(file, 60.0, 1.0, "openai", "whisper-1", 0.006, usd, usd, Task.TRANSCRIBE)
 
@@ -213,6 +258,11 @@ def test_an_old_database_upgrades_in_place(tmp_path: Path) -> None:
         "INSERT INTO jobs (key, content_sha256, task, path, state, created_at, updated_at)"
         " VALUES ('old', 'sha', 'transcribe', '/rec/a.m4a', 'done', 0, 0)"
     )
+    db.execute(
+        "INSERT INTO ledger (run_id, recorded_at, file, task, engine, model, audio_s, billed_min,"
+        " usd_per_min, usd, api_equivalent_usd) VALUES ('r', 0, 'a.m4a', 'transcribe', 'openai',"
+        " 'whisper-1', 60, 1, 0.006, 0.006, 0.006)"
+    )
     db.commit()
     db.close()
     store = SqliteStore(path)
@@ -220,6 +270,7 @@ def test_an_old_database_upgrades_in_place(tmp_path: Path) -> None:
         old = store.job("old")
         assert old is not None and old.state is JobState.DONE and old.options == "{}" and old.run_id is None
         assert store.migrate() == []
+        assert [r.line.transcribe_usd for r in store.ledger()] == [0.006]  # an old row's usd: transcription
     finally:
         store.close()
 
