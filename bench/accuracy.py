@@ -12,11 +12,16 @@ Recordings are built at run time from the espeak-ng corpus (tests/speechbuilder.
   speaker (-18 dB), and two minutes without speech.
 
 Runs: `api` (the openai engine against tests/fakeopenai.py serving faster-whisper tiny.en, or
-`--server-model base`), `local` (the bundled base model, no key), and each `+context` (previous text
+`--server-model base`, with the default model: whisper-1, answering verbose_json), `api-json` (the same
+server and engine with `--model gpt-transcribe`, which the server answers in json only, text without
+times: whisperbatch cuts the audio into groups of utterances of at most 30 s and lays the text over
+them), `local` (the bundled base model, no key), and `api+context` / `local+context` (previous text
 carried into the next request, checked against speech detection). Each run is `whisperbatch transcribe`
-in a subprocess with an isolated home, config and environment.
+in a subprocess with an isolated home, config and environment; the `model` column names the model the
+transcript came from.
 
-    python bench/accuracy.py                       # everything (about 45 minutes on 2 cores)
+    python bench/accuracy.py                       # everything (about an hour on 2 cores)
+    python bench/accuracy.py --recordings long --runs api,api-json   # verbose_json against json-only
     python bench/accuracy.py --recordings noisy --runs api,local
     python bench/accuracy.py --long-minutes 10     # a shorter "long" recording, for a quick look
 """
@@ -43,6 +48,8 @@ from whisperbatch.audio import find_ffmpeg  # noqa: E402
 DUMMY_KEY = "sk-bench-accuracy-dummy-key"
 RUNS = {
     "api": ("openai", {}),
+    # json only (no segment times): the same server, as gpt-transcribe; the text is laid over our utterances.
+    "api-json": ("openai", {"WHISPERBATCH_MODEL": "gpt-transcribe"}),
     "api+context": ("openai", {"WHISPERBATCH_CONDITION_ON_PREVIOUS": "true"}),
     "local": ("local", {}),
     "local+context": ("local", {"WHISPERBATCH_CONDITION_ON_PREVIOUS": "true"}),
@@ -80,6 +87,7 @@ def build_noisy(path: Path, ffmpeg: str) -> Built:
 class Row:
     recording: str
     run: str
+    model: str
     markers: str
     marker_cues: str
     marker_error_s: float
@@ -138,6 +146,7 @@ def run_once(label: str, built: Built, name: str, server: FakeOpenAI, work: Path
     return Row(
         recording=name,
         run=label,
+        model=str(doc.get("model", "?")),
         markers=f"{len(found)}/{len(errors)}",
         marker_cues=f"{timed}/{len(errors)}",
         marker_error_s=max(found) if found else float("nan"),
@@ -158,6 +167,7 @@ def print_rows(rows: list[Row]) -> None:
     head = (
         "recording",
         "run",
+        "model",
         "markers (70% words)",
         "cue at marker (1 s)",
         "worst marker Δ s",
@@ -175,6 +185,7 @@ def print_rows(rows: list[Row]) -> None:
         (
             r.recording,
             r.run,
+            r.model,
             r.markers,
             r.marker_cues,
             f"{r.marker_error_s:.2f}",

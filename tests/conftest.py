@@ -20,6 +20,7 @@ from pgserver import create_database, running_server
 from whisperbatch.audio import find_ffmpeg
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+TODAY = "2026-11-23"
 CANARY_KEY = "sk-test-canary-7fQ2xZ9pLm4Rt8Vw1Yb6Nc3Hd5Kj0Gs"
 # The speech in samples/fox.wav starts this far in (espeak output padded with silence).
 FOX_ONSET_S = 0.6
@@ -62,6 +63,9 @@ def env(tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> d
     monkeypatch.setenv("WHISPERBATCH_HOME", str(home))
     monkeypatch.setenv("WHISPERBATCH_CACHE_DIR", str(model_cache))
     monkeypatch.setenv("WHISPERBATCH_RETRY_BASE_S", "0.05")
+    # The API line-up changes on 2027-02-26 (whisper-1 goes): tests stand on a fixed day before it, so
+    # they measure the same path whenever they run; tests of the change set their own day.
+    monkeypatch.setenv("WHISPERBATCH_TODAY", TODAY)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CANARY_KEY, SAMPLES, run_cli
+from conftest import CANARY_KEY, SAMPLES, TODAY, run_cli
 from fakeopenai import FakeOpenAI
 from speechbuilder import Built, build_recording, find_marker, parse_srt
 from whisperbatch.config import ModelOverride
@@ -20,7 +20,7 @@ from whisperbatch.engines.base import LINEUP_CHANGE, default_api_model, lineup_n
 from whisperbatch.errors import ConfigError
 
 AFTER = "2027-03-01"
-BEFORE = "2026-11-23"
+BEFORE = TODAY
 
 
 @pytest.fixture(scope="module")

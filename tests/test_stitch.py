@@ -60,3 +60,13 @@ def test_untimed_text_is_spread_over_utterances() -> None:
     ]
     assert spread_over_speech("", spans) == ()
     assert len(spread_over_speech("No punctuation at all", spans)) == 1
+    # A sentence ends after its closing quote, and a CJK end mark needs no space after it.
+    even = (Span(0.0, 3.0), Span(10.0, 13.0), Span(20.0, 23.0))
+    quoted = spread_over_speech('He said "it closes now." The milk is cold here. It costs 3.5 euros!', even)
+    assert [s.text for s in quoted] == [
+        'He said "it closes now."',
+        "The milk is cold here.",
+        "It costs 3.5 euros!",
+    ]
+    cjk = spread_over_speech("你好。今天很冷！再见。", even)
+    assert [(s.start_s, s.text) for s in cjk] == [(0.0, "你好。"), (10.0, "今天很冷！"), (20.0, "再见。")]

@@ -256,3 +256,16 @@ def test_an_older_costs_csv_is_migrated_not_mixed(
     first = dict(zip(CSV_COLUMNS, rows[1], strict=True))
     assert first["file"] == "/old/talk.m4a" and first["usd"] == first["transcribe_usd"] == "0.006000"
     assert dict(zip(CSV_COLUMNS, rows[2], strict=True))["model"] == "gpt-transcribe"
+
+
+def test_a_line_no_reply_translates_fails_the_file_and_drops_no_cue(
+    env: dict[str, str], server: FakeOpenAI, talk: Built, tmp_path: Path
+) -> None:
+    server.chat_edit = lambda payload, segments: []  # nothing ever comes back
+    r = run_cli(
+        ["translate", str(talk.path), "--to", "de", "-o", str(tmp_path)],
+        _env(env, server, WHISPERBATCH_TRANSLATE_BATCH_SIZE="2"),
+    )
+    assert r.code == 1, r.output
+    assert f"{talk.path}: line 1 could not be translated by gpt-5.4-mini" in r.stderr
+    assert not list(tmp_path.glob("talk.*"))  # nothing half-written, the transcript's outputs neither

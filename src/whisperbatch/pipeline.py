@@ -72,7 +72,7 @@ from .models import (
 )
 from .policy import Budget, RetryPolicy
 from .store import JobStore
-from .translate import Reply, Translator
+from .translate import BadReply, Reply, Translator
 
 COSTS_CSV = "costs.csv"
 
@@ -456,14 +456,17 @@ class Pipeline:
             return stored
         cues, tkey = self._translation_key(key, transcript)
         glossary = ", ".join(x for x in (self.settings.prompt, self.settings.keywords) if x) or None
-        result = self.translator.translate(
-            [" ".join(c.lines) for c in cues],
-            source=transcript.language,
-            target=self.settings.translate_to,
-            glossary=glossary,
-            call=lambda ask: self._chat(path, bill, ask),
-            on_retry=lambda message: self.on_event(Notice(f"{path}: translation {message}")),
-        )
+        try:
+            result = self.translator.translate(
+                [" ".join(c.lines) for c in cues],
+                source=transcript.language,
+                target=self.settings.translate_to,
+                glossary=glossary,
+                call=lambda ask: self._chat(path, bill, ask),
+                on_retry=lambda message: self.on_event(Notice(f"{path}: translation {message}")),
+            )
+        except BadReply as e:  # a line no reply would translate: the file fails, no cue is dropped
+            raise EngineError(str(e), path=path) from e
         if self.store is not None:
             self.store.save_translation(
                 tkey, key, self.settings.translate_to, self.translator.model, json.dumps(result.texts)
@@ -589,10 +592,15 @@ class Pipeline:
 
     def _chunk_params(self) -> audio.ChunkParams:
         s, info = self.settings, self.engine.info
-        target = s.chunk_target_s if info.timestamps else min(s.utterance_max_s, s.chunk_target_s)
+        target, longest = s.chunk_target_s, s.chunk_target_s * 1.5
+        if not info.timestamps:
+            # Untimed text is laid over the chunk's utterances, so chunks stay short: never longer than
+            # `utterance_max_s`, which also keeps each inside one 30-s window of a Whisper server.
+            longest = min(s.utterance_max_s, s.chunk_target_s)
+            target = longest * 2 / 3
         return audio.ChunkParams(
             target_s=min(target, info.max_duration_s * 0.8),
-            max_s=min(target * 1.5, info.max_duration_s),
+            max_s=min(longest, info.max_duration_s),
             min_silence_s=s.min_silence_s,
             skip_silence_s=s.skip_silence_s,
             vad_threshold=s.vad_threshold,

@@ -213,13 +213,15 @@ def attach_words(segments: tuple[Segment, ...], words: tuple[Word, ...]) -> tupl
     return tuple(dataclasses.replace(s, words=w) for s, w in zip(segments, owned, strict=True))
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
+# A sentence: up to its end mark and any closing quote or bracket ("closes." The next…), or up to a
+# CJK end mark, which needs no space after it.
+_SENTENCE = re.compile(r"\S.*?(?:[.!?]+[\"”’')\]]*(?=\s|$)|[。！？]+[\"”’」』)]*|$)", re.S)
 
 
 def spread_over_speech(text: str, spans: tuple[Span, ...]) -> tuple[Segment, ...]:
     """Cues for untimed text: each sentence goes to the utterance where its share of the characters
     falls in the chunk's speaking time, so sentence k lands on roughly the k-th stretch of speech."""
-    sentences = [s for s in _SENTENCE_END.split(text.strip()) if s]
+    sentences = [m.group().strip() for m in _SENTENCE.finditer(text)]
     if not sentences:
         return ()
     total_chars = sum(len(s) for s in sentences)
