@@ -269,3 +269,17 @@ def test_a_line_no_reply_translates_fails_the_file_and_drops_no_cue(
     assert r.code == 1, r.output
     assert f"{talk.path}: line 1 could not be translated by gpt-5.4-mini" in r.stderr
     assert not list(tmp_path.glob("talk.*"))  # nothing half-written, the transcript's outputs neither
+
+
+def test_the_budget_covers_the_translation_too(
+    env: dict[str, str], server: FakeOpenAI, talk: Built, tmp_path: Path
+) -> None:
+    """45 s with gpt-transcribe costs at most $0.0034; its translation is forecast at about $0.0012 and
+    reserved twice over. $0.004 covers the transcription alone, not both: refused before any request."""
+    before, chats = server.count, len(server.chats)
+    args = ["translate", str(talk.path), "--to", "de", "-o", str(tmp_path), "--budget", "0.004"]
+    r = run_cli(args, _env(env, server))
+    assert r.code == 3, r.output
+    assert "budget" in r.stderr and server.count == before and len(server.chats) == chats
+    r = run_cli(["transcribe", *args[1:2], "-o", str(tmp_path), "--budget", "0.004"], _env(env, server))
+    assert r.code == 0, r.output
