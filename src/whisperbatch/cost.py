@@ -112,23 +112,24 @@ def _cell(column: str, value: object) -> str:
 
 def _migrated(path: Path) -> str | None:
     """An older costs.csv's rows under today's header (new columns empty; an old `usd` was all
-    transcription), or None when the file is new, empty or current."""
+    transcription), or None when the file is new, empty or current. Only the header is read unless
+    the file needs rewriting."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8", newline="") as fh:
+            header = next(csv.reader(fh), None)
+            if header is None or tuple(header) == CSV_COLUMNS:
+                return None
+            fh.seek(0)
+            rows = list(csv.DictReader(fh))
     except FileNotFoundError:
         return None
     except OSError as e:
         raise OutputError(f"{path}: cannot read cost rows ({e.strerror or e})") from e
-    rows = list(csv.DictReader(io.StringIO(text)))
-    header = text.split("\n", 1)[0].strip().split(",")
-    if not text.strip() or tuple(header) == CSV_COLUMNS:
-        return None
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        if "transcribe_usd" not in row:
-            row["transcribe_usd"] = row.get("usd", "")
+        row.setdefault("transcribe_usd", row.get("usd", ""))
         writer.writerow(row.get(c) or "" for c in CSV_COLUMNS)
     return buf.getvalue()
 
