@@ -7,6 +7,7 @@ from pathlib import Path
 
 from conftest import SAMPLES, copy_sample, run_cli
 from fakeopenai import FakeOpenAI
+from speechbuilder import build_recording
 
 
 def _bad_files(work: Path) -> list[Path]:
@@ -57,9 +58,9 @@ def test_estimate_contacts_nothing(api_env: dict[str, str], fake_openai: FakeOpe
     work = tmp_path / "work"
     for name in ("talk.m4a", "morning.mp3", "morning.webm"):
         copy_sample(name, work)
-    r = run_cli(["estimate", str(work), "--model", "gpt-4o-mini-transcribe"], api_env)
+    r = run_cli(["estimate", str(work), "--model", "gpt-4o-mini-transcribe", "--quick"], api_env)
     assert r.code == 0, r.output
-    assert fake_openai.count == 0
+    assert fake_openai.count == 0 and "an upper bound" in r.stderr
     assert "gpt-4o-mini-transcribe" in r.stdout and "0.0030/min" in r.stdout
     for name in ("talk.m4a", "morning.mp3", "morning.webm", "Total"):
         assert name in r.stdout
@@ -69,6 +70,36 @@ def test_estimate_contacts_nothing(api_env: dict[str, str], fake_openai: FakeOpe
     no_key = {k: v for k, v in api_env.items() if not k.startswith("OPENAI_")}
     r = run_cli(["estimate", str(work), "--model", "gpt-4o-mini-transcribe"], no_key)
     assert r.code == 0 and "gpt-4o-mini-transcribe" in r.stdout and "0.0030/min" in r.stdout, r.output
+
+
+def _total_minutes(table: str) -> float:
+    """The Billed min cell of an estimate's Total row."""
+    cells = [c.strip() for c in next(ln for ln in table.splitlines() if "Total" in ln).split("│")]
+    return float([c for c in cells if c][2])
+
+
+def test_estimate_forecasts_what_a_run_then_bills(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, ffmpeg: str, tmp_path: Path
+) -> None:
+    """Two minutes with 45 s without speech: the estimate finds the speech a run uploads, within 10% of
+    the minutes the run then bills; `--quick` counts every second."""
+    built = build_recording(
+        tmp_path / "talk.wav",
+        duration_s=120.0,
+        seed=9,
+        ffmpeg=ffmpeg,
+        long_silences=[(30.0, 25.0), (80.0, 20.0)],
+    )
+    r = run_cli(["estimate", str(built.path)], api_env)
+    assert r.code == 0, r.output
+    assert fake_openai.count == 0
+    forecast = _total_minutes(r.stdout)
+    quick = run_cli(["estimate", str(built.path), "--quick"], api_env)
+    assert _total_minutes(quick.stdout) == 2.0
+    run = run_cli(["transcribe", str(built.path), "-f", "json"], api_env)
+    assert run.code == 0, run.output
+    billed = json.loads(built.path.with_suffix(".json").read_text())["cost"]["billed_min"]
+    assert billed < 1.6 and abs(forecast - billed) <= 0.1 * billed, (forecast, billed)
 
 
 def test_outputs_up_to_date_are_skipped_unless_forced(

@@ -299,6 +299,17 @@ class Chunker:
         AudioSegment.converter = ffmpeg  # pydub finds ffmpeg only through this (or PATH)
 
     def chunks(self) -> Iterator[Chunk]:
+        """The chunks, encoded for upload, in order."""
+        for pcm, start_sample, speech in self._pieces():
+            yield from self._emit(pcm, start_sample, speech)
+
+    def plan(self) -> Iterator[Span]:
+        """Where the chunks would be, without encoding any: what a run would upload (for `estimate`)."""
+        for pcm, start_sample, _ in self._pieces():
+            yield Span(start_sample / SAMPLE_RATE, (start_sample + len(pcm)) / SAMPLE_RATE)
+
+    def _pieces(self) -> Iterator[tuple[np.ndarray, int, tuple[Span, ...]]]:
+        """Each chunk's samples (valid until the next one is asked for), first sample and speech."""
         reader = PcmReader(self.path, self.ffmpeg)
         ok = False
         try:
@@ -307,7 +318,7 @@ class Chunker:
         finally:
             reader.close(check=ok)
 
-    def _stream(self, reader: PcmReader) -> Iterator[Chunk]:
+    def _stream(self, reader: PcmReader) -> Iterator[tuple[np.ndarray, int, tuple[Span, ...]]]:
         # One buffer for the whole file, sized for the largest window _plan_one can ask for: no
         # per-block reallocation, so the allocator sees one steady allocation instead of a growing
         # series of ~30 MB ones (which glibc keeps in its heap after raising its mmap threshold).
@@ -328,7 +339,7 @@ class Chunker:
                     Span((s - decision.start_frame) / FRAMES_PER_S, (e - decision.start_frame) / FRAMES_PER_S)
                     for s, e in decision.spans
                 )
-                yield from self._emit(buf[a:b], buf_start + a, speech)
+                yield buf[a:b], buf_start + a, speech
                 drop_frames = decision.end_frame
             elif decision:
                 drop_frames = decision  # leading stretch with no speech: skipped, never uploaded

@@ -35,7 +35,7 @@ from .errors import ConfigError, WhisperbatchError, cause_chain
 from .inputs import collect_inputs
 from .jobs import JobOptions, JobRunner
 from .models import CostLine, JobState, RunSummary, Spend, Task
-from .pipeline import ChunkDone, Event, FileFinished, FileStarted, Notice
+from .pipeline import ChunkDone, Event, FileFinished, FileStarted, Notice, chunk_params, upload_forecast_s
 from .service import Interruption, Service, run_files, serve
 from .store import Job, JobStore, LedgerRow, open_store
 from .translate import chat_model_info, translation_target
@@ -534,9 +534,16 @@ app.command(
 
 @app.command()
 @shared_options("model", "engine", "to", "translate_model", "config")
-def estimate(paths: Paths, *, options: Options) -> None:
-    """Forecast audio minutes and dollars per file and in total, transcription and (with --to)
-    translation. Reads files locally; sends nothing."""
+def estimate(
+    paths: Paths,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Durations only: an upper bound, without speech detection.")
+    ] = False,
+    *,
+    options: Options,
+) -> None:
+    """Forecast billed minutes and dollars per file and in total, transcription and (with --to)
+    translation, from the speech detection a run uses. Reads files locally; sends nothing."""
     out = Output()
     try:
         settings = _settings(options.config, options.flags)
@@ -561,19 +568,21 @@ def estimate(paths: Paths, *, options: Options) -> None:
         title += f", translated into {settings.translate_to} by {chat.name}"
     table = Table(title=title, title_justify="left")
     money = ("Transcription USD", "Translation tokens", "Translation USD") if chat else ()
-    for col in ("File", "Duration", "Minutes", *money, "USD"):
+    for col in ("File", "Duration", "Billed min", *money, "USD"):
         table.add_column(col, justify="left" if col == "File" else "right")
 
-    def cells(seconds: float) -> list[str]:
+    params = chunk_params(settings, info, max_bytes=None)
+
+    def cells(duration_s: float, seconds: float) -> list[str]:
         minutes = seconds / 60
         transcribing = minutes * info.usd_per_min
         if chat is None:
-            return [_duration(seconds), f"{minutes:.2f}", f"{transcribing:.4f}"]
+            return [_duration(duration_s), f"{minutes:.2f}", f"{transcribing:.4f}"]
         tokens = cost.translation_forecast(minutes)
         translating = chat.usd(tokens)
         total = None if translating is None else transcribing + translating
         return [
-            _duration(seconds),
+            _duration(duration_s),
             f"{minutes:.2f}",
             f"{transcribing:.4f}",
             f"{tokens.text_tokens} in, {tokens.output_tokens} out",
@@ -581,17 +590,19 @@ def estimate(paths: Paths, *, options: Options) -> None:
             _usd(total),
         ]
 
-    total_s = 0.0
+    total_s = total_billed_s = 0.0
     for path in inputs.files:
         try:
-            probe = audio.probe(path, ffmpeg)
+            duration_s = audio.probe(path, ffmpeg).duration_s
+            billed_s = duration_s if quick else upload_forecast_s(path, params, ffmpeg=ffmpeg)
         except WhisperbatchError as e:
             out.error(str(e))
             failed = True
             continue
-        total_s += probe.duration_s
-        table.add_row(str(path), *cells(probe.duration_s))
-    table.add_row("Total", *cells(total_s), style="bold")
+        total_s += duration_s
+        total_billed_s += billed_s
+        table.add_row(str(path), *cells(duration_s, billed_s))
+    table.add_row("Total", *cells(total_s, total_billed_s), style="bold")
     out.out.print(table)
     if not info.price_known:
         out.info(f'no price is known for {info.name}: set [models."{info.name}"] usd_per_min in config.toml')
@@ -606,12 +617,11 @@ def estimate(paths: Paths, *, options: Options) -> None:
             "the run records what the chat server reports"
         )
     if local:
-        out.info(
-            "engine local: transcription costs $0; the figures are what the API would bill (silences are "
-            "not billed)"
-        )
+        out.info("engine local: transcription costs $0; the figures are what the API would bill")
+    if quick:
+        out.info("--quick: every second of each recording counted, an upper bound (silences are not billed)")
     else:
-        out.info("an upper bound: silent stretches are skipped and not billed")
+        out.info("minutes: the speech a run would upload, found the way a run finds it (silences skipped)")
     if failed:
         raise typer.Exit(EXIT_FAILED)
 

@@ -41,7 +41,7 @@ from typing import TypeVar
 from . import audio, cost, speech, stitch, writers
 from .config import Settings
 from .cues import Cue, build_cues
-from .engines.base import Engine
+from .engines.base import Engine, ModelInfo
 from .engines.local import api_equivalent_usd_per_min
 from .errors import (
     AudioError,
@@ -75,6 +75,35 @@ from .store import JobStore
 from .translate import BadReply, Reply, Translator
 
 COSTS_CSV = "costs.csv"
+
+
+def chunk_params(
+    s: Settings, info: ModelInfo, *, max_bytes: int | None, suffix: str = ".mp3"
+) -> audio.ChunkParams:
+    """How a recording is cut for `info`'s model: the one rule, for a run and for its estimate."""
+    target, longest = s.chunk_target_s, s.chunk_target_s * 1.5
+    if not info.timestamps:
+        # Untimed text is laid over the chunk's utterances, so chunks stay short: never longer than
+        # `utterance_max_s`, which also keeps each inside one 30-s window of a Whisper server.
+        longest = min(s.utterance_max_s, s.chunk_target_s)
+        target = longest * 2 / 3
+    return audio.ChunkParams(
+        target_s=min(target, info.max_duration_s * 0.8),
+        max_s=min(longest, info.max_duration_s),
+        min_silence_s=s.min_silence_s,
+        skip_silence_s=s.skip_silence_s,
+        vad_threshold=s.vad_threshold,
+        energy_dbfs=s.silence_threshold_dbfs,
+        max_bytes=max_bytes,
+        suffix=suffix,
+    )
+
+
+def upload_forecast_s(path: Path, params: audio.ChunkParams, *, ffmpeg: str) -> float:
+    """Seconds a run would upload for `path`: the same decoding, speech detection and cuts, nothing
+    encoded or sent (far faster than real time)."""
+    chunker = audio.Chunker(path, ffmpeg=ffmpeg, workdir=Path(tempfile.gettempdir()), params=params)
+    return sum(span.duration_s for span in chunker.plan())
 
 
 def new_run_id() -> str:
@@ -591,20 +620,9 @@ class Pipeline:
         return [bill.path for bill in bills]
 
     def _chunk_params(self) -> audio.ChunkParams:
-        s, info = self.settings, self.engine.info
-        target, longest = s.chunk_target_s, s.chunk_target_s * 1.5
-        if not info.timestamps:
-            # Untimed text is laid over the chunk's utterances, so chunks stay short: never longer than
-            # `utterance_max_s`, which also keeps each inside one 30-s window of a Whisper server.
-            longest = min(s.utterance_max_s, s.chunk_target_s)
-            target = longest * 2 / 3
-        return audio.ChunkParams(
-            target_s=min(target, info.max_duration_s * 0.8),
-            max_s=min(longest, info.max_duration_s),
-            min_silence_s=s.min_silence_s,
-            skip_silence_s=s.skip_silence_s,
-            vad_threshold=s.vad_threshold,
-            energy_dbfs=s.silence_threshold_dbfs,
+        return chunk_params(
+            self.settings,
+            self.engine.info,
             max_bytes=self.engine.max_upload_bytes,
             suffix=self.engine.chunk_suffix,
         )
