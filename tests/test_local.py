@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 
 from conftest import copy_sample, run_cli, write_silence
 from speechbuilder import parse_srt
-from whisperbatch.engines.local import bundled_model_dir
+from whisperbatch.engines.local import bundled_model_dir, speech_clips
+from whisperbatch.models import Span
 
 
 def test_transcribe_english_sample_offline(env: dict[str, str], tmp_path: Path) -> None:
@@ -73,3 +75,21 @@ def test_other_containers(env: dict[str, str], tmp_path: Path, name: str) -> Non
     r = run_cli(["transcribe", str(f), "-f", "txt"], env)
     assert r.code == 0, r.output
     assert len(f.with_suffix(".txt").read_text().split()) >= 8
+
+
+def test_speech_is_decoded_in_windows_of_at_most_30_s() -> None:
+    """Batched decoding hears our own utterances, grouped: neighbours joined while the window stays
+    under 30 s, a longer utterance split, a little audio kept either side, nothing past the chunk."""
+    speech = (Span(0.1, 4.0), Span(5.0, 12.0), Span(14.0, 29.0), Span(31.0, 95.0), Span(96.0, 99.8))
+    clips = speech_clips(speech, 100.0)
+    assert clips[0] == {"start": 0.0, "end": pytest.approx(29.2)}
+    assert all(a["end"] <= b["start"] + 1e-9 for a, b in itertools.pairwise(clips))  # no overlap
+    assert all(c["end"] - c["start"] <= 30.0 + 1e-9 for c in clips)
+    covered = [(c["start"], c["end"]) for c in clips]
+    for span in speech:  # every moment of speech is inside some window
+        t = span.start_s
+        while t < span.end_s:
+            assert any(a <= t <= b for a, b in covered), (t, covered)
+            t += 0.1
+    assert clips[-1]["end"] == 100.0
+    assert speech_clips((), 10.0) == []

@@ -87,6 +87,7 @@ class Settings:
     local_device: str = "cpu"
     local_compute_type: str = "int8"
     local_threads: int = 0
+    local_batch_size: int = 8  # speech windows decoded side by side; 1: one after another
     beam_size: int = 5
     # audio
     chunk_target_s: float = 600.0
@@ -349,6 +350,7 @@ RANGES: dict[str, Allowed] = {
     "translate_batch_size": Allowed(1, 500),
     "translate_context": Allowed(0, 50),
     "local_threads": Allowed(0),
+    "local_batch_size": Allowed(1, 64),
     "beam_size": Allowed(1, 64),
     "chunk_target_s": Allowed(10),
     "utterance_max_s": Allowed(2),

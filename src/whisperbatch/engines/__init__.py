@@ -54,6 +54,7 @@ def select_engine(settings: Settings, task: Task, today: date | None = None) -> 
         threads=settings.local_threads,
         beam_size=settings.beam_size,
         word_timestamps=settings.word_timestamps,
+        batch_size=settings.local_batch_size,
     )
     if task is Task.TRANSLATE and not engine.info.translate:
         raise ConfigError(f"model {name} is English-only and cannot translate; use the bundled 'base'")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, EngineError
-from ..models import Chunk, EngineResult, Segment, Task, Word
+from ..models import Chunk, EngineResult, Segment, Span, Task, Word
 from .base import WHISPER_1_USD_PER_MIN, ModelInfo
 
 BUNDLED = {
@@ -40,6 +40,11 @@ def local_model_info(name: str) -> ModelInfo:
         response_formats=(),
         prompt_max_tokens=224,
     )
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's or taskset's share, not the machine's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def api_equivalent_usd_per_min() -> float:
@@ -104,16 +109,19 @@ class LocalEngine:
         threads: int = 0,
         beam_size: int = 5,
         word_timestamps: bool = True,
+        batch_size: int = 8,
     ) -> None:
         self.model = model
+        self._batch_size = batch_size
         self.info = local_model_info(model)
         self._cache_dir = cache_dir
         self._device = device
         self._compute_type = compute_type
-        self._threads = threads or (os.cpu_count() or 1)
+        self._threads = threads or usable_cores()
         self._beam_size = beam_size
         self._word_timestamps = word_timestamps
         self._whisper: Any = None
+        self._pipeline: Any = None
         # One model, one decode at a time: CTranslate2 already uses every thread we give it.
         self._lock = threading.Lock()
 
@@ -154,16 +162,25 @@ class LocalEngine:
     ) -> EngineResult:
         with self._lock:
             whisper = self._load()
+            clips = speech_clips(chunk.speech, chunk.duration_s)
+            options: dict[str, Any] = {
+                "task": task.value,
+                "language": language,
+                "initial_prompt": prompt or None,
+                "beam_size": self._beam_size,
+                "word_timestamps": self._word_timestamps,
+            }
             try:
-                segments, info = whisper.transcribe(
-                    str(chunk.path),
-                    task=task.value,
-                    language=language,
-                    initial_prompt=prompt or None,
-                    beam_size=self._beam_size,
-                    condition_on_previous_text=condition_on_previous_text,
-                    word_timestamps=self._word_timestamps,
-                )
+                if self._batch_size > 1 and not condition_on_previous_text and clips:
+                    # Our own speech spans, grouped into windows of at most 30 s, decoded side by side:
+                    # nothing is carried from one window to the next, so nothing can eat speech.
+                    segments, info = self._batched(whisper).transcribe(
+                        str(chunk.path), clip_timestamps=clips, batch_size=self._batch_size, **options
+                    )
+                else:
+                    segments, info = whisper.transcribe(
+                        str(chunk.path), condition_on_previous_text=condition_on_previous_text, **options
+                    )
                 out = tuple(
                     Segment(
                         start_s=float(s.start),
@@ -183,5 +200,37 @@ class LocalEngine:
                 raise EngineError(f"local model failed ({e})") from e
         return EngineResult(text=" ".join(s.text.strip() for s in out), segments=out, language=info.language)
 
+    def _batched(self, whisper: Any) -> Any:
+        if self._pipeline is None:
+            from faster_whisper import BatchedInferencePipeline
+
+            self._pipeline = BatchedInferencePipeline(whisper)
+        return self._pipeline
+
     def close(self) -> None:
-        self._whisper = None
+        self._whisper = self._pipeline = None
+
+
+WINDOW_S = 30.0  # what Whisper hears at once
+CLIP_PAD_S = 0.2  # audio kept either side of detected speech
+
+
+def speech_clips(speech: tuple[Span, ...], duration_s: float) -> list[dict[str, float]]:
+    """The chunk's speech as windows Whisper decodes independently: neighbouring utterances joined while
+    the window stays under 30 s, an utterance longer than that split into 30-s pieces. Empty when no
+    speech was detected (the chunk is then decoded whole)."""
+    limit = WINDOW_S - 2 * CLIP_PAD_S
+    pieces: list[tuple[float, float, float, float]] = []  # start, end, and the padding each side
+    for span in speech:
+        start, pad = span.start_s, CLIP_PAD_S
+        while span.end_s - start > limit:  # no pause to cut at: cut bare, so no word is heard twice
+            pieces.append((start, start + limit, pad, 0.0))
+            start, pad = start + limit, 0.0
+        pieces.append((start, span.end_s, pad, CLIP_PAD_S))
+    clips: list[list[float]] = []
+    for start, end, before, after in pieces:
+        if clips and end - clips[-1][0] <= limit:
+            clips[-1][1], clips[-1][3] = end, after
+        else:
+            clips.append([start, end, before, after])
+    return [{"start": max(0.0, a - pad_a), "end": min(duration_s, b + pad_b)} for a, b, pad_a, pad_b in clips]
