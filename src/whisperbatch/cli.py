@@ -334,10 +334,7 @@ def _prepare(out: Output, options: Options, task: Task) -> Prepared:
         if translate_to and settings.budget_usd is not None:
             chat = chat_model_info(settings.translate_model, settings.models)
             if not chat.price_known:
-                raise ConfigError(
-                    f'--budget needs the price of {chat.name}: set [models."{chat.name}"] '
-                    "usd_per_m_input and usd_per_m_output in config.toml"
-                )
+                raise ConfigError(f"--budget needs the price of {chat.name}: {_chat_price_hint(chat.name)}")
         today = current_date()
         engine = select_engine(settings, task, today)
         store = open_store(settings)
@@ -435,6 +432,10 @@ def _abandoned(out: Output, interruption: Interruption, tmp: Path) -> NoReturn:
     os._exit(128 + interruption.signum)  # threads blocked on the network cannot be joined
 
 
+def _chat_price_hint(model: str) -> str:
+    return f'set [models."{model}"] usd_per_m_input and usd_per_m_output in config.toml'
+
+
 def _usd(value: float | None) -> str:
     return "unknown" if value is None else f"{value:.4f}"
 
@@ -493,9 +494,7 @@ def _cost_table(out: Output, summary: RunSummary) -> None:
     out.out.print(table)
     if any(line.translate_usd is None for line in lines):
         model = next(line.translate_model for line in lines if line.translate_usd is None)
-        out.info(
-            f'no price is known for {model}: set [models."{model}"] usd_per_m_input and usd_per_m_output'
-        )
+        out.info(f"no price is known for {model}: {_chat_price_hint(model)}")
 
 
 def _duration(seconds: float) -> str:
@@ -607,10 +606,7 @@ def estimate(
     if not info.price_known:
         out.info(f'no price is known for {info.name}: set [models."{info.name}"] usd_per_min in config.toml')
     if chat is not None and not chat.price_known:
-        out.info(
-            f'no price is known for {chat.name}: set [models."{chat.name}"] usd_per_m_input and '
-            "usd_per_m_output in config.toml"
-        )
+        out.info(f"no price is known for {chat.name}: {_chat_price_hint(chat.name)}")
     if chat is not None:
         out.info(
             f"translation tokens are forecast from {cost.WORDS_PER_MIN} words a minute of speech; "

@@ -255,7 +255,7 @@ class JobRunner:
             self._forced.add(key)
             self.store.redo(key, path, run_id=self.run_id)
             self.say(f"{path}: done again from the start (--force)")
-        elif job.state is JobState.DONE and not self.write_from_store(job, path) and self._untranslated(job):
+        elif job.state is JobState.DONE and self.write_from_store(job, path) is None:
             self.store.reopen(key, path, options=self.options.to_json(), run_id=self.run_id)
             self.say(f"{path}: transcribed before; translating into {self.options.translate_to}, no upload")
         elif job.state is JobState.FAILED and self.one_off:
@@ -269,22 +269,19 @@ class JobRunner:
             self.say(f"{path}: picked up")
         return self.store.job(key)
 
-    def _untranslated(self, job: Job) -> bool:
-        """A done job whose translation this run asks for is not in the store."""
-        if job.transcript is None or self.options.translate_to is None:
-            return False
-        return self.pipeline.stored_translation(job.key, transcript_from_json(job.transcript)) is None
-
-    def write_from_store(self, job: Job, path: Path) -> tuple[Path, ...]:
-        """Outputs for `path` from job's stored transcript (nothing sent); () when none were written."""
+    def write_from_store(self, job: Job, path: Path) -> tuple[Path, ...] | None:
+        """Outputs for `path` from job's stored transcript (nothing sent); () when none were written, None
+        when this run asks for a translation the store does not have yet."""
         pipeline = self.pipeline
-        if job.transcript is None or pipeline.up_to_date(path, job.task) or self._untranslated(job):
+        if job.transcript is None or pipeline.up_to_date(path, job.task):
             return ()
         try:
             outputs = pipeline.write_stored(path, job.task, job.key, transcript_from_json(job.transcript))
         except WhisperbatchError as e:
             self.say(f"{path}: {e}")
             return ()
+        if outputs is None:
+            return None
         same = "" if job.path == path else f"same recording as {job.path.name}, "
         self.say(f"{path}: {same}outputs written from the stored transcript, no upload")
         return outputs

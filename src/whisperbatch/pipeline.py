@@ -50,7 +50,6 @@ from .errors import (
     RetriesExhausted,
     RetryableEngineError,
     Stopped,
-    WhisperbatchError,
 )
 from .inputs import namesakes
 from .models import (
@@ -386,22 +385,17 @@ class Pipeline:
             outputs += writers.write_outputs(translated, others, self.style, line)
         return outputs
 
-    def stored_translation(self, key: str, transcript: Transcript) -> Transcript | None:
-        """The translation this pipeline would make of `transcript`, if the store has it."""
-        if self.translator is None or self.store is None:
-            return None
-        cues, tkey = self._translation_key(key, transcript)
-        texts = self.store.translation(tkey)
-        return None if texts is None else self._translated(transcript, cues, json.loads(texts))
-
-    def write_stored(self, source: Path, task: Task, key: str, transcript: Transcript) -> tuple[Path, ...]:
-        """Outputs for `source` from what is in the store: nothing is sent or billed. Raises
-        WhisperbatchError when a translation asked for is not stored."""
-        translated = self.stored_translation(key, transcript)
-        if self.translator is not None and translated is None:
-            raise WhisperbatchError(
-                f"{source}: its translation into {self.settings.translate_to} is not stored"
-            )
+    def write_stored(
+        self, source: Path, task: Task, key: str, transcript: Transcript
+    ) -> tuple[Path, ...] | None:
+        """Outputs for `source` from what is in the store: nothing is sent or billed. None, and nothing
+        written, when the translation this pipeline makes is not stored yet."""
+        translated = None
+        if self.translator is not None:
+            cues, _, texts = self._stored_translation(key, transcript)
+            if texts is None:
+                return None
+            translated = self._translated(transcript, cues, texts)
         return self._write(source, task, transcript, translated, None)
 
     # ---- one file ----------------------------------------------------------------------------------
@@ -457,14 +451,18 @@ class Pipeline:
 
     # ---- translation -------------------------------------------------------------------------------
 
-    def _translation_key(self, key: str, transcript: Transcript) -> tuple[list[Cue], str]:
-        """The source's cues, and the key of their translation: job, language, model and the cues
-        themselves (another cue shape is another translation)."""
+    def _stored_translation(
+        self, key: str, transcript: Transcript
+    ) -> tuple[list[Cue], str, list[str] | None]:
+        """The source's cues, the key of their translation (job, language, model and the cues themselves:
+        another cue shape is another translation), and that translation's lines if the store has them."""
         assert self.translator is not None
         cues = build_cues(transcript.segments, self.style, end_s=transcript.duration_s or None)
         identity: list[object] = [key, self.settings.translate_to, self.translator.model]
         identity += [[c.start_ms, c.end_ms, " ".join(c.lines)] for c in cues]
-        return cues, hashlib.sha256(json.dumps(identity).encode()).hexdigest()
+        tkey = hashlib.sha256(json.dumps(identity).encode()).hexdigest()
+        texts = None if self.store is None else self.store.translation(tkey)
+        return cues, tkey, None if texts is None else list(json.loads(texts))
 
     def _translated(self, transcript: Transcript, cues: list[Cue], texts: Sequence[str]) -> Transcript:
         return dataclasses.replace(
@@ -480,10 +478,9 @@ class Pipeline:
     def _translation(self, path: Path, key: str, transcript: Transcript, bill: _Bill) -> Transcript:
         """The transcript's cues in `translate_to`, from the store or from the chat model (stored)."""
         assert self.translator is not None
-        stored = self.stored_translation(key, transcript)
+        cues, tkey, stored = self._stored_translation(key, transcript)
         if stored is not None:
-            return stored
-        cues, tkey = self._translation_key(key, transcript)
+            return self._translated(transcript, cues, stored)
         glossary = ", ".join(x for x in (self.settings.prompt, self.settings.keywords) if x) or None
         try:
             result = self.translator.translate(
