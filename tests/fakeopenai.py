@@ -116,6 +116,8 @@ class Upload:
     # gpt-transcribe's list fields, sent as repeated `languages[]` / `keywords[]` fields.
     languages: tuple[str, ...] = ()
     keywords: tuple[str, ...] = ()
+    received_s: float = 0.0  # time.monotonic() when its body had been read
+    answer_s: float = 0.0  # from then to the reply sent
 
 
 def _blank_upload(path: str) -> Upload:
@@ -639,6 +641,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, fake: FakeOpenAI) -> None:
         body, body_bytes = self._read_body(fake.max_body_bytes)
+        received = time.monotonic()
         if self.path.split("?")[0] == CHAT_ENDPOINT:
             self._handle_chat(fake, body, body_bytes)
             return
@@ -696,7 +699,11 @@ class _Handler(BaseHTTPRequestHandler):
             reply = _json_reply(413, _error(msg, "server_error"))
         else:
             reply, upload = fake._answer(upload, self.headers.get("Authorization", ""), fields)
-        fake._record(replace(upload, status=reply.status))
+            if reply.status == 200 and fake.s_per_audio_min:  # a server as slow as its audio is long
+                pace = (upload.duration_s or upload.size_bytes * 8 / 64_000) / 60 * fake.s_per_audio_min
+                fake._stopping.wait(max(0.0, received + pace - time.monotonic()))
+        answered = time.monotonic() - received
+        fake._record(replace(upload, status=reply.status, received_s=received, answer_s=answered))
         self._send(reply)
 
     def _send(self, reply: _Reply) -> None:
@@ -750,9 +757,12 @@ class FakeOpenAI:
         hallucinate_on_silence: bool = False,
         port: int = 0,
         model: str | None = None,
+        s_per_audio_min: float = 0.0,
     ) -> None:
         """`model` ("tiny.en", "base" or a CTranslate2 folder) switches from energy regions to real
-        transcription; it is loaded here (once per process), before the server accepts requests."""
+        transcription; it is loaded here (once per process), before the server accepts requests.
+        `s_per_audio_min` > 0 answers each transcription that long after its upload arrived, per minute of
+        audio in it (as a real service takes time in proportion to the audio)."""
         if model is not None and not asr:
             raise ValueError("a model needs the audio decoded: asr=False (instant) cannot take one")
         self.whisper: Whisper | None = load_whisper(resolve_model(model)) if model is not None else None
@@ -763,6 +773,7 @@ class FakeOpenAI:
         self.missing_models: set[str] = set()
         self.translations_endpoint = True
         self.api_key = api_key
+        self.s_per_audio_min = s_per_audio_min
         self.max_body_bytes = max_body_bytes
         self.asr = asr
         self.speech_threshold_dbfs = speech_threshold_dbfs
@@ -1120,6 +1131,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--instant", action="store_true", help="do not decode; answer one canned segment")
     mode.add_argument("--model", help="transcribe for real: tiny.en, base or a CTranslate2 model folder")
     parser.add_argument("--api-key", default=None)
+    parser.add_argument("--s-per-audio-min", type=float, default=0.0, help="answer delay per audio minute")
     parser.add_argument("--max-body-bytes", type=int, default=26_214_400)
     args = parser.parse_args(argv)
     stop = threading.Event()
@@ -1131,6 +1143,7 @@ def main(argv: list[str] | None = None) -> int:
         api_key=args.api_key,
         max_body_bytes=args.max_body_bytes,
         model=args.model,
+        s_per_audio_min=args.s_per_audio_min,
     ) as server:
         print(f"READY {server.base_url}", flush=True)
         while not stop.wait(0.5):

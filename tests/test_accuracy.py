@@ -123,6 +123,33 @@ def test_api_default_keeps_every_sentence_at_its_time(
     assert len(words) >= 0.9 * len(talk.script.split())
 
 
+def test_api_chunks_go_out_side_by_side_cut_alike_at_any_concurrency(
+    env: dict[str, str], server: FakeOpenAI, talk: Built, tmp_path: Path
+) -> None:
+    """Default settings: a long recording's chunks aim at 40 s, several in flight at once, and the
+    cuts do not depend on -j (a run resumed with another -j finds its chunks)."""
+    server.s_per_audio_min = 6.0  # answers slow enough that the next chunk is ready before any returns
+    try:
+        before = server.count
+        doc, cues = _transcribe(talk, _api(env, server), tmp_path / "j4", "-j", "4")
+        paced = server.uploads[before:]
+    finally:
+        server.s_per_audio_min = 0.0
+    _assert_faithful(talk, doc, cues, max_wer=0.12)
+    assert len(paced) >= 3 and all(u.duration_s is not None and u.duration_s <= 61 for u in paced)
+    in_flight = max(
+        sum(1 for u in paced if u.received_s <= v.received_s < u.received_s + u.answer_s) for v in paced
+    )
+    assert in_flight >= 2
+    before = server.count
+    again = run_cli(["transcribe", str(talk.path), "-f", "json", "-j", "1", "--force"], _api(env, server))
+    assert again.code == 0, again.output
+    one_by_one = server.uploads[before:]
+    assert sorted(u.sha256 for u in one_by_one) == sorted(u.sha256 for u in paced)
+    # The language is detected once, on the first chunk, and given to the rest (as Whisper does).
+    assert one_by_one[0].language is None and {u.language for u in one_by_one[1:]} == {"en"}
+
+
 def test_api_with_carried_context_loses_nothing_against_no_context(
     env: dict[str, str], server: FakeOpenAI, talk: Built, tmp_path: Path
 ) -> None:

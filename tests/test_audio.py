@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +15,7 @@ import pytest
 from conftest import SAMPLES, assemble, read_pcm
 from whisperbatch.audio import SAMPLE_RATE, Chunker, ChunkParams, probe
 from whisperbatch.errors import AudioError, DecodeError
+from whisperbatch.pipeline import ahead
 
 
 @pytest.mark.parametrize(
@@ -87,3 +92,49 @@ def test_speech_without_pauses_is_cut_at_the_cap(ffmpeg: str, tmp_path: Path) ->
     assert sum(c.duration_s for c in chunks) > total - 3.0  # only pauses between chunks are left out
     for a, b in itertools.pairwise(chunks):
         assert b.offset_s >= a.offset_s + a.duration_s - 1e-9
+
+
+def test_chunks_are_prepared_ahead_of_the_consumer(ffmpeg: str, tmp_path: Path) -> None:
+    """While the first chunk is still being asked about, the next is already decoded and encoded."""
+    path = tmp_path / "talk.wav"
+    assemble(path, [True] * 18, ffmpeg)  # 3 minutes of speech with 2.8 s pauses
+    params = ChunkParams(target_s=60.0, max_s=90.0, suffix=".mp3")
+    prepared = ahead(Chunker(path, ffmpeg=ffmpeg, workdir=tmp_path, params=params).chunks(), 1)
+    with closing(prepared):
+        first = next(prepared)
+        nxt = tmp_path / "chunk-00001.mp3"
+        for _ in range(600):  # liveness, not speed: give up after a minute
+            if nxt.exists() and nxt.stat().st_size > 0:
+                break
+            time.sleep(0.1)
+        assert nxt.exists(), "the next chunk was not prepared while the first was held"
+        rest = list(prepared)
+    assert [c.index for c in (first, *rest)] == list(range(len(rest) + 1)) and len(rest) >= 2
+    assert probe(first.path, ffmpeg).duration_s == pytest.approx(first.duration_s, abs=0.1)
+
+
+def test_a_failure_while_preparing_reaches_the_consumer_in_order() -> None:
+    def items() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise AudioError(Path("talk.m4a"), "cannot decode audio (truncated)")
+
+    got: list[int] = []
+    with pytest.raises(AudioError, match="truncated"):
+        got.extend(ahead(items(), 1))
+    assert got == [1, 2]
+
+
+def test_stopping_early_closes_what_prepares() -> None:
+    closed = threading.Event()
+
+    def items() -> Iterator[int]:
+        try:
+            yield from itertools.count()
+        finally:
+            closed.set()
+
+    prepared = ahead(items(), 2)
+    assert next(prepared) == 0
+    prepared.close()
+    assert closed.is_set()

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import copy_sample, run_cli, write_silence
 from speechbuilder import parse_srt
-from whisperbatch.engines.local import bundled_model_dir, speech_clips
+from whisperbatch.engines.local import bundled_model_dir, device_and_compute_type, speech_clips
 from whisperbatch.models import Span
 
 
@@ -93,3 +93,14 @@ def test_speech_is_decoded_in_windows_of_at_most_30_s() -> None:
             t += 0.1
     assert clips[-1]["end"] == 100.0
     assert speech_clips((), 10.0) == []
+
+
+def test_auto_device_is_the_gpu_with_float16_where_there_is_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctranslate2
+
+    gpus = ctranslate2.get_cuda_device_count()
+    assert device_and_compute_type("auto", "auto") == (("cuda", "float16") if gpus else ("cpu", "int8"))
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 1)
+    assert device_and_compute_type("auto", "auto") == ("cuda", "float16")
+    assert device_and_compute_type("cpu", "auto") == ("cpu", "int8")
+    assert device_and_compute_type("auto", "int8_float16") == ("cuda", "int8_float16")

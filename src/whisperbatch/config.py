@@ -84,13 +84,16 @@ class Settings:
     translate_context: int = 3  # neighbouring cues sent either side, not translated
     # local
     local_model: str = "base"
-    local_device: str = "cpu"
-    local_compute_type: str = "int8"
+    local_device: str = "auto"  # CUDA where a GPU is present, else the CPU
+    local_compute_type: str = "auto"  # float16 on CUDA, int8 on the CPU
     local_threads: int = 0
     local_batch_size: int = 8  # speech windows decoded side by side; 1: one after another
     beam_size: int = 5
     # audio
     chunk_target_s: float = 600.0
+    # Without carried context a server is asked for a recording's chunks side by side (up to
+    # `concurrency`): shorter chunks then finish together instead of waiting on the longest one.
+    parallel_chunk_s: float = 40.0
     utterance_max_s: float = 30.0
     min_silence_s: float = 0.5
     skip_silence_s: float = 5.0
@@ -353,6 +356,7 @@ RANGES: dict[str, Allowed] = {
     "local_batch_size": Allowed(1, 64),
     "beam_size": Allowed(1, 64),
     "chunk_target_s": Allowed(10),
+    "parallel_chunk_s": Allowed(10),
     "utterance_max_s": Allowed(2),
     "min_silence_s": Allowed(0.1, 10),
     "skip_silence_s": Allowed(0.5),

@@ -6,10 +6,13 @@ so one-off runs, the watcher and workers behave alike. Library code never prints
 `on_event` callback that the CLI renders.
 
 Concurrency: the runner's workers take `concurrency` files at once, and at most `concurrency` engine
-requests are in flight in all.
+requests are in flight in all. Each file's chunks are decoded, cut and encoded in a thread of their own,
+ahead of its requests (`ahead`), so a request never waits on preparation.
 By default no earlier text is carried (measured: a model given the previous chunk's words as its prompt
-continues them and skips new speech), so a file's chunks are sent in parallel; with
-`condition_on_previous = true` they go one after another, each prompted with the previous one's tail.
+continues them and skips new speech), so a server is sent a file's chunks in parallel, each about
+`parallel_chunk_s` long; with `condition_on_previous = true` they go one after another, each prompted
+with the previous one's tail. A recording's language is detected once, on its first chunk, and given to
+the rest.
 
 Nothing spoken is silently dropped: every answer is checked against the speech detected in its chunk
 (`_checked_result`), speech left without text is asked about again, and what stays without text is
@@ -27,16 +30,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import queue
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from . import audio, cost, speech, stitch, writers
 from .config import Settings
@@ -77,14 +81,22 @@ COSTS_CSV = "costs.csv"
 
 
 def chunk_params(
-    s: Settings, info: ModelInfo, *, max_bytes: int | None, suffix: str = ".mp3"
+    s: Settings, info: ModelInfo, *, max_bytes: int | None, suffix: str = ".mp3", parallel: bool = True
 ) -> audio.ChunkParams:
-    """How a recording is cut for `info`'s model: the one rule, for a run and for its estimate."""
-    target, longest = s.chunk_target_s, s.chunk_target_s * 1.5
+    """How a recording is cut for `info`'s model: the one rule, for a run and for its estimate.
+
+    Chunks a server answers side by side (`parallel`, and no context carried from one to the next) aim
+    at `parallel_chunk_s`, so a long recording's requests share the `concurrency` slots evenly; the
+    length does not depend on `concurrency`, so a run resumed with another `-j` finds its chunks.
+    """
+    target = s.chunk_target_s
+    if parallel and not s.condition_on_previous:
+        target = min(target, s.parallel_chunk_s)
+    longest = target * 1.5
     if not info.timestamps:
         # Untimed text is laid over the chunk's utterances, so chunks stay short: never longer than
         # `utterance_max_s`, which also keeps each inside one 30-s window of a Whisper server.
-        longest = min(s.utterance_max_s, s.chunk_target_s)
+        longest = min(s.utterance_max_s, target)
         target = longest * 2 / 3
     return audio.ChunkParams(
         target_s=min(target, info.max_duration_s * 0.8),
@@ -261,6 +273,53 @@ class _Ticket:
     usage: Usage | None = None
 
 
+def ahead(items: Iterator[_T], n: int) -> Generator[_T, None, None]:
+    """`items`, produced in a thread of their own up to `n` ahead of the consumer. An error raised while
+    producing is raised to the consumer at that point; a consumer that stops early closes `items`
+    (a generator's `finally` runs) and what was produced but not taken is dropped.
+
+    Written here because neither the standard library nor a dependency reads a generator ahead in a
+    bounded queue and hands its errors and its closing across the thread."""
+    slots: queue.Queue[tuple[_T | None, BaseException | None, bool]] = queue.Queue(maxsize=n)
+    quit = threading.Event()
+
+    def put(entry: tuple[_T | None, BaseException | None, bool]) -> bool:
+        while not quit.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None, False)):
+                    return
+            put((None, None, True))
+        except BaseException as e:  # handed over to the consumer, raised there
+            put((None, e, True))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="wb-prepare", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error, last = slots.get()
+            if error is not None:
+                raise error
+            if last:
+                return
+            yield cast(_T, item)
+    finally:
+        quit.set()
+        worker.join()
+
+
 class ChunkCache:
     """A job's finished chunk results, kept in the store as each arrives (before anything else can
     fail), so a resumed job uploads only what is missing."""
@@ -312,6 +371,9 @@ class Pipeline:
         self._formats = writers.parse_formats(settings.format)
         self._bill_lock = threading.Lock()
         self._bills: dict[Path, _Bill] = {}  # files in progress
+        # The language each recording in progress was heard in: detected once, on the first chunk
+        # answered, then given to its later requests (as Whisper does for a whole file).
+        self._heard: dict[Path, str] = {}
         self._plan_lock = threading.Lock()
         self._bases: dict[Path, Path] = {}  # each recording's output path without its format
         self._clashes_told: set[frozenset[Path]] = set()
@@ -432,6 +494,7 @@ class Pipeline:
             state = Spend.UNFINISHED
             raise
         finally:
+            self._heard.pop(path, None)
             self._close_bill(bill, state)
             if self.budget is not None:
                 self.budget.release(key)
@@ -622,11 +685,15 @@ class Pipeline:
             self.engine.info,
             max_bytes=self.engine.max_upload_bytes,
             suffix=self.engine.chunk_suffix,
+            parallel=self.engine.parallel_chunks,
         )
 
     def _transcribe_chunks(
         self, path: Path, duration_s: float, task: Task, workdir: Path, cache: ChunkCache
     ) -> ChunksDone:
+        """Every chunk's outcome. Chunks are decoded, cut and encoded in a thread of their own, ahead of
+        the requests: one chunk ahead when each request waits for the previous answer (context
+        carried), `concurrency` ahead when they go out side by side, so a free slot never waits."""
         chunker = audio.Chunker(path, ffmpeg=self.ffmpeg, workdir=workdir, params=self._chunk_params())
         chunks: list[Chunk] = []
         pending: list[Future[ChunkOutcome] | ChunkOutcome] = []
@@ -634,27 +701,28 @@ class Pipeline:
         previous_text = ""
         # Bounds chunk files waiting on disk when chunks are sent in parallel.
         window = threading.BoundedSemaphore(self.settings.concurrency * 2)
-        for chunk in self._stoppable(chunker.chunks()):
-            chunks.append(chunk)
-            if sequential:
-                prompt = stitch.prompt_for(
-                    self.settings.prompt, previous_text, self.engine.info.prompt_max_tokens
-                )
-                outcome = self._chunk_outcome(path, chunk, task, prompt, cache)
-                previous_text = " ".join(s.text for s in outcome.placed) or previous_text
-                pending.append(outcome)
-                self.on_event(
-                    ChunkDone(
-                        path, chunk.index, chunk.offset_s + chunk.duration_s, duration_s, outcome.uploaded
+        prepared = ahead(chunker.chunks(), 1 if sequential else self.settings.concurrency)
+        with closing(prepared):  # an early exit stops the decoder at once
+            for chunk in prepared:
+                if self.stop.is_set():
+                    raise Stopped("the run was stopped")
+                chunks.append(chunk)
+                if sequential:
+                    prompt = stitch.prompt_for(
+                        self.settings.prompt, previous_text, self.engine.info.prompt_max_tokens
                     )
-                )
-            else:
-                window.acquire()
-                fut = self._chunk_pool.submit(
-                    self._chunk_outcome, path, chunk, task, self.settings.prompt, cache
-                )
-                fut.add_done_callback(self._chunk_callback(window, path, chunk, duration_s))
-                pending.append(fut)
+                    outcome = self._chunk_outcome(path, chunk, task, prompt, cache)
+                    previous_text = " ".join(s.text for s in outcome.placed) or previous_text
+                    pending.append(outcome)
+                    end_s = chunk.offset_s + chunk.duration_s
+                    self.on_event(ChunkDone(path, chunk.index, end_s, duration_s, outcome.uploaded))
+                else:
+                    window.acquire()
+                    fut = self._chunk_pool.submit(
+                        self._chunk_outcome, path, chunk, task, self.settings.prompt, cache
+                    )
+                    fut.add_done_callback(self._chunk_callback(window, path, chunk, duration_s))
+                    pending.append(fut)
         outcomes = [p.result() if isinstance(p, Future) else p for p in pending]
         return ChunksDone(
             placed=tuple(tuple(o.placed) for o in outcomes),
@@ -676,27 +744,24 @@ class Pipeline:
 
         return done
 
-    def _stoppable(self, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
-        for chunk in chunks:
-            if self.stop.is_set():
-                raise Stopped("the run was stopped")
-            yield chunk
-
     def _chunk_outcome(
         self, path: Path, chunk: Chunk, task: Task, prompt: str | None, cache: ChunkCache
     ) -> ChunkOutcome:
         """One chunk's checked result: stored by an earlier run, or asked (and asked again where speech
         was lost) and stored at once."""
         hit = cache.get(chunk)
-        if hit is not None:
+        if hit is None:
+            try:
+                result = self._checked_result(path, chunk, task, prompt)
+            finally:
+                chunk.path.unlink(missing_ok=True)  # keep at most the in-flight chunks on disk
+            cache.put(chunk, result)
+        else:
             chunk.path.unlink(missing_ok=True)
-            return self._outcome(chunk, hit, uploaded=False)
-        try:
-            result = self._checked_result(path, chunk, task, prompt)
-        finally:
-            chunk.path.unlink(missing_ok=True)  # keep at most the in-flight chunks on disk
-        cache.put(chunk, result)
-        return self._outcome(chunk, result, uploaded=True)
+            result = hit
+        if result.language:
+            self._heard.setdefault(path, result.language)
+        return self._outcome(chunk, result, uploaded=hit is None)
 
     def _outcome(self, chunk: Chunk, result: EngineResult, *, uploaded: bool) -> ChunkOutcome:
         gaps = self._uncovered(chunk, result)
@@ -771,7 +836,7 @@ class Pipeline:
                 result = self.engine.transcribe(
                     chunk,
                     task=task,
-                    language=self.settings.language,
+                    language=self.settings.language or self._heard.get(path),
                     prompt=prompt,
                     condition_on_previous_text=condition,
                 )

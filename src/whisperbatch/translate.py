@@ -19,16 +19,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import openai
-
 from .config import ModelOverride, Settings
-from .engines.openai import api_error
 from .errors import ConfigError, EngineError
 from .languages import LANGUAGES
 from .models import Usage
+
+if TYPE_CHECKING:  # the SDK is imported when a translator is made: half a second of every start-up
+    import openai
 
 ASK_AGAIN = 2  # a batch whose reply does not match is asked this many more times before it is halved
 
@@ -110,6 +110,8 @@ class Translator:
         self.info = info
         self.model = info.name
         self.batch_size, self.context = batch_size, context
+        import openai
+
         self._client = client or openai.OpenAI(
             api_key=api_key or "no-key", base_url=base_url or None, timeout=timeout_s, max_retries=0
         )
@@ -189,6 +191,10 @@ class Translator:
         return a | b, usage + used_a + used_b
 
     def _ask(self, payload: dict[str, Any]) -> Reply:
+        import openai
+
+        from .engines.openai import api_error
+
         try:
             resp = self._client.chat.completions.create(
                 model=self.model,

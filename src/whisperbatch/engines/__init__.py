@@ -41,16 +41,17 @@ def select_engine(settings: Settings, task: Task, today: date | None = None) -> 
             word_timestamps=settings.word_timestamps,
             keywords=settings.keyword_list,
         )
-    from .local import LocalEngine
+    from .local import LocalEngine, device_and_compute_type
 
     name = settings.model or settings.local_model
     if name in MODELS:
         raise ConfigError(f"model {name} is an API model: set OPENAI_API_KEY or choose a local model")
+    device, compute_type = device_and_compute_type(settings.local_device, settings.local_compute_type)
     engine = LocalEngine(
         name,
         cache_dir=settings.cache_dir,
-        device=settings.local_device,
-        compute_type=settings.local_compute_type,
+        device=device,
+        compute_type=compute_type,
         threads=settings.local_threads,
         beam_size=settings.beam_size,
         word_timestamps=settings.word_timestamps,

@@ -47,6 +47,18 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def device_and_compute_type(device: str, compute_type: str) -> tuple[str, str]:
+    """`auto` device: CUDA where CTranslate2 sees a GPU, else the CPU; `auto` compute type: float16 on
+    CUDA, int8 on the CPU (what faster-whisper recommends for each)."""
+    if device == "auto":
+        import ctranslate2
+
+        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    if compute_type == "auto":
+        compute_type = "float16" if device == "cuda" else "int8"
+    return device, compute_type
+
+
 def api_equivalent_usd_per_min() -> float:
     return WHISPER_1_USD_PER_MIN
 
@@ -98,6 +110,7 @@ class LocalEngine:
     name = "local"
     chunk_suffix = ".wav"  # lossless: nothing is uploaded, so no reason to compress
     max_upload_bytes: int | None = None
+    parallel_chunks = False
 
     def __init__(
         self,

@@ -37,6 +37,7 @@ from .base import ModelInfo
 class OpenAIEngine:
     name = "openai"
     chunk_suffix = ".mp3"
+    parallel_chunks = True
 
     def __init__(
         self,
