@@ -23,7 +23,7 @@ What it does:
   (the same number as VmHWM in /proc/self/status). Read inside the process it is exact: no sampling
   interval can miss a short spike, and the ffmpeg children are not mixed in, as they would be in
   `wait4()` on the wrapper from outside.
-- ffmpeg children (the decoder, pydub's encoder per chunk) are reported separately, sampled: the
+- ffmpeg children (the decoder, the encoder per chunk) are reported separately, sampled: the
   largest VmHWM seen in /proc every 50 ms among the run's descendant processes named ffmpeg*. Not
   RUSAGE_CHILDREN: subprocess starts children with vfork+exec, and the kernel then charges the
   parent's resident set to the child's ru_maxrss, so that figure is just the Python peak again (for

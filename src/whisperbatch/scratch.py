@@ -1,8 +1,8 @@
 """One temp folder per run, removed on every exit, and leftovers of killed runs removed at the next start.
 
-Chunks, pieces asked about again, and the temp files pydub writes while encoding all land here: while
-a run is active, `tempfile.tempdir` points at its folder (pydub takes no folder argument, so this is
-the one lever that reaches its temp files too). Each folder is named after its process, so a later
+Chunks, pieces asked about again, and any temp file a library writes all land here: while a run is
+active, `tempfile.tempdir` points at its folder (the one lever that reaches temp files made by code
+that takes no folder argument). Each folder is named after its process, so a later
 run can tell a dead run's leftovers from a live run's work.
 """
 
