@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import os
 import re
 import time
-from typing import Any
+from concurrent.futures import Future
+from threading import Thread
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import openai
 
 from ..errors import (
     AuthError,
@@ -32,6 +33,11 @@ from ..errors import (
 from ..languages import language_code
 from ..models import Chunk, EngineResult, Segment, Span, Task, Usage, Word
 from .base import ModelInfo
+
+if TYPE_CHECKING:
+    import openai
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
 class OpenAIEngine:
@@ -56,14 +62,25 @@ class OpenAIEngine:
         self._keywords = keywords
         self.model = info.name
         self.max_upload_bytes: int | None = max_upload_bytes
-        # A compatible server on a private network often needs no key; the SDK insists on one.
-        self._client = client or openai.OpenAI(
-            api_key=api_key or "no-key",
-            base_url=base_url or None,
-            timeout=timeout_s,
-            max_retries=0,
-        )
-        self.host = urlsplit(str(self._client.base_url)).netloc
+        # The SDK takes about a second to import and to load its CA bundle: that happens in a thread of
+        # its own while the run opens its store and prepares the first chunks, and the first request
+        # waits for it. A compatible server on a private network often needs no key; the SDK insists.
+        self._client: Future[openai.OpenAI] = Future()
+        if client is not None:
+            self._client.set_result(client)
+        else:
+            args = {"api_key": api_key or "no-key", "base_url": base_url or None, "timeout": timeout_s}
+            Thread(target=self._connect, args=(args,), name="wb-sdk", daemon=True).start()
+        url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
+        self.host = urlsplit(str(client.base_url) if client else url).netloc
+
+    def _connect(self, args: dict[str, Any]) -> None:
+        try:
+            import openai
+
+            self._client.set_result(openai.OpenAI(**args, max_retries=0))
+        except BaseException as e:  # raised to the first request
+            self._client.set_exception(e)
 
     def transcribe(
         self,
@@ -91,8 +108,8 @@ class OpenAIEngine:
         try:
             with chunk.path.open("rb") as fh:
                 kwargs["file"] = (chunk.path.name, fh)
-                resp = self._client.audio.transcriptions.create(**kwargs)
-        except openai.APIError as e:
+                resp = self._client.result().audio.transcriptions.create(**kwargs)
+        except sdk_error() as e:
             raise api_error(e, self.host, self.model) from e
         return self._result(resp, chunk)
 
@@ -130,7 +147,8 @@ class OpenAIEngine:
         )
 
     def close(self) -> None:
-        self._client.close()
+        if self._client.done() and self._client.exception() is None:
+            self._client.result().close()
 
 
 def _usage(reported: Any) -> Usage | None:
@@ -149,9 +167,18 @@ def _usage(reported: Any) -> Usage | None:
     )
 
 
+def sdk_error() -> type[openai.APIError]:
+    """The SDK's error base class (the SDK is imported by the time a request has run)."""
+    import openai
+
+    return openai.APIError
+
+
 def api_error(e: openai.APIError, host: str, model: str) -> EngineError:
     """An SDK error as one of ours: retry (429 rate limit, 5xx, timeouts), stop the run (quota, key, a
     model the server does not have) or fail the file (anything else the server refused)."""
+    import openai
+
     if isinstance(e, openai.APITimeoutError):
         return RetryableEngineError(f"request to {host} timed out")
     if isinstance(e, openai.APIConnectionError):
