@@ -700,7 +700,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             reply, upload = fake._answer(upload, self.headers.get("Authorization", ""), fields)
             if reply.status == 200 and fake.s_per_audio_min:  # a server as slow as its audio is long
-                pace = (upload.duration_s or upload.size_bytes * 8 / 64_000) / 60 * fake.s_per_audio_min
+                pace = (upload.duration_s or 0.0) / 60 * fake.s_per_audio_min
                 fake._stopping.wait(max(0.0, received + pace - time.monotonic()))
         answered = time.monotonic() - received
         fake._record(replace(upload, status=reply.status, received_s=received, answer_s=answered))
@@ -997,7 +997,7 @@ class FakeOpenAI:
             if pcm is None:
                 return _json_reply(400, DECODE_FAILED), upload
             duration = len(pcm) / SAMPLE_RATE
-            upload = replace(upload, duration_s=duration)
+        upload = replace(upload, duration_s=duration)
         upload = replace(upload, status=200)
         if self.whisper is not None and pcm is not None:
             segments, code = self._recognise(upload, pcm, task)

@@ -191,9 +191,7 @@ class Translator:
         return a | b, usage + used_a + used_b
 
     def _ask(self, payload: dict[str, Any]) -> Reply:
-        import openai
-
-        from .engines.openai import api_error
+        from .engines.openai import api_error, sdk_error
 
         try:
             resp = self._client.chat.completions.create(
@@ -204,7 +202,7 @@ class Translator:
                 ],
                 response_format={"type": "json_object"},
             )
-        except openai.APIError as e:
+        except sdk_error() as e:
             raise api_error(e, self.host, self.model) from e
         used = resp.usage
         usage = Usage(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
-import os
 import re
 import time
 from concurrent.futures import Future
@@ -37,7 +36,7 @@ from .base import ModelInfo
 if TYPE_CHECKING:
     import openai
 
-OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"  # the SDK's, when no base_url is set
 
 
 class OpenAIEngine:
@@ -71,8 +70,7 @@ class OpenAIEngine:
         else:
             args = {"api_key": api_key or "no-key", "base_url": base_url or None, "timeout": timeout_s}
             Thread(target=self._connect, args=(args,), name="wb-sdk", daemon=True).start()
-        url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
-        self.host = urlsplit(str(client.base_url) if client else url).netloc
+        self.host = urlsplit(str(client.base_url) if client else base_url or DEFAULT_BASE_URL).netloc
 
     def _connect(self, args: dict[str, Any]) -> None:
         try:
