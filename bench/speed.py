@@ -52,10 +52,10 @@ from accuracy import build_long, build_noisy  # noqa: E402
 
 from fakeopenai import FakeOpenAI, Upload  # noqa: E402
 from speechbuilder import build_recording, find_marker, parse_srt, word_error_rate  # noqa: E402
-from whisperbatch.audio import find_ffmpeg  # noqa: E402
+from whisperbatch.audio import find_ffmpeg, usable_cores  # noqa: E402
 from whisperbatch.config import Settings  # noqa: E402
 from whisperbatch.engines.base import model_info  # noqa: E402
-from whisperbatch.engines.local import bundled_model_dir, usable_cores  # noqa: E402
+from whisperbatch.engines.local import bundled_model_dir  # noqa: E402
 from whisperbatch.pipeline import chunk_params, upload_forecast_s  # noqa: E402
 
 KEY = "sk-bench-speed-dummy-key"

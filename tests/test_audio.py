@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLES, assemble, read_pcm
-from whisperbatch.audio import SAMPLE_RATE, Chunker, ChunkParams, probe
+from whisperbatch.audio import SAMPLE_RATE, UPLOAD_OVERHEAD_BYTES, Chunker, ChunkParams, probe
 from whisperbatch.errors import AudioError, DecodeError
 from whisperbatch.pipeline import ahead
 
@@ -138,3 +138,50 @@ def test_stopping_early_closes_what_prepares() -> None:
     assert next(prepared) == 0
     prepared.close()
     assert closed.is_set()
+
+
+def test_chunks_over_the_byte_cap_are_split_and_numbered_in_order(ffmpeg: str, tmp_path: Path) -> None:
+    """Pieces are encoded side by side; one that encodes over the cap is halved at a quiet point, and
+    the chunks still come out numbered in order, back to back, each under the cap."""
+    path = tmp_path / "talk.wav"
+    assemble(path, [True] * 18, ffmpeg)  # 3 minutes of speech with 2.8 s pauses
+    cap = UPLOAD_OVERHEAD_BYTES + 200_000  # a 60-s chunk at 64 kbit/s is some 480 kB
+    params = ChunkParams(target_s=60.0, max_s=90.0, suffix=".mp3", max_bytes=cap)
+    chunks = list(Chunker(path, ffmpeg=ffmpeg, workdir=tmp_path, params=params).chunks())
+    assert [c.index for c in chunks] == list(range(len(chunks))) and len(chunks) >= 6
+    assert len({c.path for c in chunks}) == len(chunks)
+    for a, b in itertools.pairwise(chunks):
+        assert b.offset_s >= a.offset_s + a.duration_s - 1e-9
+    for c in chunks:
+        assert c.size_bytes == c.path.stat().st_size <= cap - UPLOAD_OVERHEAD_BYTES
+        assert probe(c.path, ffmpeg).duration_s == pytest.approx(c.duration_s, abs=0.1)
+    split = [c for c in chunks if c.path.stem.endswith(("a", "b"))]
+    assert split, "no piece was split for the cap"
+
+
+def test_a_shared_gate_lets_one_producer_work_at_a_time() -> None:
+    """Producers sharing a gate never produce at once, and one waiting to hand over an item (its
+    consumer is slow) does not hold the gate."""
+    gate = threading.Semaphore(1)
+    working = 0
+    most = 0
+    lock = threading.Lock()
+
+    def items(name: str) -> Iterator[str]:
+        nonlocal working, most
+        for i in range(5):
+            with lock:
+                working += 1
+                most = max(most, working)
+            time.sleep(0.01)
+            with lock:
+                working -= 1
+            yield f"{name}{i}"
+
+    first = ahead(items("a"), 1, gate)
+    second = ahead(items("b"), 1, gate)
+    with closing(first), closing(second):
+        assert next(first) == "a0"  # `first` now waits with a1 ready, outside the gate
+        assert list(second) == [f"b{i}" for i in range(5)]
+        assert list(first) == [f"a{i}" for i in range(1, 5)]
+    assert most == 1

@@ -30,6 +30,27 @@ def test_precedence(tmp_path: Path) -> None:
     assert "sk-from-dotenv" not in repr(s)
 
 
+def test_concurrency_defaults_to_the_engines_own(tmp_path: Path) -> None:
+    """Requests side by side pay on the API; the local engine decodes one chunk at a time, so it
+    claims only the file it works on and the next one. Whatever the user sets wins on both."""
+    assert load_settings(env={}, cwd=tmp_path).concurrency == 2
+    assert load_settings(env={"OPENAI_API_KEY": "sk-x"}, cwd=tmp_path).concurrency == 8
+    assert (
+        load_settings(
+            env={"WHISPERBATCH_ENGINE": "openai", "OPENAI_BASE_URL": "http://h"}, cwd=tmp_path
+        ).concurrency
+        == 8
+    )
+    assert load_settings({"engine": "local"}, env={"OPENAI_API_KEY": "sk-x"}, cwd=tmp_path).concurrency == 2
+    assert load_settings({"concurrency": 5}, env={}, cwd=tmp_path).concurrency == 5
+    assert (
+        load_settings(
+            env={"WHISPERBATCH_CONCURRENCY": "1", "OPENAI_API_KEY": "sk-x"}, cwd=tmp_path
+        ).concurrency
+        == 1
+    )
+
+
 def test_config_file_from_env_and_model_table(tmp_path: Path) -> None:
     cfg = tmp_path / "elsewhere.toml"
     cfg.write_text('[models."Systran/faster-whisper-small"]\nusd_per_min = 0.001\ntimestamps = true\n')

@@ -307,3 +307,22 @@ def test_an_idle_worker_wakes_when_a_job_is_enqueued(opener: Opener) -> None:
     assert waiter.claim("host:1:a", lease_s=30) is not None
     waiter.close()
     sender.close()
+
+
+def test_sqlite_wakes_its_own_idle_workers_at_once(tmp_path: Path) -> None:
+    """Another process's commit is seen at the next poll; a job this process enqueues (a run admitting
+    files while its workers already wait) ends their wait without one (a 10-minute poll here)."""
+    store = SqliteStore(tmp_path / "state.sqlite3", poll_s=600)
+    woke = threading.Event()
+
+    def wait() -> None:
+        store.wait_for_work(600)
+        woke.set()
+
+    threading.Thread(target=wait, daemon=True).start()
+    for i in range(600):  # an enqueue before the waiter is asleep goes unheard: enqueue until it wakes
+        _enqueue(store, f"k{i}")
+        if woke.wait(0.2):
+            break
+    assert woke.is_set()
+    store.close()

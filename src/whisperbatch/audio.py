@@ -8,14 +8,15 @@ Why it is shaped this way:
 - Speech is found by Silero VAD (speech.py), scored as the PCM streams past; cuts go in pauses near
   the target chunk length, at the pause's quietest point, and long stretches without speech are never
   uploaded: that saves money and removes what Whisper hallucinates on, even under fan noise or hum.
-- Chunks are encoded from the decoded PCM (`_export`) in a thread of their own while the next one is
-  decoded and scored, so speech detection and encoding run side by side. One that still encodes over
+- Chunks are encoded from the decoded PCM (`_export`) by encoder threads of their own while the next
+  ones are decoded and scored, so speech detection and encoding run side by side. One that still encodes over
   the upload cap is split again at its quietest point.
 - Nothing here needs ffprobe: `ffmpeg -i` reports duration and streams on stderr.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -26,11 +27,16 @@ import warnings
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import cast
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 with warnings.catch_warnings():
     # pydub warns at import when ffmpeg is not on PATH; it only writes WAVs here, which needs none.
@@ -57,6 +63,11 @@ AUDIO_SUFFIXES = frozenset(
 # Room for the multipart envelope and form fields (model, prompt, …) around the file part.
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
 _READ_BLOCK_S = 30
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's or taskset's share, not the machine's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def find_ffmpeg(explicit: str | None = None) -> str:
@@ -170,6 +181,17 @@ def _measure_duration(path: Path, ffmpeg: str) -> float:
     return _hms(times[-1])
 
 
+def _widen_pipe(fd: int) -> None:
+    """Let ffmpeg decode a whole read block ahead while the last one is scored: a Linux pipe holds
+    64 KiB (2 s of 16 kHz PCM) unless asked for more, up to /proc/sys/fs/pipe-max-size (1 MiB by
+    default, 32 s). Elsewhere, or where the system refuses, the pipe keeps its size."""
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if setpipe is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, setpipe, _READ_BLOCK_S * SAMPLE_RATE * 2 + 4096)
+
+
 class PcmReader:
     """ffmpeg decoding one file to 16 kHz mono s16le, read block by block through a pipe."""
 
@@ -183,6 +205,7 @@ class PcmReader:
         except OSError as e:
             self._stderr.close()
             raise FFmpegMissing() from e
+        _widen_pipe(cast(io.BufferedReader, self._proc.stdout).fileno())
 
     def read_into(self, out: np.ndarray) -> int:
         """Fill `out` (int16) from the pipe without allocating; returns samples read (fewer at the end)."""
@@ -318,28 +341,34 @@ class Chunker:
         self.ffmpeg = ffmpeg
         self.workdir = workdir
         self.p = params
-        self._next_index = 0
         self.decoded_s = 0.0  # audio decoded so far: less than the declared duration if truncated
 
     def chunks(self) -> Iterator[Chunk]:
-        """The chunks, encoded for upload, in order. Each chunk is encoded while the next is decoded and
-        scored (at most two encodes pending), so the encoder never waits on speech detection or the
-        other way round."""
+        """The chunks, encoded for upload, in order. Chunks are encoded while the next ones are decoded
+        and scored, by two encoders where there are two cores (MP3 encoding takes more CPU than speech
+        detection), with at most one more encode pending, so neither waits on the other."""
         pending: deque[Future[list[Chunk]]] = deque()
-        with ThreadPoolExecutor(1, thread_name_prefix="wb-encode") as encoder:
+        encoders = min(2, usable_cores())
+        index = 0
+
+        def numbered(done: Future[list[Chunk]]) -> Iterator[Chunk]:
+            nonlocal index
+            for chunk in done.result():  # a piece split for the byte cap gives more than one
+                yield replace(chunk, index=index)
+                index += 1
+
+        with ThreadPoolExecutor(encoders, thread_name_prefix="wb-encode") as encoder:
             try:
-                for pcm, start_sample, speech in self._pieces():
-                    pending.append(encoder.submit(self._encoded, pcm.copy(), start_sample, speech))
-                    while pending and (len(pending) > 2 or pending[0].done()):
-                        yield from pending.popleft().result()
+                for n, (pcm, start_sample, speech) in enumerate(self._pieces()):
+                    stem = f"chunk-{n:05d}"
+                    pending.append(encoder.submit(self._emit, stem, pcm.copy(), start_sample, speech))
+                    while pending and (len(pending) > encoders + 1 or pending[0].done()):
+                        yield from numbered(pending.popleft())
                 while pending:
-                    yield from pending.popleft().result()
+                    yield from numbered(pending.popleft())
             finally:
                 for fut in pending:
                     fut.cancel()
-
-    def _encoded(self, pcm: np.ndarray, start_sample: int, speech: tuple[Span, ...]) -> list[Chunk]:
-        return list(self._emit(pcm, start_sample, speech))
 
     def plan(self) -> Iterator[Span]:
         """Where the chunks would be, without encoding any: what a run would upload (for `estimate`)."""
@@ -400,9 +429,10 @@ class Chunker:
             _shift(probs, drop_frames, nf)
             n, nf, buf_start = n - drop, nf - drop_frames, buf_start + drop
 
-    def _emit(self, pcm: np.ndarray, start_sample: int, speech: tuple[Span, ...]) -> Iterator[Chunk]:
-        """Export one chunk; if it encodes over the byte cap, split it at its quietest point and retry."""
-        path = self.workdir / f"chunk-{self._next_index:05d}{self.p.suffix}"
+    def _emit(self, stem: str, pcm: np.ndarray, start_sample: int, speech: tuple[Span, ...]) -> list[Chunk]:
+        """Export one piece as `stem`; if it encodes over the byte cap, split it at its quietest point
+        and export each half. The chunks' `index` is set by `chunks()`, which numbers them in order."""
+        path = self.workdir / f"{stem}{self.p.suffix}"
         size = _export(pcm, path, self.p, self.ffmpeg, self.path)
         limit = None if self.p.max_bytes is None else self.p.max_bytes - UPLOAD_OVERHEAD_BYTES
         if limit is not None and size > limit:
@@ -413,19 +443,19 @@ class Chunker:
             at_s = mid / SAMPLE_RATE
             left = tuple(Span(s.start_s, min(s.end_s, at_s)) for s in speech if s.start_s < at_s)
             right = tuple(Span(max(0.0, s.start_s - at_s), s.end_s - at_s) for s in speech if s.end_s > at_s)
-            yield from self._emit(pcm[:mid], start_sample, left)
-            yield from self._emit(pcm[mid:], start_sample + mid, right)
-            return
+            return [
+                *self._emit(f"{stem}a", pcm[:mid], start_sample, left),
+                *self._emit(f"{stem}b", pcm[mid:], start_sample + mid, right),
+            ]
         chunk = Chunk(
-            index=self._next_index,
+            index=-1,
             offset_s=start_sample / SAMPLE_RATE,
             duration_s=len(pcm) / SAMPLE_RATE,
             path=path,
             size_bytes=size,
             speech=speech,
         )
-        self._next_index += 1
-        yield chunk
+        return [chunk]
 
 
 def cut_chunk(chunk: Chunk, span: Span, *, ffmpeg: str, bitrate: str = "64k") -> Chunk:
@@ -437,8 +467,8 @@ def cut_chunk(chunk: Chunk, span: Span, *, ffmpeg: str, bitrate: str = "64k") ->
     start = max(0.0, span.start_s)
     duration = min(chunk.duration_s, span.end_s) - start
     path = chunk.path.with_name(f"{chunk.path.stem}-at{round(start * 1000)}{chunk.path.suffix}")
-    codec = ["-c:a", "pcm_s16le"] if chunk.path.suffix == ".wav" else ["-b:a", bitrate]
     cmd = [ffmpeg, "-nostdin", "-v", "error", "-y", "-ss", f"{start:.3f}", "-t", f"{duration:.3f}"]
+    codec = ["-c:a", "pcm_s16le"] if chunk.path.suffix == ".wav" else ["-b:a", bitrate]
     cmd += ["-i", str(chunk.path), "-ac", "1", "-ar", str(SAMPLE_RATE), *codec, str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
     if proc.returncode != 0:

@@ -29,7 +29,7 @@ from rich.table import Table
 
 from . import __version__, audio, cost, scratch
 from .config import Settings, load_settings
-from .engines import resolve_engine_name, select_engine
+from .engines import select_engine
 from .engines.base import Engine, current_date, default_api_model, lineup_notice, model_info
 from .errors import ConfigError, WhisperbatchError, cause_chain
 from .inputs import collect_inputs
@@ -195,7 +195,14 @@ _OPTIONS: dict[str, tuple[Any, Any, str | None]] = {
         "out_dir",
     ),
     "concurrency": (
-        Annotated[int | None, typer.Option("--concurrency", "-j", help="Files and requests at once.")],
+        Annotated[
+            int | None,
+            typer.Option(
+                "--concurrency",
+                "-j",
+                help="Requests at once (API; default 8), or files (local engine; default 2).",
+            ),
+        ],
         None,
         "concurrency",
     ),
@@ -329,7 +336,7 @@ def _prepare(out: Output, options: Options, task: Task) -> Prepared:
         ffmpeg = audio.find_ffmpeg()
         translate_to = None
         if task is Task.TRANSLATE:
-            translate_to = translation_target(settings, resolve_engine_name(settings))
+            translate_to = translation_target(settings, settings.engine_name)
             task = Task.TRANSCRIBE if translate_to else Task.TRANSLATE
         if translate_to and settings.budget_usd is not None:
             chat = chat_model_info(settings.translate_model, settings.models)
@@ -550,7 +557,7 @@ def estimate(
         today = current_date()
     except WhisperbatchError as e:
         raise _fail(out, e) from None
-    local = resolve_engine_name(settings) == "local"
+    local = settings.engine_name == "local"
     # --model names the API model to price, key or no key; a local model is priced as the API default.
     info = model_info(settings.model or default_api_model(today), settings.models)
     if local and not info.price_known:

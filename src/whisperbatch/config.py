@@ -54,6 +54,12 @@ class ModelOverride:
     usd_per_m_output: float | None = None
 
 
+# The local engine decodes one chunk at a time: more files at once would only hold more jobs claimed
+# (which other workers on a shared queue could have taken) without finishing any sooner. Two keep the
+# next recording's decoding and speech detection going while the model works on this one.
+LOCAL_CONCURRENCY = 2
+
+
 @dataclass(frozen=True)
 class Settings:
     # run
@@ -63,7 +69,10 @@ class Settings:
     prompt: str | None = None
     format: str = "txt,srt"
     out_dir: Path | None = None
-    concurrency: int = 4
+    # Requests (API) or files (local engine) at once. 8 keeps a tier-1 OpenAI key (500 requests a
+    # minute for whisper-1) under its limit with answers as quick as 1 s; `bench/speed.py` measures
+    # what each step up gains. Left unset with the local engine it is LOCAL_CONCURRENCY.
+    concurrency: int = 8
     budget_usd: float | None = None
     condition_on_previous: bool = False
     # openai
@@ -122,6 +131,13 @@ class Settings:
     @property
     def has_api_config(self) -> bool:
         return bool(self.api_key or self.base_url)
+
+    @property
+    def engine_name(self) -> str:
+        """`auto` means the API when a key or base URL is configured, else the offline engine."""
+        if self.engine != "auto":
+            return self.engine
+        return "openai" if self.has_api_config else "local"
 
     @property
     def has_chat_config(self) -> bool:
@@ -302,6 +318,8 @@ def load_settings(
             raise ConfigError(f"translate_to (from {sources['translate_to']}): needs a language, such as de")
         values["translate_to"] = target
     settings = Settings(**values, models=models)
+    if "concurrency" not in values and settings.engine_name == "local":
+        settings = dataclasses.replace(settings, concurrency=LOCAL_CONCURRENCY)
     _validate(settings, sources)
     return settings
 

@@ -191,6 +191,7 @@ class JobRunner:
         self._forced: set[str] = set()  # with --force, each job is redone once per run or service life
         self._busy = 0
         self._busy_lock = threading.Lock()
+        self._claiming = threading.Lock()  # a claim, or a pause and the requeue that goes with it
 
     def say(self, message: str) -> None:
         self.on_event(Notice(message))
@@ -306,13 +307,14 @@ class JobRunner:
                 self._busy += 1
             job = None
             try:
-                if not self.paused():
-                    job = self.store.claim(
-                        self.owner,
-                        self.settings.lease_s,
-                        owner_alive,
-                        run_id=self.run_id if self.one_off else None,
-                    )
+                with self._claiming:
+                    if not self.paused():
+                        job = self.store.claim(
+                            self.owner,
+                            self.settings.lease_s,
+                            owner_alive,
+                            run_id=self.run_id if self.one_off else None,
+                        )
                 if job is not None:
                     self.run_job(job)
             except Exception as e:  # the store is away (a restarted server, the network)
@@ -337,9 +339,10 @@ class JobRunner:
             self.store.requeue(job.key, refund_attempt=True)
             return
         except (BudgetExceeded, FatalEngineError) as e:
-            self.store.requeue(job.key, refund_attempt=True)
             budget = isinstance(e, BudgetExceeded)
-            self.pause(str(e), seconds=None if budget or self.one_off else self.settings.pause_s)
+            with self._claiming:  # paused before the job is back in the queue: no worker here takes it
+                self.pause(str(e), seconds=None if budget or self.one_off else self.settings.pause_s)
+                self.store.requeue(job.key, refund_attempt=True)
             if self.one_off:  # the file that stopped the run says why
                 self._tell(job.key, FileResult(source=path, error=str(e)))
             return

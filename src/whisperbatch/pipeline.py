@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar, cast
@@ -273,15 +273,20 @@ class _Ticket:
     usage: Usage | None = None
 
 
-def ahead(items: Iterator[_T], n: int) -> Generator[_T, None, None]:
+def ahead(
+    items: Iterator[_T], n: int, gate: AbstractContextManager[object] | None = None
+) -> Generator[_T, None, None]:
     """`items`, produced in a thread of their own up to `n` ahead of the consumer. An error raised while
     producing is raised to the consumer at that point; a consumer that stops early closes `items`
-    (a generator's `finally` runs) and what was produced but not taken is dropped.
+    (a generator's `finally` runs) and what was produced but not taken is dropped. With a `gate`,
+    each item is produced inside it (a semaphore shared by several producers bounds how many work at
+    once; waiting to hand an item over is outside it).
 
     Written here because neither the standard library nor a dependency reads a generator ahead in a
     bounded queue and hands its errors and its closing across the thread."""
     slots: queue.Queue[tuple[_T | None, BaseException | None, bool]] = queue.Queue(maxsize=n)
     quit = threading.Event()
+    end = object()
 
     def put(entry: tuple[_T | None, BaseException | None, bool]) -> bool:
         while not quit.is_set():
@@ -294,8 +299,12 @@ def ahead(items: Iterator[_T], n: int) -> Generator[_T, None, None]:
 
     def produce() -> None:
         try:
-            for item in items:
-                if not put((item, None, False)):
+            while True:
+                with gate or nullcontext():
+                    item = next(items, end)
+                if item is end:
+                    break
+                if not put((cast(_T, item), None, False)):
                     return
             put((None, None, True))
         except BaseException as e:  # handed over to the consumer, raised there
@@ -366,6 +375,10 @@ class Pipeline:
         self.budget = budget
         self.policy = policy or RetryPolicy.from_settings(settings)
         self._requests = threading.BoundedSemaphore(settings.concurrency)
+        # Files whose chunks are being prepared at once: each keeps about two cores busy (speech
+        # detection, decoder and encoders), and the first file's chunks are better ready early than all
+        # files' first chunks late: with more files than cores, the first requests wait on the fewest.
+        self._preparing = threading.Semaphore(max(1, audio.usable_cores() // 2))
         self._chunk_pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="wb-chunk")
         self.style = settings.cue_style
         self._formats = writers.parse_formats(settings.format)
@@ -701,7 +714,7 @@ class Pipeline:
         previous_text = ""
         # Bounds chunk files waiting on disk when chunks are sent in parallel.
         window = threading.BoundedSemaphore(self.settings.concurrency * 2)
-        prepared = ahead(chunker.chunks(), 1 if sequential else self.settings.concurrency)
+        prepared = ahead(chunker.chunks(), 1 if sequential else self.settings.concurrency, self._preparing)
         with closing(prepared):  # an early exit stops the decoder at once
             for chunk in prepared:
                 if self.stop.is_set():

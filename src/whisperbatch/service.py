@@ -15,6 +15,7 @@ import dataclasses
 import math
 import queue
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -104,39 +105,64 @@ def run_files(
     runner: JobRunner, files: Sequence[Path], *, force: bool
 ) -> tuple[RunSummary, Interruption | None]:
     """A one-off run: each file becomes a job of this run, the workers run them, and the run ends when
-    all have ended or the budget, quota or key stopped it. Raises UnwritableOutput before any work."""
+    all have ended or the budget, quota or key stopped it. Raises UnwritableOutput before any work.
+
+    Files become jobs (each is hashed for its key) in a thread of their own while the workers already
+    run the first ones: a batch of large recordings does not wait for every hash before the first
+    upload. A signal stops the admitting too; files never admitted are "not started"."""
     pipeline = runner.pipeline
     pipeline.plan_outputs(files)
     pipeline.check_writable(files, runner.task)
     keys: dict[Path, str] = {}
     told: dict[Path, FileResult] = {}
-    for path in files:
+    admitted = threading.Event()
+    failure: list[BaseException] = []
+
+    def admit_all() -> None:
         try:
-            job = runner.admit(path, force=force)
-        except WhisperbatchError as e:
-            told[path] = FileResult(source=path, error=str(e))
-            runner.on_event(FileFinished(told[path]))
-            continue
-        if job is None:  # up to date
-            told[path] = _done(runner, path)
-        else:
-            keys[path] = job.key
-    mine = set(keys.values())
+            for path in files:
+                if runner.stop.is_set():
+                    return
+                try:
+                    job = runner.admit(path, force=force)
+                except WhisperbatchError as e:
+                    told[path] = FileResult(source=path, error=str(e))
+                    runner.on_event(FileFinished(told[path]))
+                    continue
+                if job is None:  # up to date
+                    told[path] = _done(runner, path)
+                else:
+                    keys[path] = job.key
+        except BaseException as e:  # the store is away: raised from the main thread below
+            failure.append(e)
+            runner.stop.set()
+        finally:
+            admitted.set()
 
     def ended() -> bool:
-        if runner.busy():
+        if not admitted.is_set() or runner.busy():
             return False
-        if runner.paused_reason is not None:
+        if runner.paused_reason is not None or failure:
             return True
+        mine = set(keys.values())
         ours = runner.store.jobs(run_id=runner.run_id)  # each of this run's jobs not done at admission
         return all(j.state in (JobState.DONE, JobState.FAILED) for j in ours if j.key in mine)
 
     runner.start()
+    admission = threading.Thread(target=admit_all, name="wb-admit", daemon=True)
+    admission.start()
     interruption = serve(runner, done=ended, grace_s=runner.settings.shutdown_grace_s)
-    results = tuple(told.get(path) or _outcome(runner, path, keys[path], interruption) for path in files)
+    admission.join()
+    if failure:
+        raise failure[0]
+    results = tuple(told.get(path) or _outcome(runner, path, keys.get(path), interruption) for path in files)
     if interruption is not None and interruption.abandoned:
         waiting = {j.key for j in runner.store.jobs(JobState.QUEUED, run_id=runner.run_id)}
-        not_started = tuple(p for p, k in keys.items() if k in waiting and k not in runner.claimed)
+        not_started = tuple(
+            p
+            for p in files
+            if p not in told and (p not in keys or (keys[p] in waiting and keys[p] not in runner.claimed))
+        )
         interruption = dataclasses.replace(interruption, not_started=not_started)
     summary = RunSummary(
         results=results,
@@ -147,17 +173,17 @@ def run_files(
     return summary, interruption
 
 
-def _outcome(runner: JobRunner, path: Path, key: str, interruption: Interruption | None) -> FileResult:
-    """What became of one input of a one-off run; an input left unfinished is told (as an event)."""
-    ran = runner.results.get(key)
+def _outcome(runner: JobRunner, path: Path, key: str | None, interruption: Interruption | None) -> FileResult:
+    """What became of one input of a one-off run (`key` None: stopped before it became a job); an
+    input left unfinished is told (as an event)."""
+    ran = None if key is None else runner.results.get(key)
     if ran is not None and ran.source == path:
         return ran
-    job = runner.store.job(key)
-    assert job is not None
-    if job.state is JobState.DONE:  # by another name, or by another process: outputs from the store
+    job = None if key is None else runner.store.job(key)
+    if job is not None and job.state is JobState.DONE:  # by another name or process: outputs from the store
         runner.write_from_store(job, path)
         return _done(runner, path)
-    if job.state is JobState.FAILED:
+    if job is not None and job.state is JobState.FAILED:
         return FileResult(source=path, error=job.error)
     how = "not finished" if key in runner.claimed else "not started"
     result = FileResult(source=path, error=f"{path}: {how}: the run was stopped")

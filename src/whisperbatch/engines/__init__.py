@@ -10,17 +10,10 @@ from ..models import Task
 from .base import MODELS, Engine, current_date, default_api_model, lineup_notice, model_info
 
 
-def resolve_engine_name(settings: Settings) -> str:
-    """`auto` means the API when a key or base URL is configured, else the offline engine."""
-    if settings.engine != "auto":
-        return settings.engine
-    return "openai" if settings.has_api_config else "local"
-
-
 def select_engine(settings: Settings, task: Task, today: date | None = None) -> Engine:
     """Build the engine a run will use, refusing combinations that cannot work before any upload:
     a model already shut down is refused here, before a single request."""
-    kind = resolve_engine_name(settings)
+    kind = settings.engine_name
     if kind == "openai":
         from .openai import OpenAIEngine
 

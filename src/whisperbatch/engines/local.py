@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..audio import usable_cores
 from ..errors import ConfigError, EngineError
 from ..models import Chunk, EngineResult, Segment, Span, Task, Word
 from .base import WHISPER_1_USD_PER_MIN, ModelInfo
@@ -40,11 +41,6 @@ def local_model_info(name: str) -> ModelInfo:
         response_formats=(),
         prompt_max_tokens=224,
     )
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (a container's or taskset's share, not the machine's)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def device_and_compute_type(device: str, compute_type: str) -> tuple[str, str]:

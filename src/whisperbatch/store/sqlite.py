@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .base import Row, SqlStore
+from .base import Row, SqlStore, Tx
 
 PK, REAL = "INTEGER PRIMARY KEY", "REAL"
 
@@ -38,7 +38,7 @@ class SqliteStore(SqlStore):
         self.path = path
         self.poll_s = poll_s
         self._lock = threading.RLock()
-        self._idle = threading.Event()  # never set: wait_for_work sleeps on it
+        self._woken = threading.Condition()  # this process's own new work wakes its idle workers
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
@@ -69,9 +69,16 @@ class SqliteStore(SqlStore):
         with self._tx() as tx:
             return self._apply_migrations(tx, PK, REAL)
 
+    def _notify(self, tx: Tx) -> None:
+        with self._woken:
+            self._woken.notify_all()
+
     def wait_for_work(self, timeout_s: float) -> None:
-        """SQLite cannot tell another process's commit: an idle worker looks again after a short sleep."""
-        self._idle.wait(min(timeout_s, self.poll_s))
+        """SQLite cannot tell another process's commit: an idle worker looks again after a short sleep,
+        or at once when this process made a job runnable (a run admitting files while its workers
+        already work)."""
+        with self._woken:
+            self._woken.wait(min(timeout_s, self.poll_s))
 
     def close(self) -> None:
         self._db.close()
