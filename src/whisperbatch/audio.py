@@ -9,8 +9,8 @@ Why it is shaped this way:
   the target chunk length, at the pause's quietest point, and long stretches without speech are never
   uploaded: that saves money and removes what Whisper hallucinates on, even under fan noise or hum.
 - Chunks are encoded from the decoded PCM (`_export`) by encoder threads of their own while the next
-  ones are decoded and scored, so speech detection and encoding run side by side. One that still encodes over
-  the upload cap is split again at its quietest point.
+  ones are decoded and scored, so speech detection and encoding run side by side. One that still
+  encodes over the upload cap is split again at its quietest point.
 - Nothing here needs ffprobe: `ffmpeg -i` reports duration and streams on stderr.
 """
 
@@ -467,8 +467,8 @@ def cut_chunk(chunk: Chunk, span: Span, *, ffmpeg: str, bitrate: str = "64k") ->
     start = max(0.0, span.start_s)
     duration = min(chunk.duration_s, span.end_s) - start
     path = chunk.path.with_name(f"{chunk.path.stem}-at{round(start * 1000)}{chunk.path.suffix}")
-    cmd = [ffmpeg, "-nostdin", "-v", "error", "-y", "-ss", f"{start:.3f}", "-t", f"{duration:.3f}"]
     codec = ["-c:a", "pcm_s16le"] if chunk.path.suffix == ".wav" else ["-b:a", bitrate]
+    cmd = [ffmpeg, "-nostdin", "-v", "error", "-y", "-ss", f"{start:.3f}", "-t", f"{duration:.3f}"]
     cmd += ["-i", str(chunk.path), "-ac", "1", "-ar", str(SAMPLE_RATE), *codec, str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
     if proc.returncode != 0:
