@@ -179,6 +179,30 @@ def test_an_interrupted_run_says_what_it_left_cleans_up_and_records_what_it_spen
     assert fake_openai.arrived == 2
 
 
+def test_a_run_stopped_while_it_still_admits_files_says_which_never_started(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    """Files become jobs while the first ones already run: a signal while a large file is still being
+    hashed stops the admitting, and the files after it are reported, not lost or run."""
+    one, _, three = _three(tmp_path / "in")
+    big = tmp_path / "in" / "big.wav"
+    with big.open("wb") as fh:  # sparse: 8 GB to hash, no disk used
+        fh.truncate(8 << 30)
+    fake_openai.inject(delay(120))  # one.m4a's request stays in flight
+    run = _Run([one, big, three], api_env, tmp_path)
+    _wait(lambda: fake_openai.arrived >= 1, "the first request in flight")
+    run.proc.send_signal(signal.SIGINT)
+    code, err = run.finish(timeout=120)
+    assert code == 128 + signal.SIGINT, err
+    assert "Traceback" not in err
+    assert f"error: {one}: not finished (interrupted)" in err
+    assert f"error: {three}: not started (interrupted)" in err
+    assert not three.with_suffix(".txt").exists() and fake_openai.arrived == 1
+    status = run_cli(["status", "--json"], api_env)
+    assert status.code == 0, status.output
+    assert "one.m4a" in status.stdout and "three.wav" not in status.stdout  # never became a job
+
+
 def test_a_killed_run_keeps_its_answered_spend_and_its_leftovers_go_at_the_next_start(
     api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
