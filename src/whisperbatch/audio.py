@@ -185,7 +185,7 @@ def _widen_pipe(fd: int) -> None:
     """Let ffmpeg decode a whole read block ahead while the last one is scored: a Linux pipe holds
     64 KiB (2 s of 16 kHz PCM) unless asked for more, up to /proc/sys/fs/pipe-max-size (1 MiB by
     default, 32 s). Elsewhere, or where the system refuses, the pipe keeps its size."""
-    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)
     if setpipe is None:
         return
     with contextlib.suppress(OSError):

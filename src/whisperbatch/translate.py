@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .config import ModelOverride, Settings
+from .engines.openai import api_error, sdk_client, sdk_error
 from .errors import ConfigError, EngineError
 from .languages import LANGUAGES
 from .models import Usage
 
-if TYPE_CHECKING:  # the SDK is imported when a translator is made: half a second of every start-up
+if TYPE_CHECKING:  # the SDK is imported when a client is made: half a second of every start-up
     import openai
 
 ASK_AGAIN = 2  # a batch whose reply does not match is asked this many more times before it is halved
@@ -110,11 +111,7 @@ class Translator:
         self.info = info
         self.model = info.name
         self.batch_size, self.context = batch_size, context
-        import openai
-
-        self._client = client or openai.OpenAI(
-            api_key=api_key or "no-key", base_url=base_url or None, timeout=timeout_s, max_retries=0
-        )
+        self._client = client or sdk_client(api_key, base_url, timeout_s)
         self.host = urlsplit(str(self._client.base_url)).netloc
 
     @classmethod
@@ -191,8 +188,6 @@ class Translator:
         return a | b, usage + used_a + used_b
 
     def _ask(self, payload: dict[str, Any]) -> Reply:
-        from .engines.openai import api_error, sdk_error
-
         try:
             resp = self._client.chat.completions.create(
                 model=self.model,

@@ -63,20 +63,18 @@ class OpenAIEngine:
         self.max_upload_bytes: int | None = max_upload_bytes
         # The SDK takes about a second to import and to load its CA bundle: that happens in a thread of
         # its own while the run opens its store and prepares the first chunks, and the first request
-        # waits for it. A compatible server on a private network often needs no key; the SDK insists.
+        # waits for it.
         self._client: Future[openai.OpenAI] = Future()
         if client is not None:
             self._client.set_result(client)
         else:
-            args = {"api_key": api_key or "no-key", "base_url": base_url or None, "timeout": timeout_s}
-            Thread(target=self._connect, args=(args,), name="wb-sdk", daemon=True).start()
+            args = (api_key, base_url, timeout_s)
+            Thread(target=self._connect, args=args, name="wb-sdk", daemon=True).start()
         self.host = urlsplit(str(client.base_url) if client else base_url or DEFAULT_BASE_URL).netloc
 
-    def _connect(self, args: dict[str, Any]) -> None:
+    def _connect(self, api_key: str | None, base_url: str | None, timeout_s: float) -> None:
         try:
-            import openai
-
-            self._client.set_result(openai.OpenAI(**args, max_retries=0))
+            self._client.set_result(sdk_client(api_key, base_url, timeout_s))
         except BaseException as e:  # raised to the first request
             self._client.set_exception(e)
 
@@ -163,6 +161,16 @@ def _usage(reported: Any) -> Usage | None:
     return Usage(
         audio_tokens=audio, text_tokens=text, output_tokens=int(getattr(reported, "output_tokens", 0) or 0)
     )
+
+
+def sdk_client(api_key: str | None, base_url: str | None, timeout_s: float) -> openai.OpenAI:
+    """The SDK's client, for transcription and translation alike: no retries of its own (the run's
+    retry policy decides), and a placeholder key, since a compatible server on a private network often
+    needs none and the SDK insists on one."""
+    import openai
+
+    key = api_key or "no-key"
+    return openai.OpenAI(api_key=key, base_url=base_url or None, timeout=timeout_s, max_retries=0)
 
 
 def sdk_error() -> type[openai.APIError]:
