@@ -112,6 +112,13 @@ def test_outputs_up_to_date_are_skipped_unless_forced(
     assert fake_openai.count == 1
     assert run_cli(["transcribe", str(f), "--force"], api_env).code == 0
     assert fake_openai.count == 2
+    # Redone with other outputs asked for: they go where this run says, not where the job first wrote.
+    elsewhere = tmp_path / "elsewhere"
+    forced = run_cli(["transcribe", str(f), "--force", "-f", "vtt", "-o", str(elsewhere)], api_env)
+    assert forced.code == 0, forced.output
+    assert fake_openai.count == 3
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["costs.csv", "talk.vtt"]
+    assert not f.with_suffix(".vtt").exists()
 
 
 def test_report_reads_the_ledger(api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path) -> None:

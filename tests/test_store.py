@@ -158,9 +158,10 @@ def test_chunk_results_are_kept_until_the_job_is_redone(store: JobStore) -> None
     assert store.chunk_result("k1", 1, 600.0, 400.0) is None  # cut elsewhere: not the same chunk
     store.save_chunk_result("k1", 1, 600.0, 412.5, '{"text": "c"}')
     assert store.chunk_result("k1", 1, 600.0, 412.5) == '{"text": "c"}'
-    store.redo("k1", Path("/rec/b.m4a"))
+    store.redo("k1", Path("/rec/b.m4a"), options='{"format":"vtt"}')
     redone = store.job("k1")
     assert redone is not None and redone.path == Path("/rec/b.m4a") and redone.state is JobState.QUEUED
+    assert redone.options == '{"format":"vtt"}'  # the asking run's outputs
     assert store.chunk_result("k1", 0, 0.0, 600.0) is None
 
 
@@ -177,7 +178,7 @@ def test_a_done_job_reopened_for_a_translation_keeps_its_transcript(store: JobSt
     assert job.transcript == '{"segments": []}' and job.options == '{"translate_to":"fr"}'
     assert store.chunk_result("k1", 0, 0.0, 60.0) is not None and store.translation("t-de") is not None
     # --force forgets everything the job made: chunks, transcript, translations.
-    store.redo("k1", Path("/rec/a.m4a"))
+    store.redo("k1", Path("/rec/a.m4a"), options="{}")
     job = store.job("k1")
     assert job is not None and job.transcript is None
     assert store.chunk_result("k1", 0, 0.0, 60.0) is None and store.translation("t-de") is None

@@ -254,7 +254,7 @@ class JobRunner:
             raise AudioError(path, f"cannot read ({e.strerror or e})") from e
         if force and job.state in (JobState.DONE, JobState.FAILED) and key not in self._forced:
             self._forced.add(key)
-            self.store.redo(key, path, run_id=self.run_id)
+            self.store.redo(key, path, options=self.options.to_json(), run_id=self.run_id)
             self.say(f"{path}: done again from the start (--force)")
         elif job.state is JobState.DONE and self.write_from_store(job, path) is None:
             self.store.reopen(key, path, options=self.options.to_json(), run_id=self.run_id)

@@ -219,7 +219,7 @@ class JobStore(Protocol):
     def requeue(
         self, key: str, *, delay_s: float = 0.0, error: str | None = None, refund_attempt: bool = False
     ) -> None: ...
-    def redo(self, key: str, path: Path, *, run_id: str | None = None) -> None: ...
+    def redo(self, key: str, path: Path, *, options: str, run_id: str | None = None) -> None: ...
     def reopen(self, key: str, path: Path, *, options: str, run_id: str | None = None) -> None: ...
     def retry_failed(self, keys: list[str] | None = None) -> int: ...
     def wait_for_work(self, timeout_s: float) -> None: ...
@@ -508,15 +508,15 @@ class SqlStore:
             )
             self._notify(tx)
 
-    def redo(self, key: str, path: Path, *, run_id: str | None = None) -> None:
-        """`--force`: run a job again from scratch for `path` (and `run_id`), forgetting its stored chunks,
-        transcript and translations."""
+    def redo(self, key: str, path: Path, *, options: str, run_id: str | None = None) -> None:
+        """`--force`: run a job again from scratch for `path` with this run's `options` (its outputs go
+        where this run asks), forgetting its stored chunks, transcript and translations."""
         with self._tx() as tx:
             tx.run(
-                "UPDATE jobs SET state = ?, path = ?, run_id = COALESCE(?, run_id), attempts = 0,"
+                "UPDATE jobs SET state = ?, path = ?, options = ?, run_id = COALESCE(?, run_id), attempts = 0,"
                 " error = NULL, transcript = NULL, not_before = 0, lease_owner = NULL, lease_expires = NULL,"
                 " updated_at = ? WHERE key = ?",
-                (str(JobState.QUEUED), str(path), run_id, time.time(), key),
+                (str(JobState.QUEUED), str(path), options, run_id, time.time(), key),
             )
             tx.run("DELETE FROM chunk_results WHERE job_key = ?", (key,))
             tx.run("DELETE FROM translations WHERE job_key = ?", (key,))
