@@ -356,31 +356,46 @@ def parse_srt(text: str) -> list[Cue]:
 
 
 def find_marker(cues: Sequence[Cue], marker: Placed, *, share: float = 0.7, span: int = 3) -> Cue | None:
-    """The cue that carries `marker`: (start_s, end_s, text) whose words include at least `share` of the
-    marker's normalised words (as a multiset, order ignored).
+    """The cue that carries `marker`: (start_s, end_s, text), or None when it was lost.
 
-    Whisper may split a sentence over neighbouring cues, so runs of up to `span` consecutive cues count
-    too and come back merged (first start, last end, texts joined). Among runs that qualify, the
-    best-covering one wins, then the shortest, then the one starting nearest the marker's time; None when
-    no run qualifies (the marker was lost).
+    The marker's normalised words are aligned, in order, with the words of all cues in time order (a
+    local alignment, Smith-Waterman: a word matched scores 2, one misheard, missing or extra costs 1).
+    The best alignment must match at least `share` of the marker's words; among equally good ones the
+    one starting nearest the marker's time wins. Whisper may split a sentence over neighbouring cues, so
+    the cues from its first to its last matched word come back merged (first start, last end, texts
+    joined), up to `span` of them. In order, not as a bag of words: a word of the sentence before (the
+    "of" in "out of ink") must not pull that sentence's cue into a marker misheard as "roof on the".
     """
     wanted = normalise(marker.text).split()
-    best: tuple[tuple[float, int, float], Cue] | None = None
-    for i in range(len(cues)):
-        for n in range(1, span + 1):
-            run = cues[i : i + n]
-            if len(run) < n:
-                break
-            have = normalise(" ".join(c[2] for c in run)).split()
-            hits = 0
-            for word in wanted:
-                if word in have:
-                    have.remove(word)
-                    hits += 1
-            covered = hits / len(wanted)
-            if covered < share:
-                continue
-            key = (-covered, n, abs(run[0][0] - marker.start_s))
-            if best is None or key < best[0]:
-                best = (key, (run[0][0], run[-1][1], " ".join(c[2].strip() for c in run)))
-    return best[1] if best is not None else None
+    tokens = [(word, k) for k, cue in enumerate(cues) for word in normalise(cue[2]).split()]
+    # Per cell: (score, words matched, index of the alignment's first token).
+    row: list[tuple[int, int, int]] = [(0, 0, j) for j in range(len(tokens) + 1)]
+    ends: list[tuple[int, int, int, int]] = []  # (score, matched, first token, last token)
+    for want in wanted:
+        new = [(0, 0, 0)]
+        for j, (word, _) in enumerate(tokens, start=1):
+            hit = word == want
+            s, m, first = row[j - 1]
+            options = [
+                (s + (2 if hit else -1), m + hit, first),
+                (row[j][0] - 1, row[j][1], row[j][2]),
+                (new[j - 1][0] - 1, new[j - 1][1], new[j - 1][2]),
+                (0, 0, j),
+            ]
+            best_here = max(options, key=lambda o: (o[0], o[1]))
+            new.append(best_here)
+            if hit and best_here == options[0]:
+                ends.append((best_here[0], best_here[1], best_here[2], j - 1))
+        row = new
+    found = [e for e in ends if e[1] >= share * len(wanted)]
+    if not found:
+        return None
+    top = max(e[0] for e in found)
+    _, _, first, last = min(
+        (e for e in found if e[0] == top), key=lambda e: abs(cues[tokens[e[2]][1]][0] - marker.start_s)
+    )
+    a, b = tokens[first][1], tokens[last][1]
+    if b - a + 1 > span:
+        return None
+    run = cues[a : b + 1]
+    return (run[0][0], run[-1][1], " ".join(c[2].strip() for c in run))

@@ -596,6 +596,11 @@ def test_scoring_helpers() -> None:
     ]
     assert find_marker(cues, marker) == (39.9, 42.6, "The purple giraffe borrowed my umbrella on Tuesday.")
     assert find_marker([c for c in cues if c[0] != 41.2], marker) is None
+    # Misheard ("roof on the"), after a sentence holding the missing word: the marker's own cue.
+    golden = Placed("The golden elephant danced on the roof of the cathedral.", 165.0, 168.0, True)
+    near = [(153.5, 156.0, "The printer ran out of ink in the middle of my report."), (164.7, 168.2, "The golden")]
+    near.append((168.2, 169.0, "elephant danced on the roof on the cathedral."))
+    assert find_marker(near, golden) == (164.7, 169.0, "The golden elephant danced on the roof on the cathedral.")
 
 
 # --- real transcription with faster-whisper (tiny.en) -----------------------------------------------------
