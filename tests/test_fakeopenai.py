@@ -598,9 +598,13 @@ def test_scoring_helpers() -> None:
     assert find_marker([c for c in cues if c[0] != 41.2], marker) is None
     # Misheard ("roof on the"), after a sentence holding the missing word: the marker's own cue.
     golden = Placed("The golden elephant danced on the roof of the cathedral.", 165.0, 168.0, True)
-    near = [(153.5, 156.0, "The printer ran out of ink in the middle of my report."), (164.7, 168.2, "The golden")]
-    near.append((168.2, 169.0, "elephant danced on the roof on the cathedral."))
-    assert find_marker(near, golden) == (164.7, 169.0, "The golden elephant danced on the roof on the cathedral.")
+    near = [
+        (153.5, 156.0, "The printer ran out of ink in the middle of my report."),
+        (164.7, 168.2, "The golden"),
+        (168.2, 169.0, "elephant danced on the roof on the cathedral."),
+    ]
+    heard = "The golden elephant danced on the roof on the cathedral."
+    assert find_marker(near, golden) == (164.7, 169.0, heard)
 
 
 # --- real transcription with faster-whisper (tiny.en) -----------------------------------------------------

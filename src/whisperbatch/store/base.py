@@ -513,9 +513,9 @@ class SqlStore:
         where this run asks), forgetting its stored chunks, transcript and translations."""
         with self._tx() as tx:
             tx.run(
-                "UPDATE jobs SET state = ?, path = ?, options = ?, run_id = COALESCE(?, run_id), attempts = 0,"
-                " error = NULL, transcript = NULL, not_before = 0, lease_owner = NULL, lease_expires = NULL,"
-                " updated_at = ? WHERE key = ?",
+                "UPDATE jobs SET state = ?, path = ?, options = ?, run_id = COALESCE(?, run_id),"
+                " attempts = 0, error = NULL, transcript = NULL, not_before = 0, lease_owner = NULL,"
+                " lease_expires = NULL, updated_at = ? WHERE key = ?",
                 (str(JobState.QUEUED), str(path), options, run_id, time.time(), key),
             )
             tx.run("DELETE FROM chunk_results WHERE job_key = ?", (key,))
