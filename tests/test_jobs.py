@@ -20,7 +20,13 @@ import pytest
 from conftest import CANARY_KEY, assemble, copy_sample, run_cli, two_sentence_recordings
 from fakeopenai import FakeOpenAI, delay, insufficient_quota
 from speechbuilder import parse_srt
-from whisperbatch.audio import probe
+from whisperbatch.audio import find_ffmpeg, probe
+from whisperbatch.config import load_settings
+from whisperbatch.engines import select_engine
+from whisperbatch.jobs import JobRunner
+from whisperbatch.models import JobState, Task
+from whisperbatch.service import serve
+from whisperbatch.store import open_store
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
@@ -269,3 +275,36 @@ def test_a_worker_that_cannot_read_a_recording_fails_it_for_another_host(
     assert "requeued 1 failed job" in run_cli(["retry"], api_env).stderr
     assert run_cli(["worker", "--once"], api_env).code == 0
     assert rec.with_suffix(".txt").exists() and fake_openai.count == 1
+
+
+def test_a_run_ends_with_its_last_job_not_at_the_next_poll(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve` looks again as soon as the last busy worker finishes: with a 10-minute poll, a run of one
+    job still ends once the job is done."""
+    for name, value in api_env.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings({})
+    store = open_store(settings)
+    runner = JobRunner(
+        settings,
+        select_engine(settings, Task.TRANSCRIBE),
+        store=store,
+        ffmpeg=find_ffmpeg(),
+        task=Task.TRANSCRIBE,
+        one_off=True,
+    )
+    f = copy_sample("talk.m4a", tmp_path / "in")
+    runner.pipeline.plan_outputs([f])
+    job = runner.admit(f, force=False)
+    assert job is not None
+    runner.start()
+
+    def done() -> bool:
+        ours = store.job(job.key)
+        return not runner.busy() and ours is not None and ours.state is JobState.DONE
+
+    # Without the look on idle this waits out the poll, and pytest-timeout fails the test.
+    assert serve(runner, done=done, grace_s=1.0, poll_s=600) is None
+    assert f.with_suffix(".txt").exists() and fake_openai.count == 1
+    store.close()

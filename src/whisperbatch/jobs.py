@@ -191,6 +191,7 @@ class JobRunner:
         self._forced: set[str] = set()  # with --force, each job is redone once per run or service life
         self._busy = 0
         self._busy_lock = threading.Lock()
+        self.on_idle: Callable[[], None] = lambda: None  # called when the last busy worker finishes
         self._claiming = threading.Lock()  # a claim, or a pause and the requeue that goes with it
 
     def say(self, message: str) -> None:
@@ -323,6 +324,9 @@ class JobRunner:
             finally:
                 with self._busy_lock:
                     self._busy -= 1
+                    idle = self._busy == 0
+                if idle:
+                    self.on_idle()
             if job is None and not self.stop.is_set():
                 self.store.wait_for_work(IDLE_WAIT_S)
 

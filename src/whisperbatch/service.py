@@ -51,18 +51,22 @@ def serve(
     done: Callable[[], bool],
     tick: Callable[[], None] = lambda: None,
     grace_s: float,
+    poll_s: float = 0.2,
 ) -> Interruption | None:
-    """Run `runner`'s workers, calling `tick` every 0.2 s, until `done()` or a signal.
+    """Run `runner`'s workers, calling `tick` every `poll_s`, until `done()` or a signal; `done()` is
+    also asked at once and whenever the last busy worker finishes, so a run ends with its last job.
     Call from the main thread (signal handlers can only be set there)."""
-    signals: queue.SimpleQueue[int] = queue.SimpleQueue()
+    signals: queue.SimpleQueue[int | None] = queue.SimpleQueue()  # a signal, or None: look again now
     watched = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, lambda signum, _frame: signals.put(signum)) for sig in watched}
+    runner.on_idle = lambda: signals.put(None)
+    signals.put(None)  # workers that went idle before on_idle was set are seen here
     first: int | None = None
     deadline = math.inf
     try:
         while True:
             try:
-                signum: int | None = signals.get(timeout=0.2)
+                signum = signals.get(timeout=poll_s)
             except queue.Empty:
                 signum = None
             if first is None and signum is None:
@@ -85,6 +89,7 @@ def serve(
                 runner.wind_down(0.0)
                 return Interruption(first)
     finally:
+        runner.on_idle = lambda: None
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
