@@ -309,8 +309,9 @@ def _plan_one(db: np.ndarray, probs: np.ndarray, p: ChunkParams, eof: bool) -> _
 
 def _codec_args(suffix: str, bitrate: str) -> list[str]:
     """ffmpeg's output options for a chunk of this type. MP3 uses LAME's fastest quality setting
-    (`-q 7`): it halves the encoding, the largest CPU cost of preparing chunks, and measured the same
-    markers and word error rate on the accuracy benchmark as LAME's default (see README)."""
+    (`-q 7`): it halves the encoding, the largest CPU cost of preparing chunks, and kept the same
+    markers and cues with no higher word error rate than LAME's default on the accuracy benchmark
+    (see README)."""
     if suffix == ".wav":
         return ["-c:a", "pcm_s16le"]
     if suffix == ".mp3":
