@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
-import gc
 import re
 import time
 from concurrent.futures import Future
@@ -78,9 +77,6 @@ class OpenAIEngine:
             self._client.set_result(sdk_client(api_key, base_url, timeout_s))
         except BaseException as e:  # raised to the first request
             self._client.set_exception(e)
-        # The SDK's modules and types (some 100,000 objects) live as long as the process: the cyclic
-        # collector need not walk them again in each full pass, nor at exit (0.1 s of every run's end).
-        gc.freeze()
 
     def transcribe(
         self,
