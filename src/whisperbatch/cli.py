@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
-import gc
 import inspect
 import json
 import os
@@ -925,9 +924,4 @@ def _main(
 
 
 def main() -> None:
-    try:
-        app()
-    finally:
-        # Python's exit walks every object the cyclic collector tracks, the SDK's 100,000 among them
-        # (0.1 s); everything is done by now, so it is spared that walk.
-        gc.freeze()
+    app()
