@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import SAMPLES, copy_sample, run_cli
@@ -162,3 +164,42 @@ def test_verbose_shows_what_lies_under_an_error(api_env: dict[str, str], tmp_pat
     assert quiet.code == loud.code == 2
     assert "caused by" not in quiet.stderr
     assert "caused by NotADirectoryError: [Errno 20]" in loud.stderr, loud.stderr
+
+
+def test_the_process_ends_at_once_but_waits_for_a_thread_still_working(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """`main` ends the process without Python's teardown, after flushing what was printed; a thread
+    still running (not a daemon) gets the ordinary exit, which lets it finish."""
+    marker = tmp_path / "finished"
+    script = (
+        "import sys, threading, time\n"
+        "from pathlib import Path\n"
+        "import whisperbatch.cli as cli\n"
+        "if sys.argv[1] == 'thread':\n"
+        "    def work():\n"
+        "        time.sleep(0.5)\n"
+        f"        Path({str(marker)!r}).write_text('yes')\n"
+        "    threading.Thread(target=work).start()\n"
+        "sys.argv = ['whisperbatch', *sys.argv[2:]]\n"
+        "cli.main()\n"
+    )
+    # Everything after the usage line (which names the program as it was started) must come out.
+    expected = run_cli(["transcribe", "--help"], env).stdout.split("\n", 1)[1]
+    for mode in ("plain", "thread"):
+        proc = subprocess.run(
+            [sys.executable, "-c", script, mode, "transcribe", "--help"],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split("\n", 1)[1] == expected
+        assert marker.exists() == (mode == "thread")
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "plain", "transcribe", str(tmp_path / "nothing.wav")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 1 and "nothing.wav" in proc.stderr
