@@ -13,8 +13,9 @@ Sections (`--only`, default all), each printing its rows and the ratio the accep
   answering each request after 3 s per audio minute (`--pace`). `-j 1` with carried context against
   the sum of the server's answer times; `-j 4` and `-j 10` (defaults otherwise) against the ideal:
   the larger of (sum of answer times / j) and the longest single answer.
-- `files`: 8 recordings of 3 minutes, the same server: `-j 2/4/8/16` (`--files-j`) against `-j 1`,
-  which is what the default `-j` is chosen from.
+- `files`: 8 recordings of 3 minutes, the same server: `-j 1` against the sum of the server's answer
+  times, and `-j 2/4/8/16` (`--files-j`) against `-j 1`, which is what the default `-j` is chosen from;
+  then 40 recordings of 30 seconds (one request each) at `-j 8` against the ideal.
 - `3h`: a 3-hour 44.1 kHz stereo FLAC (bench/memory.py builds it) through bench/memory.py's measured
   run against a server that answers at once, against `ffmpeg -i FILE -f null -` decoding it alone;
   with the peak memory of the whisperbatch process.
@@ -234,13 +235,25 @@ def files(work: Path, ffmpeg: str, pace: float, concurrency: Sequence[int]) -> l
         build_recording(folder / f"talk{i}.wav", duration_s=180, seed=100 + i, ffmpeg=ffmpeg).path
         for i in range(8)
     ]
+    short = work / "short"
+    short.mkdir()
+    memos = [
+        build_recording(short / f"memo{i:02d}.wav", duration_s=30, seed=200 + i, ffmpeg=ffmpeg).path
+        for i in range(40)
+    ]
     lines = []
     with paced_server(pace) as server:
-        one, _, _ = api_run(server, work, "files-j1", recordings, 1)
+        one, uploads, _ = api_run(server, work, "files-j1", recordings, 1)
+        answers = sum(u.answer_s for u in uploads)
+        note = f"{len(uploads)} requests"
+        lines.append(Line("files", "8 x 3 min, -j 1", one, "sum of answer times", answers, note))
         for j in concurrency:
             seconds, uploads, _ = api_run(server, work, f"files-j{j}", recordings, j)
             note = f"{len(uploads)} requests; speed-up {one / seconds:.2f}x; ideal {ideal(uploads, j):.1f} s"
             lines.append(Line("files", f"8 x 3 min, -j {j}", seconds, "-j 1", one, note))
+        seconds, uploads, _ = api_run(server, work, "memos-j8", memos, 8)
+        note = f"{len(uploads)} requests, one per file"
+        lines.append(Line("files", "40 x 30 s, -j 8", seconds, "ideal", ideal(uploads, 8), note))
     return lines
 
 
