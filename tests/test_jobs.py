@@ -7,10 +7,12 @@ server received; where words matter, the server runs a real speech model (tiny.e
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from conftest import CANARY_KEY, assemble, copy_sample, run_cli, two_sentence_recordings
-from fakeopenai import FakeOpenAI, delay, insufficient_quota
+from fakeopenai import FakeOpenAI, delay, insufficient_quota, unauthorized
 from speechbuilder import parse_srt
 from whisperbatch.audio import find_ffmpeg, probe
-from whisperbatch.config import load_settings
+from whisperbatch.config import Settings, load_settings
 from whisperbatch.engines import select_engine
 from whisperbatch.jobs import JobRunner
 from whisperbatch.models import JobState, Task
@@ -307,4 +309,61 @@ def test_a_run_ends_with_its_last_job_not_at_the_next_poll(
     # Without the look on idle this waits out the poll, and pytest-timeout fails the test.
     assert serve(runner, done=done, grace_s=1.0, poll_s=600) is None
     assert f.with_suffix(".txt").exists() and fake_openai.count == 1
+    store.close()
+
+
+@pytest.mark.parametrize("answer", ["transcript", "key refused"])
+def test_the_next_files_are_prepared_while_every_request_slot_is_busy(
+    answer: str,
+    api_env: dict[str, str],
+    fake_openai: FakeOpenAI,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At `-j 1` the one request slot waits on the server for the first recording while the next ones
+    are claimed and their chunks encoded, so the next request does not wait on audio; requests in
+    flight stay at one. A refused key stops them all before another request goes out. Under a
+    budget, files at once stay at `-j`."""
+    for name, value in {**api_env, "WHISPERBATCH_CONCURRENCY": "1"}.items():
+        monkeypatch.setenv(name, value)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    settings = load_settings({})
+    store = open_store(settings)
+    engine = select_engine(settings, Task.TRANSCRIBE)
+
+    def runner_for(s: Settings) -> JobRunner:
+        return JobRunner(s, engine, store=store, ffmpeg=find_ffmpeg(), task=Task.TRANSCRIBE, one_off=True)
+
+    assert runner_for(dataclasses.replace(settings, budget_usd=5.0)).files_at_once() == 1
+    runner = runner_for(settings)
+    assert runner.files_at_once() > 2
+    files = [copy_sample(name, tmp_path / "in") for name in ("talk.m4a", "morning.mp3", "script.ogg")]
+    runner.pipeline.plan_outputs(files)
+    keys = [job.key for f in files if (job := runner.admit(f, force=False)) is not None]
+    fake_openai.hold_after = 0
+    runner.start()
+
+    def folders_with_chunks() -> int:
+        return len({p.parent for p in scratch.rglob("chunk-*.mp3")})
+
+    wait_for(lambda: folders_with_chunks() == 3, "every recording's chunks, with one request held")
+    assert fake_openai.arrived == 1
+    if answer == "key refused":
+        fake_openai.inject(unauthorized())
+    fake_openai.release()
+
+    def states() -> list[JobState | None]:
+        return [job.state if (job := store.job(key)) else None for key in keys]
+
+    assert serve(runner, done=runner.idle, grace_s=1.0) is None
+    if answer == "transcript":
+        assert states() == [JobState.DONE] * 3
+        assert all(f.with_suffix(".txt").exists() for f in files)
+        assert [u.status for u in fake_openai.uploads] == [200] * fake_openai.arrived
+    else:
+        assert fake_openai.arrived == 1 and runner.paused_reason and "401" in runner.paused_reason
+        assert states() == [JobState.QUEUED] * 3  # the next run resumes them, no attempt counted
+        assert not any(f.with_suffix(".txt").exists() for f in files)
     store.close()

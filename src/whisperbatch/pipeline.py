@@ -329,6 +329,56 @@ def ahead(
         worker.join()
 
 
+def files_preparing() -> int:
+    """Files whose chunks are prepared at once: each keeps about two cores busy (speech detection,
+    decoder and encoders), and the first file's chunks are better ready early than all files' first
+    chunks late: with more files than cores, the first requests wait on the fewest."""
+    return max(1, audio.usable_cores() // 2)
+
+
+class _Turns:
+    """Files' turns to send requests: at most `n` files at once, each from its first request until its
+    outputs are written. A file waiting with a chunk ready takes a free turn unless as many files as
+    there are free turns wait before it in the queue: at `-j 1` files go strictly in queue order, and
+    at `-j N` the first N files in progress go as each is ready, as when only N files were started.
+
+    Written here because a semaphore serves whichever waiter wakes first."""
+
+    def __init__(self, n: int) -> None:
+        self._cond = threading.Condition()
+        self._free = n
+        self._waiting: set[int] = set()  # places in the queue of files in line for a turn
+
+    @contextmanager
+    def queue(self, order: int) -> Iterator[Callable[[threading.Event], None]]:
+        """A file's place in line: yields `take(stop)`, which waits for its turn. Leaving gives up the
+        place, or the turn."""
+        took = False
+
+        def take(stop: threading.Event) -> None:
+            nonlocal took
+            with self._cond:
+                while self._free == 0 or sum(o < order for o in self._waiting) >= self._free:
+                    if stop.is_set():
+                        raise Stopped("the run was stopped")
+                    self._cond.wait(0.2)
+                self._waiting.discard(order)
+                self._free -= 1
+                took = True
+
+        with self._cond:
+            self._waiting.add(order)
+        try:
+            yield take
+        finally:
+            with self._cond:
+                if took:
+                    self._free += 1
+                else:
+                    self._waiting.discard(order)
+                self._cond.notify_all()
+
+
 class ChunkCache:
     """A job's finished chunk results, kept in the store as each arrives (before anything else can
     fail), so a resumed job uploads only what is missing."""
@@ -363,6 +413,8 @@ class Pipeline:
         budget: Budget | None = None,
         policy: RetryPolicy | None = None,
         translator: Translator | None = None,
+        halted: Callable[[], bool] = lambda: False,
+        on_fatal: Callable[[FatalEngineError], None] = lambda e: None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -374,11 +426,16 @@ class Pipeline:
         self.stop = stop or threading.Event()
         self.budget = budget
         self.policy = policy or RetryPolicy.from_settings(settings)
+        # A fatal answer (key, quota, model) is told at once (`on_fatal`), and no request starts while
+        # `halted` says so: the files in progress would only be refused the same way.
+        self.halted, self.on_fatal = halted, on_fatal
+        self.sent: set[str] = set()  # jobs with a request sent: a file only prepared is not started
         self._requests = threading.BoundedSemaphore(settings.concurrency)
-        # Files whose chunks are being prepared at once: each keeps about two cores busy (speech
-        # detection, decoder and encoders), and the first file's chunks are better ready early than all
-        # files' first chunks late: with more files than cores, the first requests wait on the fewest.
-        self._preparing = threading.Semaphore(max(1, audio.usable_cores() // 2))
+        # Files sending requests at once. The runner may have more files in progress (their chunks
+        # prepared while every slot is busy: `JobRunner.files_at_once`); they send in turn, once their
+        # first chunk is ready, so files still finish one after another rather than all late together.
+        self._turns = _Turns(settings.concurrency)
+        self._preparing = threading.Semaphore(files_preparing())
         self._chunk_pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="wb-chunk")
         self.style = settings.cue_style
         self._formats = writers.parse_formats(settings.format)
@@ -475,11 +532,18 @@ class Pipeline:
 
     # ---- one file ----------------------------------------------------------------------------------
 
-    def process_file(self, path: Path, task: Task, key: str) -> FileResult:
+    def process_file(self, path: Path, task: Task, key: str, *, order: int = 0) -> FileResult:
         """Transcribe or translate job `key`'s recording and write its outputs. Raises WhisperbatchError.
+        `order` is the job's place in the queue, for its turn to send (`_Turns`).
 
         The stages: probe, reserve the budget, transcribe the chunks (each stored as it arrives), stitch
         them into a transcript, write the outputs, and record the spend."""
+        with self._turns.queue(order) as take_turn:
+            return self._process(path, task, key, take_turn)
+
+    def _process(
+        self, path: Path, task: Task, key: str, take_turn: Callable[[threading.Event], None]
+    ) -> FileResult:
         info = audio.probe(path, self.ffmpeg)
         if self.budget is not None:
             self.budget.reserve(key, path, self.worst_case_usd(info.duration_s))
@@ -492,7 +556,7 @@ class Pipeline:
             if transcript is None:
                 with tempfile.TemporaryDirectory(prefix="whisperbatch-") as tmp:
                     done = self._transcribe_chunks(
-                        path, info.duration_s, task, Path(tmp), ChunkCache(self.store, key)
+                        path, info.duration_s, task, Path(tmp), ChunkCache(self.store, key), take_turn
                     )
                 transcript = self._transcript(path, task, info.duration_s, done)
                 chunks_total, uploaded = len(done.chunks), done.uploaded
@@ -680,7 +744,7 @@ class Pipeline:
     def abandon(self) -> list[Path]:
         """Stop without waiting for requests in flight: each file still in progress goes to the ledger
         as unfinished with what it cost so far, the abandoned requests included (the provider bills
-        them whether or not the answer is read). Returns those files."""
+        them whether or not the answer is read). Returns those that sent a request."""
         self.stop.set()
         with self._bill_lock:
             bills = list(self._bills.values())
@@ -690,7 +754,7 @@ class Pipeline:
                 bill.abandoned = True
         for bill in bills:
             self._record(bill, Spend.UNFINISHED)
-        return [bill.path for bill in bills]
+        return [bill.path for bill in bills if bill.job_key in self.sent]
 
     def _chunk_params(self) -> audio.ChunkParams:
         return chunk_params(
@@ -702,11 +766,18 @@ class Pipeline:
         )
 
     def _transcribe_chunks(
-        self, path: Path, duration_s: float, task: Task, workdir: Path, cache: ChunkCache
+        self,
+        path: Path,
+        duration_s: float,
+        task: Task,
+        workdir: Path,
+        cache: ChunkCache,
+        take_turn: Callable[[threading.Event], None],
     ) -> ChunksDone:
         """Every chunk's outcome. Chunks are decoded, cut and encoded in a thread of their own, ahead of
         the requests: one chunk ahead when each request waits for the previous answer (context
-        carried), `concurrency` ahead when they go out side by side, so a free slot never waits."""
+        carried), `concurrency` ahead when they go out side by side, so a free slot never waits. The
+        first request waits for the file's turn (`_Turns`)."""
         chunker = audio.Chunker(path, ffmpeg=self.ffmpeg, workdir=workdir, params=self._chunk_params())
         chunks: list[Chunk] = []
         pending: list[Future[ChunkOutcome] | ChunkOutcome] = []
@@ -717,6 +788,8 @@ class Pipeline:
         prepared = ahead(chunker.chunks(), 1 if sequential else self.settings.concurrency, self._preparing)
         with closing(prepared):  # an early exit stops the decoder at once
             for chunk in prepared:
+                if not chunks:  # prepared ahead of this file's turn to send
+                    take_turn(self.stop)
                 if self.stop.is_set():
                     raise Stopped("the run was stopped")
                 chunks.append(chunk)
@@ -864,8 +937,11 @@ class Pipeline:
         policy = self.policy
         where = f"{path}" if chunk is None else f"{path} (chunk {chunk + 1})"
         for attempt in range(1, policy.max_attempts + 1):
-            if self.stop.is_set():
+            if self.stop.is_set() or self.halted():
                 raise Stopped("the run was stopped")
+            with self._bill_lock:
+                if (bill := self._bills.get(path)) is not None:
+                    self.sent.add(bill.job_key)
             try:
                 return request()
             except RetryableEngineError as e:
@@ -876,7 +952,8 @@ class Pipeline:
                 delay = policy.request_delay_s(attempt, e.retry_after_s)
                 self.on_event(Notice(f"{where}: {e}; retrying in {delay:.1f} s"))
                 self._wait(delay)
-            except FatalEngineError:
+            except FatalEngineError as e:
+                self.on_fatal(e)
                 raise
             except EngineError as e:
                 raise EngineError(str(e), path=path, chunk=chunk) from e

@@ -163,10 +163,11 @@ def run_files(
     results = tuple(told.get(path) or _outcome(runner, path, keys.get(path), interruption) for path in files)
     if interruption is not None and interruption.abandoned:
         waiting = {j.key for j in runner.store.jobs(JobState.QUEUED, run_id=runner.run_id)}
+        sent = runner.sent()
         not_started = tuple(
             p
             for p in files
-            if p not in told and (p not in keys or (keys[p] in waiting and keys[p] not in runner.claimed))
+            if p not in told and (p not in keys or (keys[p] in waiting and keys[p] not in sent))
         )
         interruption = dataclasses.replace(interruption, not_started=not_started)
     summary = RunSummary(
@@ -190,7 +191,7 @@ def _outcome(runner: JobRunner, path: Path, key: str | None, interruption: Inter
         return _done(runner, path)
     if job is not None and job.state is JobState.FAILED:
         return FileResult(source=path, error=job.error)
-    how = "not finished" if key in runner.claimed else "not started"
+    how = "not finished" if key in runner.sent() else "not started"
     result = FileResult(source=path, error=f"{path}: {how}: the run was stopped")
     if interruption is None or not interruption.abandoned:
         runner.on_event(FileFinished(result))

@@ -155,8 +155,9 @@ class Engine(Protocol):
     info: ModelInfo
     chunk_suffix: str  # the file type chunks are exported as for this engine
     max_upload_bytes: int | None
-    # Whether several chunks of one recording are worth asking for at once (a server: yes; one local
-    # model decodes one chunk at a time, so for it chunks only need to be long).
+    # Whether several chunks of one recording are worth asking for at once, and files worth preparing
+    # while every request slot is busy (a server: yes; one local model decodes one chunk at a time on
+    # this host's cores, so for it chunks only need to be long).
     parallel_chunks: bool
 
     def transcribe(
