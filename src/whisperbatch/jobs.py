@@ -296,8 +296,8 @@ class JobRunner:
         """Files in progress at once: `concurrency`, and with a server as many more as are prepared at
         once, plus one waiting to be. Their chunks are decoded, scored and encoded while every request
         slot is busy, so a slot that frees finds the next file's chunk ready instead of idling while it
-        is prepared (measured on 2 cores: 40 files of 30 s at `-j 8`, 10.5 s before and 9.7 s after;
-        8 files of 3 minutes at `-j 1`, 75.2 s and 72.6 s, the sum of the answers being 71.1 s). Not
+        is prepared (measured on 2 cores: 40 files of 30 s at `-j 8`, 10.3 s before and 9.5 s after;
+        8 files of 3 minutes at `-j 1`, 75.2 s and 72.7 s, the sum of the answers being 71.1 s). Not
         under a budget, where each file in progress holds its worst-case reservation, and not with the
         local engine, whose requests are this host's own work."""
         ahead = files_preparing() + 1
