@@ -477,7 +477,7 @@ class JobRunner:
         """Jobs this process has sent a request for (one whose file was only prepared is not started)."""
         with self._pipelines_lock:
             pipelines = list(self._pipelines.values())
-        return {key for p in pipelines for key in p.sent}
+        return {key for p in pipelines for key in p.sent()}
 
     def abandon(self) -> list[Path]:
         """Give up requests in flight (their cost goes in the ledger); returns the files left unfinished."""

@@ -429,7 +429,7 @@ class Pipeline:
         # A fatal answer (key, quota, model) is told at once (`on_fatal`), and no request starts while
         # `halted` says so: the files in progress would only be refused the same way.
         self.halted, self.on_fatal = halted, on_fatal
-        self.sent: set[str] = set()  # jobs with a request sent: a file only prepared is not started
+        self._sent: set[str] = set()  # jobs with a request sent (`sent`)
         self._requests = threading.BoundedSemaphore(settings.concurrency)
         # Files sending requests at once. The runner may have more files in progress (their chunks
         # prepared while every slot is busy: `JobRunner.files_at_once`); they send in turn, once their
@@ -741,6 +741,11 @@ class Pipeline:
         with self._bill_lock:
             return {b.path: len(b.in_flight) for b in self._bills.values()}
 
+    def sent(self) -> set[str]:
+        """Jobs this pipeline has sent a request for: a file only prepared is not started."""
+        with self._bill_lock:
+            return set(self._sent)
+
     def abandon(self) -> list[Path]:
         """Stop without waiting for requests in flight: each file still in progress goes to the ledger
         as unfinished with what it cost so far, the abandoned requests included (the provider bills
@@ -754,7 +759,7 @@ class Pipeline:
                 bill.abandoned = True
         for bill in bills:
             self._record(bill, Spend.UNFINISHED)
-        return [bill.path for bill in bills if bill.job_key in self.sent]
+        return [bill.path for bill in bills if bill.job_key in self._sent]
 
     def _chunk_params(self) -> audio.ChunkParams:
         return chunk_params(
@@ -941,7 +946,7 @@ class Pipeline:
                 raise Stopped("the run was stopped")
             with self._bill_lock:
                 if (bill := self._bills.get(path)) is not None:
-                    self.sent.add(bill.job_key)
+                    self._sent.add(bill.job_key)
             try:
                 return request()
             except RetryableEngineError as e:
