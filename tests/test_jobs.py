@@ -348,7 +348,8 @@ def test_the_next_files_are_prepared_while_every_request_slot_is_busy(
     def folders_with_chunks() -> int:
         return len({p.parent for p in scratch.rglob("chunk-*.mp3")})
 
-    wait_for(lambda: folders_with_chunks() == 3, "every recording's chunks, with one request held")
+    ready = "every recording's chunks, with one request held"
+    wait_for(lambda: folders_with_chunks() == 3 and fake_openai.arrived >= 1, ready)
     assert fake_openai.arrived == 1
     if answer == "key refused":
         fake_openai.inject(unauthorized())

@@ -416,10 +416,7 @@ class JobRunner:
         """A server refused this host's key, quota or model: pause the queue, and let no request go out
         until the pause ends. Called where the answer arrives, before the file that got it unwinds, so
         no other file in progress sends one meanwhile (each would only be refused the same way)."""
-        seconds = self._pause_s(error)
-        self.pause(str(error), seconds=seconds)
-        with self._pause_lock:
-            self._halt_until = float("inf") if seconds is None else time.monotonic() + seconds
+        self.pause(str(error), seconds=self._pause_s(error), halt=True)
 
     def halted(self) -> bool:
         """Whether requests are held back after a fatal answer (a budget pause lets files already
@@ -427,13 +424,16 @@ class JobRunner:
         with self._pause_lock:
             return time.monotonic() < self._halt_until
 
-    def pause(self, reason: str, *, seconds: float | None) -> None:
+    def pause(self, reason: str, *, seconds: float | None, halt: bool = False) -> None:
         """Stop taking jobs: for a while (a rejected key or quota may come back), or for good (the
-        budget; a one-off run then ends, leaving its jobs queued for the next run)."""
+        budget; a one-off run then ends, leaving its jobs queued for the next run). With `halt`, no
+        request goes out either until then (`halted`)."""
         with self._pause_lock:
             fresh = self.paused_reason != reason
             self.paused_reason = reason
             self._paused_until = float("inf") if seconds is None else time.monotonic() + seconds
+            if halt:
+                self._halt_until = self._paused_until
         if fresh and not self.one_off:
             when = "until restarted" if seconds is None else f"for {seconds:.0f} s, then trying again"
             self.say(f"queue paused {when}: {reason}")

@@ -160,10 +160,12 @@ def run_files(
     admission.join()
     if failure:
         raise failure[0]
-    results = tuple(told.get(path) or _outcome(runner, path, keys.get(path), interruption) for path in files)
+    sent = runner.sent()
+    results = tuple(
+        told.get(path) or _outcome(runner, path, keys.get(path), interruption, sent) for path in files
+    )
     if interruption is not None and interruption.abandoned:
         waiting = {j.key for j in runner.store.jobs(JobState.QUEUED, run_id=runner.run_id)}
-        sent = runner.sent()
         not_started = tuple(
             p
             for p in files
@@ -179,9 +181,11 @@ def run_files(
     return summary, interruption
 
 
-def _outcome(runner: JobRunner, path: Path, key: str | None, interruption: Interruption | None) -> FileResult:
-    """What became of one input of a one-off run (`key` None: stopped before it became a job); an
-    input left unfinished is told (as an event)."""
+def _outcome(
+    runner: JobRunner, path: Path, key: str | None, interruption: Interruption | None, sent: set[str]
+) -> FileResult:
+    """What became of one input of a one-off run (`key` None: stopped before it became a job; `sent`:
+    the jobs with a request sent); an input left unfinished is told (as an event)."""
     ran = None if key is None else runner.results.get(key)
     if ran is not None and ran.source == path:
         return ran
@@ -191,7 +195,7 @@ def _outcome(runner: JobRunner, path: Path, key: str | None, interruption: Inter
         return _done(runner, path)
     if job is not None and job.state is JobState.FAILED:
         return FileResult(source=path, error=job.error)
-    how = "not finished" if key in runner.sent() else "not started"
+    how = "not finished" if key in sent else "not started"
     result = FileResult(source=path, error=f"{path}: {how}: the run was stopped")
     if interruption is None or not interruption.abandoned:
         runner.on_event(FileFinished(result))
