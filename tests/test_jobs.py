@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -16,11 +17,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import CANARY_KEY, assemble, copy_sample, run_cli, two_sentence_recordings
-from fakeopenai import FakeOpenAI, delay, insufficient_quota, unauthorized
+from fakeopenai import FakeOpenAI, Upload, delay, insufficient_quota, unauthorized
 from speechbuilder import parse_srt
 from whisperbatch.audio import find_ffmpeg, probe
 from whisperbatch.config import Settings, load_settings
@@ -96,6 +98,48 @@ def test_a_killed_one_off_run_uploads_only_the_missing_chunks_when_run_again(
     starts = _fox_cues(rec.with_suffix(".srt"))  # every sentence, each at its time
     assert len(starts) == 6
     assert all(abs(s - t) < 1.5 for s, t in zip(starts, onsets, strict=True)), (starts, onsets)
+
+
+def _deaf_to_whole_chunks(upload: Upload, segments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A first answer that hears nothing, so every chunk's speech is asked about again, alone (a
+    stretch's upload is named `<chunk>-at<ms>`)."""
+    return segments if "-at" in upload.filename else []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_an_answer_is_kept_the_moment_it_arrives_though_its_chunk_is_still_asked_again(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, ffmpeg: str, tmp_path: Path, sig: int
+) -> None:
+    rec = tmp_path / "in" / "long.wav"
+    rec.parent.mkdir()
+    onsets = assemble(rec, [True, False] * 4, ffmpeg)
+    run_env = {**api_env, "WHISPERBATCH_CONCURRENCY": "1"}
+    fake_openai.edit = _deaf_to_whole_chunks
+    # Chunk 1 and its re-ask, then chunk 2: chunk 2's re-ask is held, so the stop lands while it is
+    # in flight and chunk 2's first answer has arrived (and been paid for) but its chunk is unfinished.
+    fake_openai.hold_after = 3
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "whisperbatch", "transcribe", str(rec)],
+        env=run_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: fake_openai.held >= 1, "chunk 2's re-ask in flight")
+    finally:
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+    fake_openai.hold_after = None
+    fake_openai.release()
+    wait_for(lambda: fake_openai.arrived == len(fake_openai.uploads), "the server to answer what it was sent")
+    assert [u.filename for u in fake_openai.successful][2].endswith(".mp3")
+
+    r = run_cli(["transcribe", str(rec)], run_env)
+    assert r.code == 0, r.output
+    whole = [u.sha256 for u in fake_openai.successful if "-at" not in u.filename]
+    assert len(whole) == len(set(whole)) == 4, "a chunk whose answer had arrived was sent again"
+    starts = [start for start, _, _ in parse_srt(rec.with_suffix(".srt").read_text())]
+    assert all(any(abs(s - t) < 1.5 for s in starts) for t in onsets), (starts, onsets)
 
 
 def test_a_quota_stop_keeps_what_was_answered_and_the_next_run_finishes(

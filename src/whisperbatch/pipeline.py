@@ -380,11 +380,13 @@ class _Turns:
 
 
 class ChunkCache:
-    """A job's finished chunk results, kept in the store as each arrives (before anything else can
-    fail), so a resumed job uploads only what is missing."""
+    """A job's checked chunk results and every answer they were made from, kept in the store the moment
+    each arrives (before anything else can fail, re-asks included), so a resumed job sends only what is
+    missing and no answer is paid for twice."""
 
     def __init__(self, store: JobStore | None, key: str) -> None:
         self.store, self.key = store, key
+        self.sent: set[int] = set()  # chunks a request was sent for in this run
 
     def get(self, chunk: Chunk) -> EngineResult | None:
         if self.store is None:
@@ -397,6 +399,22 @@ class ChunkCache:
             self.store.save_chunk_result(
                 self.key, chunk.index, chunk.offset_s, chunk.duration_s, result_to_json(result)
             )
+
+    @staticmethod
+    def _request(chunk: Chunk, name: str) -> str:
+        return f"{chunk.index}@{chunk.offset_s:.3f}+{chunk.duration_s:.3f} {name}"
+
+    def answer(self, chunk: Chunk, name: str) -> EngineResult | None:
+        """The answer to request `name` about `chunk` ("first", "again", a stretch), if one arrived."""
+        if self.store is None:
+            return None
+        text = self.store.answer(self.key, self._request(chunk, name))
+        return None if text is None else result_from_json(text)
+
+    def save_answer(self, chunk: Chunk, name: str, result: EngineResult) -> None:
+        self.sent.add(chunk.index)
+        if self.store is not None:
+            self.store.save_answer(self.key, self._request(chunk, name), result_to_json(result))
 
 
 class Pipeline:
@@ -839,11 +857,11 @@ class Pipeline:
         self, path: Path, chunk: Chunk, task: Task, prompt: str | None, cache: ChunkCache
     ) -> ChunkOutcome:
         """One chunk's checked result: stored by an earlier run, or asked (and asked again where speech
-        was lost) and stored at once."""
+        was lost), each answer stored as it arrives."""
         hit = cache.get(chunk)
         if hit is None:
             try:
-                result = self._checked_result(path, chunk, task, prompt)
+                result = self._checked_result(path, chunk, task, prompt, cache)
             finally:
                 chunk.path.unlink(missing_ok=True)  # keep at most the in-flight chunks on disk
             cache.put(chunk, result)
@@ -852,7 +870,7 @@ class Pipeline:
             result = hit
         if result.language:
             self._heard.setdefault(path, result.language)
-        return self._outcome(chunk, result, uploaded=hit is None)
+        return self._outcome(chunk, result, uploaded=chunk.index in cache.sent)
 
     def _outcome(self, chunk: Chunk, result: EngineResult, *, uploaded: bool) -> ChunkOutcome:
         gaps = self._uncovered(chunk, result)
@@ -870,7 +888,9 @@ class Pipeline:
             return list(chunk.speech) if not kept else []
         return speech.uncovered(chunk.speech, kept)
 
-    def _checked_result(self, path: Path, chunk: Chunk, task: Task, prompt: str | None) -> EngineResult:
+    def _checked_result(
+        self, path: Path, chunk: Chunk, task: Task, prompt: str | None, cache: ChunkCache
+    ) -> EngineResult:
         """Ask for a chunk, then make sure its text covers its speech.
 
         A model given earlier text as context can continue that text instead of hearing new words.
@@ -880,13 +900,13 @@ class Pipeline:
         the transcript's `gaps`.
         """
         carried = self.settings.condition_on_previous
-        result = self._call_with_retries(path, chunk, task, prompt, condition=carried)
+        result = self._asked(path, chunk, task, prompt, cache, "first", condition=carried)
         gaps = self._uncovered(chunk, result)
         if carried and self._suspect(chunk, result, prompt, gaps):
             self.on_event(
                 Notice(f"{path} (chunk {chunk.index + 1}): text may be missing; asked again without context")
             )
-            again = self._call_with_retries(path, chunk, task, self.settings.prompt, condition=False)
+            again = self._asked(path, chunk, task, self.settings.prompt, cache, "again")
             again_gaps = self._uncovered(chunk, again)
             if _total_s(again_gaps) <= _total_s(gaps):
                 result, gaps = again, again_gaps
@@ -895,17 +915,42 @@ class Pipeline:
         for gap in gaps:
             stretch = Span(max(0.0, gap.start_s - GAP_PAD_S), min(chunk.duration_s, gap.end_s + GAP_PAD_S))
             try:
-                piece = audio.cut_chunk(chunk, stretch, ffmpeg=self.ffmpeg)
-                try:
-                    answer = self._call_with_retries(path, piece, task, self.settings.prompt, condition=False)
-                finally:
-                    piece.path.unlink(missing_ok=True)
+                answer = self._asked(path, chunk, task, self.settings.prompt, cache, stretch)
             except FatalEngineError:
                 raise
             except (EngineError, AudioError) as e:  # the first answer stands; the gap stays reported
                 self.on_event(Notice(f"{path} (chunk {chunk.index + 1}): could not ask again ({e})"))
                 continue
-            result = _fill(result, answer, piece.offset_s, gap)
+            result = _fill(result, answer, stretch.start_s, gap)
+        return result
+
+    def _asked(
+        self,
+        path: Path,
+        chunk: Chunk,
+        task: Task,
+        prompt: str | None,
+        cache: ChunkCache,
+        request: str | Span,
+        *,
+        condition: bool = False,
+    ) -> EngineResult:
+        """The answer to one request about `chunk`: the whole chunk ("first", or "again" without context),
+        or a stretch of it alone. Stored by an earlier run, or asked now and stored the moment it
+        arrives."""
+        name = request if isinstance(request, str) else f"stretch {request.start_s:.3f}-{request.end_s:.3f}"
+        stored = cache.answer(chunk, name)
+        if stored is not None:
+            return stored
+        if isinstance(request, str):
+            result = self._call_with_retries(path, chunk, task, prompt, condition=condition)
+        else:
+            piece = audio.cut_chunk(chunk, request, ffmpeg=self.ffmpeg)
+            try:
+                result = self._call_with_retries(path, piece, task, prompt)
+            finally:
+                piece.path.unlink(missing_ok=True)
+        cache.save_answer(chunk, name, result)
         return result
 
     def _suspect(self, chunk: Chunk, result: EngineResult, prompt: str | None, gaps: list[Span]) -> bool:

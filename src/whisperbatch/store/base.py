@@ -125,6 +125,20 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX translations_job ON translations(job_key);
         """,
     ),
+    (
+        # Every answer the engine gave, stored the moment it arrives (a chunk's first answer, and each
+        # answer to asking again), so a run stopped while a chunk is still being checked pays for none
+        # of them twice.
+        "006_answers",
+        """
+        CREATE TABLE answers (
+            job_key TEXT NOT NULL,
+            request TEXT NOT NULL,
+            result TEXT NOT NULL,
+            PRIMARY KEY (job_key, request)
+        );
+        """,
+    ),
 )
 
 
@@ -228,6 +242,9 @@ class JobStore(Protocol):
     def save_chunk_result(
         self, key: str, idx: int, offset_s: float, duration_s: float, result: str
     ) -> None: ...
+    # every answer as it arrives (a chunk's first, and each asked again), so none is paid for twice
+    def answer(self, key: str, request: str) -> str | None: ...
+    def save_answer(self, key: str, request: str, result: str) -> None: ...
     # finished translations, by their own key (job, language, model, source cues)
     def translation(self, key: str) -> str | None: ...
     def save_translation(self, key: str, job_key: str, target: str, model: str, texts: str) -> None: ...
@@ -519,6 +536,7 @@ class SqlStore:
                 (str(JobState.QUEUED), str(path), options, run_id, time.time(), key),
             )
             tx.run("DELETE FROM chunk_results WHERE job_key = ?", (key,))
+            tx.run("DELETE FROM answers WHERE job_key = ?", (key,))
             tx.run("DELETE FROM translations WHERE job_key = ?", (key,))
             self._notify(tx)
 
@@ -596,4 +614,16 @@ class SqlStore:
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_key, idx) DO UPDATE SET"
                 " offset_s = excluded.offset_s, duration_s = excluded.duration_s, result = excluded.result",
                 (key, idx, offset_s, duration_s, result),
+            )
+
+    def answer(self, key: str, request: str) -> str | None:
+        rows = self._rows("SELECT result FROM answers WHERE job_key = ? AND request = ?", (key, request))
+        return str(rows[0]["result"]) if rows else None
+
+    def save_answer(self, key: str, request: str, result: str) -> None:
+        with self._tx() as tx:
+            tx.run(
+                "INSERT INTO answers (job_key, request, result) VALUES (?, ?, ?)"
+                " ON CONFLICT (job_key, request) DO UPDATE SET result = excluded.result",
+                (key, request, result),
             )
