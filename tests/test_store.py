@@ -158,11 +158,15 @@ def test_chunk_results_are_kept_until_the_job_is_redone(store: JobStore) -> None
     assert store.chunk_result("k1", 1, 600.0, 400.0) is None  # cut elsewhere: not the same chunk
     store.save_chunk_result("k1", 1, 600.0, 412.5, '{"text": "c"}')
     assert store.chunk_result("k1", 1, 600.0, 412.5) == '{"text": "c"}'
+    store.save_answer("k1", "2@1012.5+30.000 first", '{"text": "d"}')
+    assert store.answer("k1", "2@1012.5+30.000 first") == '{"text": "d"}'
+    assert store.answer("k1", "2@1012.5+30.000 again") is None and store.answer("k2", "x") is None
     store.redo("k1", Path("/rec/b.m4a"), options='{"format":"vtt"}')
     redone = store.job("k1")
     assert redone is not None and redone.path == Path("/rec/b.m4a") and redone.state is JobState.QUEUED
     assert redone.options == '{"format":"vtt"}'  # the asking run's outputs
     assert store.chunk_result("k1", 0, 0.0, 600.0) is None
+    assert store.answer("k1", "2@1012.5+30.000 first") is None
 
 
 def test_a_done_job_reopened_for_a_translation_keeps_its_transcript(store: JobStore) -> None:
