@@ -9,8 +9,8 @@ import pytest
 
 from conftest import copy_sample, run_cli, write_silence
 from speechbuilder import parse_srt
-from whisperbatch.engines.local import bundled_model_dir, device_and_compute_type, speech_clips
-from whisperbatch.models import Span
+from whisperbatch.engines.local import bundled_model_dir, device_and_compute_type, heard_in, speech_clips
+from whisperbatch.models import Segment, Span, Word
 
 
 def test_transcribe_english_sample_offline(env: dict[str, str], tmp_path: Path) -> None:
@@ -104,3 +104,20 @@ def test_auto_device_is_the_gpu_with_float16_where_there_is_one(monkeypatch: pyt
     assert device_and_compute_type("auto", "auto") == ("cuda", "float16")
     assert device_and_compute_type("cpu", "auto") == ("cpu", "int8")
     assert device_and_compute_type("auto", "int8_float16") == ("cuda", "int8_float16")
+
+
+def test_words_stamped_past_the_clip_they_were_decoded_from_are_not_kept() -> None:
+    clips = [{"start": 0.0, "end": 4.2}, {"start": 10.0, "end": 14.0}]
+    said = (Word(0.5, 1.0, " Real"), Word(1.0, 1.5, " words"), Word(1.5, 2.0, " here."))
+    written_on = (Word(5.0, 5.5, " Written"), Word(5.5, 6.0, " on."))
+    segments = (
+        Segment(0.5, 6.0, "Real words here. Written on.", words=said + written_on),
+        Segment(6.0, 8.0, "Nothing there.", words=(Word(6.0, 7.0, " Nothing"), Word(7.0, 8.0, " there."))),
+        Segment(10.5, 12.0, "Kept whole."),
+    )
+    kept = heard_in(segments, clips)
+    assert [(s.start_s, s.end_s, s.text) for s in kept] == [
+        (0.5, 2.0, "Real words here."),
+        (10.5, 12.0, "Kept whole."),
+    ]
+    assert kept[0].words == said

@@ -244,7 +244,7 @@ def _resync(token_keys: list[str], word_keys: list[str], i: int, j: int) -> tupl
     return None
 
 
-def _ending(text: str) -> str:
+def ending(text: str) -> str:
     """What kind of boundary follows a word, from its punctuation: sentence, clause or plain."""
     if text in _DASHES:
         return "clause"
@@ -264,7 +264,7 @@ def _break_cost(units: list[_Unit], k: int) -> float:
     unit = units[k]
     if unit.hard_after or k == len(units) - 1:
         return 0.0
-    kind = _ending(unit.text)
+    kind = ending(unit.text)
     if kind == "plain" and unit.segment_end:
         kind = "segment"
     if kind == "sentence":
@@ -281,7 +281,7 @@ def _choose_cues(units: list[_Unit], style: CueStyle, until_ms: int | None) -> l
     max_cue_ms = max(1, round(style.max_cue_s * 1000))
     capacity = width * max_lines
     ends_cost = [_break_cost(units, k) for k in range(n)]
-    sentence_end = [_ending(u.text) == "sentence" for u in units]
+    sentence_end = [ending(u.text) == "sentence" for u in units]
 
     best = [math.inf] * (n + 1)
     best[0] = 0.0
@@ -382,7 +382,7 @@ def _layout(units: Sequence[_Unit], style: CueStyle) -> tuple[str, ...]:
                     break
                 if previous[a] == math.inf:
                     continue
-                bonus = _LINE_END_BONUS.get(_ending(units[b - 1].text), 0.0) if b < n else 0.0
+                bonus = _LINE_END_BONUS.get(ending(units[b - 1].text), 0.0) if b < n else 0.0
                 cost = previous[a] + (length(a, b) / width) ** 2 - bonus
                 if cost < row[b]:
                     row[b], starts[b] = cost, a

@@ -68,7 +68,6 @@ from .models import (
     Task,
     Transcript,
     Usage,
-    Word,
     result_from_json,
     result_to_json,
     transcript_from_json,
@@ -202,10 +201,6 @@ def _inside(gap: Span, start_s: float, end_s: float) -> bool:
     return gap.start_s <= (start_s + end_s) / 2 <= gap.end_s
 
 
-def _words_text(words: tuple[Word, ...]) -> str:
-    return " ".join(w.text.strip() for w in words if w.text.strip())
-
-
 def _split_around(seg: Segment, gap: Span) -> list[Segment]:
     """A segment whose words skip `gap` becomes the part before it and the part after it."""
     if not seg.words or not (seg.start_s < gap.start_s and seg.end_s > gap.end_s):
@@ -215,8 +210,8 @@ def _split_around(seg: Segment, gap: Span) -> list[Segment]:
     if not before or not after or len(before) + len(after) != len(seg.words):
         return [seg]
     return [
-        dataclasses.replace(seg, end_s=before[-1].end_s, text=_words_text(before), words=before),
-        dataclasses.replace(seg, start_s=after[0].start_s, text=_words_text(after), words=after),
+        dataclasses.replace(seg, end_s=before[-1].end_s, text=stitch.words_text(before), words=before),
+        dataclasses.replace(seg, start_s=after[0].start_s, text=stitch.words_text(after), words=after),
     ]
 
 
@@ -228,17 +223,9 @@ def _fill(result: EngineResult, answer: EngineResult, offset_s: float, gap: Span
     for seg in answer.segments:
         if seg.words:
             words = tuple(w.shifted(offset_s) for w in seg.words)
-            words = tuple(w for w in words if _inside(gap, w.start_s, w.end_s))
-            if words:
-                found.append(
-                    dataclasses.replace(
-                        seg,
-                        start_s=words[0].start_s,
-                        end_s=words[-1].end_s,
-                        text=_words_text(words),
-                        words=words,
-                    )
-                )
+            heard = stitch.with_words(seg, [w for w in words if _inside(gap, w.start_s, w.end_s)])
+            if heard is not None:
+                found.append(heard)
         elif seg.text.strip() and _inside(gap, offset_s + seg.start_s, offset_s + seg.end_s):
             found.append(seg.shifted(offset_s))
     if not found:

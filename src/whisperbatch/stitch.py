@@ -4,6 +4,12 @@ Whisper hallucinates on silence and music ("Thank you for watching", loops of on
 stretches are never uploaded (see audio.py); what still slips through is dropped here with the usual
 thresholds, before any text is carried into the next chunk's prompt, so one invented line cannot
 seed the next.
+
+It also writes on past the speech in its window, most of all on speech that repeats itself: the next
+sentences it expects, stamped at the window's end. Such text is more than its seconds can hold (nobody
+speaks `MAX_CHARS_PER_S`), or lies outside the audio it was decoded from, so it is taken out here;
+speech it seemed to cover is then found uncovered and asked about again (pipeline), and text that comes
+back crammed again is dropped again.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from .models import Chunk, EngineResult, Segment
+from .models import Chunk, EngineResult, Segment, Word
 
 NO_SPEECH_PROB = 0.6
 LOGPROB_FLOOR = -1.0
@@ -42,13 +48,76 @@ def is_hallucination(seg: Segment) -> bool:
 
 
 LOOP_REPEATS = 2  # the same line this many times in a row is speech; more is a decoding loop
+MAX_CHARS_PER_S = 25.0  # faster than anyone speaks (fast speech is 15-20 characters a second)
+CHARS_SLACK = 12  # a few short words said in a rush, or stamped with the same rounded time
+MIN_WORD_S = 0.01  # the least time a word kept is given
+
+
+def _chars(text: str) -> int:
+    return len("".join(text.split()))
+
+
+def _holds(seconds: float) -> float:
+    """The most characters `seconds` of speech can hold."""
+    return MAX_CHARS_PER_S * max(0.0, seconds) + CHARS_SLACK
+
+
+def overfull(text: str, seconds: float) -> bool:
+    """More text than `seconds` of speech can hold."""
+    return _chars(text) > _holds(seconds)
+
+
+def _crammed(words: Sequence[Word]) -> list[bool]:
+    """Which words belong to a run of two or more that is more text than the run's seconds hold."""
+    chars = [0]
+    for w in words:
+        chars.append(chars[-1] + _chars(w.text))
+    marked = [False] * len(words)
+    for i in range(len(words)):
+        for j in range(i + 1, len(words)):
+            room = _holds(words[j].end_s - words[i].start_s)
+            if room >= chars[-1] - chars[i]:
+                break  # even every word left from i fits: no run from i is crammed
+            if chars[j + 1] - chars[i] > room:
+                marked[i : j + 1] = [True] * (j + 1 - i)
+    return marked
+
+
+def words_text(words: Sequence[Word]) -> str:
+    return " ".join(w.text.strip() for w in words if w.text.strip())
+
+
+def with_words(seg: Segment, words: Sequence[Word]) -> Segment | None:
+    """`seg` cut down to `words` (some of its own, in order): their span and their text. None when no
+    word is left."""
+    if not words:
+        return None
+    return replace(
+        seg, start_s=words[0].start_s, end_s=words[-1].end_s, text=words_text(words), words=tuple(words)
+    )
+
+
+def held(seg: Segment) -> Segment | None:
+    """The segment without text its seconds cannot hold: crammed runs of words taken out (the rest keeps
+    its words' times), or the whole segment when it has no words and is overfull. None when nothing is
+    left."""
+    if not seg.words:
+        return None if overfull(seg.text, seg.end_s - seg.start_s) else seg
+    marked = _crammed(seg.words)
+    if not any(marked):
+        return seg
+    return with_words(seg, [w for w, crammed in zip(seg.words, marked, strict=True) if not crammed])
 
 
 def filter_segments(segments: Iterable[Segment]) -> list[Segment]:
-    """Drop blank and hallucinated segments, and a line repeated more than LOOP_REPEATS times in a row."""
+    """Drop blank and hallucinated segments, text its seconds cannot hold, and a line repeated more than
+    LOOP_REPEATS times in a row."""
     kept: list[Segment] = []
     run_text, run_len = "", 0
-    for seg in segments:
+    for whole in segments:
+        seg = held(whole)
+        if seg is None:
+            continue
         text = " ".join(seg.text.split())
         if not text or is_hallucination(seg):
             continue
@@ -61,20 +130,43 @@ def filter_segments(segments: Iterable[Segment]) -> list[Segment]:
     return kept
 
 
+def _mid(start_s: float, end_s: float) -> float:
+    return (start_s + end_s) / 2
+
+
 def place(chunk: Chunk, result: EngineResult) -> list[Segment]:
-    """Filtered segments of one chunk, shifted to the recording's timeline and kept inside the chunk."""
+    """Filtered segments of one chunk, shifted to the recording's timeline. Text is kept only where the
+    chunk's audio is (a word or segment whose middle lies past the end was written past the audio),
+    clamped to it, and every word and segment lasts at least MIN_WORD_S."""
     out: list[Segment] = []
+    length = chunk.duration_s
     for seg in filter_segments(result.segments):
-        start = min(max(0.0, seg.start_s), chunk.duration_s)
-        end = min(max(start, seg.end_s), chunk.duration_s)
-        words = tuple(
-            replace(w, start_s=min(max(start, w.start_s), end), end_s=min(max(start, w.end_s), end))
-            for w in seg.words
-        )
-        out.append(
-            replace(seg, start_s=start, end_s=end, text=seg.text.strip(), words=words).shifted(chunk.offset_s)
-        )
+        words: list[Word] = []
+        for w in seg.words:
+            if (times := _within(w.start_s, w.end_s, length)) is not None:
+                words.append(replace(w, start_s=times[0], end_s=times[1]))
+        span = _within(seg.start_s, seg.end_s, length)
+        kept: Segment | None
+        if len(words) < len(seg.words) or span is None:  # the segment is what is left of its words
+            kept = with_words(seg, words)
+        else:
+            kept = replace(seg, start_s=span[0], end_s=span[1], text=seg.text.strip(), words=tuple(words))
+        if kept is not None:
+            out.append(kept.shifted(chunk.offset_s))
     return out
+
+
+def _within(start_s: float, end_s: float, length: float) -> tuple[float, float] | None:
+    """A time span clamped to [0, length] and at least MIN_WORD_S long (times rounded to one instant say
+    where a word was, not that it took no time); None when its middle lies outside."""
+    if not 0.0 <= (start_s + end_s) / 2 <= length:
+        return None
+    start = min(max(0.0, start_s), length)
+    end = min(max(start, end_s), length)
+    if end - start < MIN_WORD_S:
+        end = min(start + MIN_WORD_S, length)
+        start = max(0.0, end - MIN_WORD_S)
+    return start, end
 
 
 def stitch(placed: Sequence[Sequence[Segment]]) -> tuple[Segment, ...]:

@@ -20,6 +20,7 @@ from typing import Any
 from ..audio import usable_cores
 from ..errors import ConfigError, EngineError
 from ..models import Chunk, EngineResult, Segment, Span, Task, Word
+from ..stitch import with_words
 from .base import WHISPER_1_USD_PER_MIN, ModelInfo
 
 BUNDLED = {
@@ -207,6 +208,8 @@ class LocalEngine:
                 )
             except (RuntimeError, ValueError) as e:
                 raise EngineError(f"local model failed ({e})") from e
+        if clips and self._batch_size > 1 and not condition_on_previous_text:
+            out = heard_in(out, clips)
         return EngineResult(text=" ".join(s.text.strip() for s in out), segments=out, language=info.language)
 
     def _batched(self, whisper: Any) -> Any:
@@ -218,6 +221,24 @@ class LocalEngine:
 
     def close(self) -> None:
         self._whisper = self._pipeline = None
+
+
+def heard_in(segments: tuple[Segment, ...], clips: list[dict[str, float]]) -> tuple[Segment, ...]:
+    """Only the words Whisper could have heard: those whose middle lies in one of the clips it was given.
+    A window's audio ends with its clip; words stamped past it were written on past the speech."""
+
+    def inside(start_s: float, end_s: float) -> bool:
+        mid = (start_s + end_s) / 2
+        return any(c["start"] <= mid <= c["end"] for c in clips)
+
+    kept: list[Segment | None] = []
+    for seg in segments:
+        words = [w for w in seg.words if inside(w.start_s, w.end_s)]
+        if len(words) < len(seg.words):
+            kept.append(with_words(seg, words))
+        elif words or inside(seg.start_s, seg.end_s):
+            kept.append(seg)
+    return tuple(seg for seg in kept if seg is not None)
 
 
 WINDOW_S = 30.0  # what Whisper hears at once

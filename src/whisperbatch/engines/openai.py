@@ -21,6 +21,7 @@ from threading import Thread
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ..cues import ending
 from ..errors import (
     AuthError,
     EngineError,
@@ -252,27 +253,66 @@ def attach_words(segments: tuple[Segment, ...], words: tuple[Word, ...]) -> tupl
 _SENTENCE = re.compile(r"\S.*?(?:[.!?]+[\"”’')\]]*(?=\s|$)|[。！？]+[\"”’」』)]*|$)", re.S)
 
 
+# What a cut between two stretches of speech costs, by what ends the text before it (`cues.ending`); a
+# capital after a plain end is nearly a sentence end (models that leave out full stops still capitalise).
+_CUT = {"sentence": 0.0, "clause": 0.5, "capital": 0.7, "plain": 1.5}
+_SHARE = 4.0  # times the squared relative miss of a stretch's share of characters
+_SILENT = 2.0  # a stretch of a second or more of speech left without text (shorter: in proportion)
+
+
 def spread_over_speech(text: str, spans: tuple[Span, ...]) -> tuple[Segment, ...]:
-    """Cues for untimed text: each sentence goes to the utterance where its share of the characters
-    falls in the chunk's speaking time, so sentence k lands on roughly the k-th stretch of speech."""
-    sentences = [m.group().strip() for m in _SENTENCE.finditer(text)]
-    if not sentences:
+    """Segments for untimed text: its words dealt out in order over the chunk's stretches of speech, so
+    each stretch gets about its share of the characters (people speak at a steady pace), with the cuts
+    moved to where a sentence or clause ends nearby. A sentence after a pause thus starts on the stretch
+    after the pause, and no text lands where no speech was detected.
+
+    The cuts are chosen together (dynamic programming over where each stretch's text ends), trading the
+    miss of each share against the kind of break. Written here because placing text without times on
+    speech is otherwise forced alignment, which needs an acoustic model."""
+    words = [w for m in _SENTENCE.finditer(text) for w in m.group().split()]
+    if not words or not spans:
         return ()
-    total_chars = sum(len(s) for s in sentences)
-    total_speech = sum(s.duration_s for s in spans) or 1.0
-    groups: dict[int, list[str]] = {}
-    seen_chars = 0
-    for sentence in sentences:
-        middle = (seen_chars + len(sentence) / 2) / total_chars * total_speech
-        seen_chars += len(sentence)
-        elapsed, index = 0.0, len(spans) - 1
-        for i, span in enumerate(spans):
-            elapsed += span.duration_s
-            if middle <= elapsed:
-                index = i
-                break
-        groups.setdefault(index, []).append(sentence)
-    return tuple(Segment(spans[i].start_s, spans[i].end_s, " ".join(g)) for i, g in sorted(groups.items()))
+    ends = [0]
+    for word in words:
+        ends.append(ends[-1] + len(word) + 1)
+    seconds = [s.duration_s for s in spans]
+    shares = [ends[-1] * s / (sum(seconds) or 1.0) for s in seconds]
+    cut = [_CUT[_kind(words[j], words[j + 1])] for j in range(len(words) - 1)]
+    n, inf = len(words), float("inf")
+    # best[k][j]: the least cost of the first j words on the first k stretches; back[k][j]: where the
+    # k-th stretch's words begin.
+    best = [[0.0] + [inf] * n] + [[inf] * (n + 1) for _ in spans]
+    back = [[0] * (n + 1) for _ in range(len(spans) + 1)]
+    for k, share in enumerate(shares, start=1):
+        reach = 3 * share + 40  # no stretch takes more than this many characters
+        for j in range(n + 1):
+            for i in range(j, -1, -1):
+                chars = ends[j] - ends[i]
+                if chars > reach:
+                    break
+                if best[k - 1][i] == inf:
+                    continue
+                cost = best[k - 1][i] + _SHARE * ((chars - share) / (share + 10)) ** 2
+                if i < j < n:
+                    cost += cut[j - 1]
+                elif i == j:
+                    cost += _SILENT * min(1.0, seconds[k - 1])
+                if cost < best[k][j]:
+                    best[k][j], back[k][j] = cost, i
+    bounds, j = [], n
+    for k in range(len(spans), 0, -1):
+        bounds.append((back[k][j], j))
+        j = back[k][j]
+    return tuple(
+        Segment(span.start_s, span.end_s, " ".join(words[i:j]))
+        for span, (i, j) in zip(spans, reversed(bounds), strict=True)
+        if i < j
+    )
+
+
+def _kind(word: str, following: str) -> str:
+    kind = ending(word)
+    return "capital" if kind == "plain" and following[:1].isupper() else kind
 
 
 def _server_message(e: openai.APIStatusError) -> str:
