@@ -76,6 +76,25 @@ def test_text_the_audio_cannot_hold_is_taken_out_and_no_word_is_left_without_tim
     assert uncovered(speech, filter_segments(result.segments)) == [Span(2.5, 4.0)]
 
 
+def test_a_window_written_twice_keeps_its_first_copy() -> None:
+    """A decoding loop: Whisper wrote a window's sentences as one segment, then went back and wrote them
+    again, the copy's words timed over the first's. Stitched, the copy became zero-length cues."""
+    first = _said("The library opens at eight. Please water the plants. The train leaves at noon.", 0.5, 0.4)
+    copy = [
+        _said("Please water the plants.", 2.5, 0.4),
+        _said("The train leaves at noon.", 4.1, 0.4),
+    ]
+    segments = (
+        Segment(0.5, first[-1].end_s, " ".join(w.text.strip() for w in first), words=first),
+        *(Segment(c[0].start_s, c[-1].end_s, " ".join(w.text.strip() for w in c), words=c) for c in copy),
+        Segment(7.0, 8.2, "Then something new.", words=_said("Then something new.", 7.0, 0.4)),
+    )
+    kept = filter_segments(segments)
+    assert [s.text for s in kept] == [segments[0].text, "Then something new."]
+    placed = stitch([place(Chunk(0, 0.0, 9.0, Path("c.wav"), 1), EngineResult(text="", segments=segments))])
+    assert all(s.end_s > s.start_s for s in placed)
+
+
 def test_stitch_keeps_cues_monotonic() -> None:
     out = stitch([[Segment(0, 5, "a")], [Segment(4.5, 6, "b"), Segment(7, 8, "c")]])
     assert [(s.start_s, s.end_s) for s in out] == [(0, 5), (5, 6), (7, 8)]

@@ -109,14 +109,26 @@ def held(seg: Segment) -> Segment | None:
     return with_words(seg, [w for w, crammed in zip(seg.words, marked, strict=True) if not crammed])
 
 
+def _mid(start_s: float, end_s: float) -> float:
+    return (start_s + end_s) / 2
+
+
+def _said_again(seg: Segment, kept: Sequence[Segment]) -> bool:
+    """Most of the segment's words lie where words of a segment kept before it were said: the model went
+    back and wrote the same audio twice (a decoding loop whose copy got times over the first)."""
+    spans = [(s.words[0].start_s, s.words[-1].end_s) for s in kept[-8:] if s.words]
+    inside = sum(any(a < _mid(w.start_s, w.end_s) < b for a, b in spans) for w in seg.words)
+    return inside * 2 > len(seg.words)
+
+
 def filter_segments(segments: Iterable[Segment]) -> list[Segment]:
-    """Drop blank and hallucinated segments, text its seconds cannot hold, and a line repeated more than
-    LOOP_REPEATS times in a row."""
+    """Drop blank and hallucinated segments, text its seconds cannot hold (crammed, or said again over
+    words already kept), and a line repeated more than LOOP_REPEATS times in a row."""
     kept: list[Segment] = []
     run_text, run_len = "", 0
     for whole in segments:
         seg = held(whole)
-        if seg is None:
+        if seg is None or (seg.words and _said_again(seg, kept)):
             continue
         text = " ".join(seg.text.split())
         if not text or is_hallucination(seg):
@@ -128,10 +140,6 @@ def filter_segments(segments: Iterable[Segment]) -> list[Segment]:
             continue
         kept.append(seg)
     return kept
-
-
-def _mid(start_s: float, end_s: float) -> float:
-    return (start_s + end_s) / 2
 
 
 def place(chunk: Chunk, result: EngineResult) -> list[Segment]:
@@ -159,7 +167,7 @@ def place(chunk: Chunk, result: EngineResult) -> list[Segment]:
 def _within(start_s: float, end_s: float, length: float) -> tuple[float, float] | None:
     """A time span clamped to [0, length] and at least MIN_WORD_S long (times rounded to one instant say
     where a word was, not that it took no time); None when its middle lies outside."""
-    if not 0.0 <= (start_s + end_s) / 2 <= length:
+    if not 0.0 <= _mid(start_s, end_s) <= length:
         return None
     start = min(max(0.0, start_s), length)
     end = min(max(start, end_s), length)
