@@ -1,4 +1,4 @@
-"""Accuracy of whisperbatch on long and noisy recordings, measured against a real speech model.
+"""Accuracy of whisperbatch on long, noisy and repetitive recordings, measured against a real speech model.
 
 Prints, per recording and run: marker sentences found (and how far each cue starts from the marker's
 true time), word error rate and words lost against the script the recording was built from, the
@@ -9,7 +9,10 @@ Recordings are built at run time from the espeak-ng corpus (tests/speechbuilder.
 - long: 62 minutes of repetitive speech, four marker sentences right after silences at 1:35, 25:10,
   47:30 and 61:30, and a few long silences;
 - noisy: 15 minutes of speech over pink noise and 50 Hz hum (about -48 dBFS), five minutes of one quiet
-  speaker (-18 dB), and two minutes without speech.
+  speaker (-18 dB), and two minutes without speech;
+- repetitive: 20 minutes of the same six sentences again and again in one order (as in rehearsals,
+  lectures and scripted calls, where Whisper writes on past the speech in its window what it expects
+  next), short pauses, four markers right after silences, and a few long silences.
 
 Runs: `api` (the openai engine against tests/fakeopenai.py serving faster-whisper tiny.en, or
 `--server-model base`, with the default model: whisper-1, answering verbose_json), `api-json` (the same
@@ -23,6 +26,7 @@ transcript came from.
     python bench/accuracy.py                       # everything (about an hour on 2 cores)
     python bench/accuracy.py --recordings long --runs api,api-json   # verbose_json against json-only
     python bench/accuracy.py --recordings noisy --runs api,local
+    python bench/accuracy.py --recordings repetitive --runs local,api,api-json
     python bench/accuracy.py --long-minutes 10     # a shorter "long" recording, for a quick look
 """
 
@@ -83,6 +87,30 @@ def build_noisy(path: Path, ffmpeg: str) -> Built:
     )
 
 
+REPEATED_SENTENCES = (9, 34, 0, 52, 57, 20)  # corpus ids, said in this order again and again
+
+
+def build_repetitive(path: Path, ffmpeg: str, minutes: float) -> Built:
+    duration = minutes * 60
+    return build_recording(
+        path,
+        duration_s=duration,
+        seed=20,
+        ffmpeg=ffmpeg,
+        sentences=REPEATED_SENTENCES,
+        pause_s=(0.3, 1.0),
+        markers_at_s=[duration * f for f in (0.08, 0.35, 0.62, 0.93)],
+        long_silences=[(duration * f, n) for f, n in ((0.2, 15.0), (0.5, 25.0), (0.8, 12.0))],
+    )
+
+
+BUILDERS = {
+    "long": lambda path, ffmpeg, args: build_long(path, ffmpeg, args.long_minutes),
+    "noisy": lambda path, ffmpeg, args: build_noisy(path, ffmpeg),
+    "repetitive": lambda path, ffmpeg, args: build_repetitive(path, ffmpeg, args.repetitive_minutes),
+}
+
+
 @dataclass(frozen=True)
 class Row:
     recording: str
@@ -94,6 +122,7 @@ class Row:
     wer: float
     lost: str
     longest_cue_s: float
+    zero_cues: int
     widest_line: int
     most_lines: int
     gaps: int
@@ -153,6 +182,7 @@ def run_once(label: str, built: Built, name: str, server: FakeOpenAI, work: Path
         wer=word_error_rate(built.script, doc["text"]),
         lost=f"{lost} ({100 * lost / max(reference_words, 1):.1f}%)",
         longest_cue_s=max((b - a for a, b, _ in cues), default=0.0),
+        zero_cues=sum(1 for a, b, _ in cues if b - a < 0.05),
         widest_line=max((len(line) for line in lines), default=0),
         most_lines=max(per_cue, default=0),
         gaps=len(doc.get("gaps", [])),
@@ -174,6 +204,7 @@ def print_rows(rows: list[Row]) -> None:
         "WER",
         "words lost",
         "longest cue s",
+        "cues < 50 ms",
         "widest line",
         "lines",
         "gaps",
@@ -192,6 +223,7 @@ def print_rows(rows: list[Row]) -> None:
             f"{r.wer:.3f}",
             r.lost,
             f"{r.longest_cue_s:.1f}",
+            str(r.zero_cues),
             str(r.widest_line),
             str(r.most_lines),
             str(r.gaps),
@@ -210,28 +242,28 @@ def print_rows(rows: list[Row]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--recordings", default="long,noisy", help="long, noisy (comma-separated)")
+    parser.add_argument("--recordings", default=",".join(BUILDERS), help=f"any of {', '.join(BUILDERS)}")
     parser.add_argument("--runs", default=",".join(RUNS), help=f"any of {', '.join(RUNS)}")
     parser.add_argument("--server-model", default="tiny.en", help="the model behind the API server")
     parser.add_argument("--long-minutes", type=float, default=62.0)
+    parser.add_argument("--repetitive-minutes", type=float, default=20.0)
     parser.add_argument("--keep", action="store_true", help="keep recordings and outputs")
     args = parser.parse_args(argv)
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
     unknown = [r for r in runs if r not in RUNS]
     if unknown:
         parser.error(f"unknown run(s): {', '.join(unknown)}")
+    names = [n.strip() for n in args.recordings.split(",") if n.strip()]
+    if [n for n in names if n not in BUILDERS]:
+        parser.error(f"unknown recording(s) in {args.recordings}")
     ffmpeg = find_ffmpeg()
     work = Path(tempfile.mkdtemp(prefix="wb-accuracy-"))
     rows: list[Row] = []
     try:
         with FakeOpenAI(api_key=DUMMY_KEY, model=args.server_model) as server:
-            for name in [n.strip() for n in args.recordings.split(",") if n.strip()]:
+            for name in names:
                 path = work / f"{name}.wav"
-                built = (
-                    build_long(path, ffmpeg, args.long_minutes)
-                    if name == "long"
-                    else build_noisy(path, ffmpeg)
-                )
+                built = BUILDERS[name](path, ffmpeg, args)
                 speech_min = sum(p.end_s - p.start_s for p in built.placed) / 60
                 print(
                     f"{name}: {built.duration_s / 60:.1f} min, {len(built.placed)} sentences, "

@@ -79,6 +79,23 @@ def noisy(tmp_path_factory: pytest.TempPathFactory, ffmpeg: str) -> Built:
     )
 
 
+@pytest.fixture(scope="module")
+def repetitive(tmp_path_factory: pytest.TempPathFactory, ffmpeg: str) -> Built:
+    """Two minutes of six sentences said again and again in one order (a rehearsal, a scripted call),
+    with markers right after silences: where Whisper writes on what it expects next."""
+    path = tmp_path_factory.mktemp("repetitive") / "repetitive.wav"
+    return build_recording(
+        path,
+        duration_s=120.0,
+        seed=20,
+        ffmpeg=ffmpeg,
+        sentences=(9, 34, 0, 52, 57, 20),
+        pause_s=(0.3, 1.0),
+        markers_at_s=(25.0, 70.0, 110.0),
+        long_silences=[(40.0, 12.0)],
+    )
+
+
 def _api(env: dict[str, str], server: FakeOpenAI, **extra: str) -> dict[str, str]:
     return {**env, "OPENAI_API_KEY": CANARY_KEY, "OPENAI_BASE_URL": server.base_url, **extra}
 
@@ -105,6 +122,10 @@ def _assert_faithful(built: Built, doc: dict, cues: list, *, max_wer: float) -> 
     for a, b in built.silences:
         if b - a > 10:  # no words inside a long silence (a cue may reach a second into it)
             assert not [c for c in cues if c[0] < b - 1 and c[1] > a + 1], (a, b)
+    # No text without time: every cue and word lasts (SRT counts whole milliseconds).
+    assert all(end - start >= 0.01 for start, end, _ in cues), [c for c in cues if c[1] - c[0] < 0.01]
+    words = [w for s in doc["segments"] for w in s.get("words", [])]
+    assert all(w["end_s"] > w["start_s"] for w in words), [w for w in words if w["end_s"] <= w["start_s"]]
     return wer
 
 
@@ -288,3 +309,59 @@ def test_speech_that_stays_uncovered_is_reported(
     minutes = int(marker.start_s) // 60
     assert f"0:{minutes:02d}:" in r.stderr and "speech without text" in r.stderr
     assert "1 file(s) done with warnings" in r.stderr and "stretch(es) of speech without text" in r.stderr
+
+
+# Paths a recording can take: the local engine, whisper-1 (verbose_json, timed words) and a json-only
+# model (text laid over our own utterances).
+PATHS = {
+    "local": ("--engine", "local"),
+    "verbose_json": ("--model", "whisper-1"),
+    "json-only": ("--model", "gpt-transcribe"),
+}
+LOCAL_EXTRA_WER = 0.02  # the local engine (base) against the API path (tiny.en) on the same recording
+
+
+def test_repetitive_speech_keeps_every_marker_on_every_path(
+    env: dict[str, str], server: FakeOpenAI, repetitive: Built, tmp_path: Path
+) -> None:
+    wer: dict[str, float] = {}
+    for name, args in PATHS.items():
+        doc, cues = _transcribe(repetitive, _api(env, server), tmp_path / name, *args)
+        wer[name] = _assert_faithful(repetitive, doc, cues, max_wer=0.12)
+        assert len(doc["text"].split()) <= 1.05 * len(repetitive.script.split()), (
+            name
+        )  # nothing written twice
+    assert wer["local"] <= wer["verbose_json"] + LOCAL_EXTRA_WER, wer
+
+
+def _writes_on(upload: Upload, segments: list[dict]) -> list[dict]:  # type: ignore[type-arg]
+    """Whisper at the end of a window on repetitive speech: it goes back and writes the window's last
+    sentences again (their words timed over the first copy's), then writes on what it expects next,
+    every word stamped at the window's last instant."""
+    timed = [s for s in segments if s["words"]]
+    if not timed:
+        return segments
+    again = [dict(s, id=len(segments) + i) for i, s in enumerate(timed[-2:])]
+    end = timed[-1]["end"]
+    expected = "The library is very quiet on a Sunday afternoon. Remember to lock the back door."
+    written_on = {
+        **timed[-1],
+        "start": end,
+        "end": end,
+        "text": " " + expected,
+        "words": [{"word": w, "start": end, "end": end} for w in expected.split()],
+    }
+    return [*segments, *again, written_on]
+
+
+def test_text_written_past_the_speech_is_dropped_and_the_transcript_reads_as_if_it_never_was(
+    env: dict[str, str], server: FakeOpenAI, repetitive: Built, tmp_path: Path
+) -> None:
+    clean, _ = _transcribe(repetitive, _api(env, server, **SMALL_CHUNKS), tmp_path / "clean")
+    server.edit = _writes_on
+    before = server.count
+    doc, cues = _transcribe(repetitive, _api(env, server, **SMALL_CHUNKS), tmp_path / "written-on", "--force")
+    assert server.count - before >= 4  # several windows, each written on
+    wer = _assert_faithful(repetitive, doc, cues, max_wer=0.12)
+    assert wer <= word_error_rate(repetitive.script, clean["text"]) + 0.01, (wer, doc["text"])
+    assert len(doc["text"].split()) <= len(clean["text"].split()) + 2
