@@ -365,3 +365,36 @@ def test_text_written_past_the_speech_is_dropped_and_the_transcript_reads_as_if_
     wer = _assert_faithful(repetitive, doc, cues, max_wer=0.12)
     assert wer <= word_error_rate(repetitive.script, clean["text"]) + 0.01, (wer, doc["text"])
     assert len(doc["text"].split()) <= len(clean["text"].split()) + 2
+
+
+def test_untimed_text_more_than_its_speech_holds_is_asked_again_and_dropped_if_it_comes_back(
+    env: dict[str, str], server: FakeOpenAI, repetitive: Built, tmp_path: Path
+) -> None:
+    """A json-only answer that says a chunk's sentences three times over is more text than the chunk's
+    speech can hold: the chunk is asked again, and an answer that comes back the same is dropped and
+    its speech reported, never laid over the audio."""
+    seen: set[str] = set()
+
+    def thrice_at_first(upload: Upload, segments: list[dict]) -> list[dict]:  # type: ignore[type-arg]
+        first = upload.sha256 not in seen
+        seen.add(upload.sha256)
+        return segments * 3 if first else segments
+
+    server.edit = thrice_at_first
+    api = _api(env, server)
+    before = server.count
+    doc, cues = _transcribe(repetitive, api, tmp_path / "once", "--model", "gpt-transcribe")
+    uploads = server.uploads[before:]
+    assert len(uploads) == 2 * len({u.sha256 for u in uploads}), "every chunk is asked again once"
+    _assert_faithful(repetitive, doc, cues, max_wer=0.12)
+    assert doc["gaps"] == []
+
+    server.edit = lambda upload, segments: segments * 3
+    r = run_cli(
+        ["transcribe", str(repetitive.path), "-f", "json", "-o", str(tmp_path / "always"), "--force"],
+        {**api, "WHISPERBATCH_MODEL": "gpt-transcribe"},
+    )
+    assert r.code == 0, r.output
+    always = json.loads((tmp_path / "always" / "repetitive.json").read_text())
+    assert always["text"] == "" and len(always["gaps"]) >= 3, always["gaps"]
+    assert "speech without text" in r.stderr

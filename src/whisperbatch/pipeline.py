@@ -884,21 +884,26 @@ class Pipeline:
         So an answer that leaves speech uncovered, runs a segment far past the speech under it, or
         repeats the context is asked again without any (the user's own prompt is always sent). Speech
         still uncovered is then asked about alone, stretch by stretch; what stays uncovered becomes
-        the transcript's `gaps`.
+        the transcript's `gaps`. Text its seconds cannot hold is taken out before coverage is judged
+        (`stitch.filter_segments`), so the speech under it is asked about again; an untimed answer
+        with more text than the chunk's speech holds is asked again whole.
         """
+        where = f"{path} (chunk {chunk.index + 1})"
         carried = self.settings.condition_on_previous
         result = self._asked(path, chunk, task, prompt, cache, "first", condition=carried)
         gaps = self._uncovered(chunk, result)
         if carried and self._suspect(chunk, result, prompt, gaps):
-            self.on_event(
-                Notice(f"{path} (chunk {chunk.index + 1}): text may be missing; asked again without context")
-            )
+            self.on_event(Notice(f"{where}: text may be missing; asked again without context"))
             again = self._asked(path, chunk, task, self.settings.prompt, cache, "again")
             again_gaps = self._uncovered(chunk, again)
             if _total_s(again_gaps) <= _total_s(gaps):
                 result, gaps = again, again_gaps
         if not self.engine.info.timestamps:  # untimed text cannot say which stretch it missed
             gaps = []
+            if stitch.overfull(result.text, _total_s(chunk.speech or (Span(0.0, chunk.duration_s),))):
+                self.on_event(Notice(f"{where}: more text than its speech can hold; asked again"))
+                again = self._asked(path, chunk, task, self.settings.prompt, cache, "again")
+                result = again if len(again.text) < len(result.text) else result
         for gap in gaps:
             stretch = Span(max(0.0, gap.start_s - GAP_PAD_S), min(chunk.duration_s, gap.end_s + GAP_PAD_S))
             try:
@@ -906,7 +911,7 @@ class Pipeline:
             except FatalEngineError:
                 raise
             except (EngineError, AudioError) as e:  # the first answer stands; the gap stays reported
-                self.on_event(Notice(f"{path} (chunk {chunk.index + 1}): could not ask again ({e})"))
+                self.on_event(Notice(f"{where}: could not ask again ({e})"))
                 continue
             result = _fill(result, answer, stretch.start_s, gap)
         return result

@@ -6,10 +6,11 @@ thresholds, before any text is carried into the next chunk's prompt, so one inve
 seed the next.
 
 It also writes on past the speech in its window, most of all on speech that repeats itself: the next
-sentences it expects, stamped at the window's end. Such text is more than its seconds can hold (nobody
-speaks `MAX_CHARS_PER_S`), or lies outside the audio it was decoded from, so it is taken out here;
-speech it seemed to cover is then found uncovered and asked about again (pipeline), and text that comes
-back crammed again is dropped again.
+sentences it expects, stamped at the window's end, or the window's sentences a second time, timed over
+the first copy. Such text is more than its seconds can hold (nobody speaks `MAX_CHARS_PER_S`, and audio
+that already holds words holds no second copy), or lies outside the audio it was decoded from, so it is
+taken out here; speech it seemed to cover is then found uncovered and asked about again (pipeline), and
+text that comes back crammed again is dropped again.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def with_words(seg: Segment, words: Sequence[Word]) -> Segment | None:
     )
 
 
-def held(seg: Segment) -> Segment | None:
+def _held(seg: Segment) -> Segment | None:
     """The segment without text its seconds cannot hold: crammed runs of words taken out (the rest keeps
     its words' times), or the whole segment when it has no words and is overfull. None when nothing is
     left."""
@@ -127,7 +128,7 @@ def filter_segments(segments: Iterable[Segment]) -> list[Segment]:
     kept: list[Segment] = []
     run_text, run_len = "", 0
     for whole in segments:
-        seg = held(whole)
+        seg = _held(whole)
         if seg is None or (seg.words and _said_again(seg, kept)):
             continue
         text = " ".join(seg.text.split())
