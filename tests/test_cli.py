@@ -203,3 +203,23 @@ def test_the_process_ends_at_once_but_waits_for_a_thread_still_working(
         env=env,
     )
     assert proc.returncode == 1 and "nothing.wav" in proc.stderr
+
+
+def test_onnxruntime_sends_and_writes_no_telemetry(env: dict[str, str], tmp_path: Path) -> None:
+    """Speech detection loads onnxruntime, whose telemetry writes a device id under ~/.cache/Microsoft
+    and a session file in the temp folder (and uploads when it can) unless ORT_DISABLE_TELEMETRY is set
+    before it loads: whisperbatch sets it, and leaves a value the user chose alone."""
+    home, tmp = tmp_path / "user", tmp_path / "tmp"
+    home.mkdir()
+    tmp.mkdir()
+    clean = {k: v for k, v in env.items() if k != "ORT_DISABLE_TELEMETRY"}
+    clean |= {"HOME": str(home), "TMPDIR": str(tmp)}
+    r = run_cli(["estimate", str(SAMPLES / "talk.m4a")], clean)
+    assert r.code == 0, r.output
+    assert not (home / ".cache" / "Microsoft").exists()
+    assert list(tmp.iterdir()) == []
+    show = [sys.executable, "-c", "import os, whisperbatch; print(os.environ['ORT_DISABLE_TELEMETRY'])"]
+    for given, seen in ((None, "1"), ("0", "0")):
+        run_env = clean if given is None else {**clean, "ORT_DISABLE_TELEMETRY": given}
+        out = subprocess.run(show, capture_output=True, text=True, env=run_env, check=True).stdout
+        assert out.strip() == seen
