@@ -223,3 +223,33 @@ def test_onnxruntime_sends_and_writes_no_telemetry(env: dict[str, str], tmp_path
         run_env = clean if given is None else {**clean, "ORT_DISABLE_TELEMETRY": given}
         out = subprocess.run(show, capture_output=True, text=True, env=run_env, check=True).stdout
         assert out.strip() == seen
+
+
+def test_a_price_that_is_not_a_number_is_a_config_error_for_every_command(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """A price in config.toml that is not a number, or is negative, is one line naming the file, the
+    model and the key (exit 2) whatever the command, before anything is read or sent."""
+    f = copy_sample("talk.m4a", tmp_path / "work")
+    commands = (
+        ["transcribe", str(f)],
+        ["translate", str(f)],
+        ["estimate", str(f), "--model", "x"],
+        ["enqueue", str(f)],
+        ["watch", str(f.parent), "--once"],
+        ["worker", "--once"],
+        ["status"],
+        ["report"],
+        ["retry"],
+    )
+    cfg = tmp_path / "config.toml"
+    bad = (('"cheap"', "'cheap'", "a number", commands), ("-0.5", "-0.5", "at least 0", commands[:3]))
+    for price, shown, allowed, run in bad:
+        cfg.write_text(f'[models."x"]\nusd_per_min = {price}\n')
+        line = f'error: usd_per_min = {shown} (from {cfg} [models."x"]): must be {allowed}'
+        for command in run:
+            r = run_cli(command, {**env, "WHISPERBATCH_CONFIG": str(cfg)})
+            assert r.code == 2, (command, r.output)
+            (said,) = r.stderr.splitlines()  # the service's lines start with the time
+            assert said.endswith(line), (command, r.output)
+    assert sorted(p.name for p in f.parent.iterdir()) == ["talk.m4a"]
