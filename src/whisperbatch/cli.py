@@ -2,7 +2,8 @@
 
 Exit codes: 0 all done; 1 some file failed (the rest still processed); 2 usage or configuration
 error; 3 stopped early by budget, exhausted quota or a rejected API key; 130 Ctrl-C, 143 SIGTERM.
-Everything printed goes through `Output`, which masks the API key should any text ever contain it.
+Everything printed goes through `Output`, which masks the API key (`errors.mask`) should any text ever
+contain it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from . import __version__, audio, cost, scratch
 from .config import Settings, load_settings
 from .engines import select_engine
 from .engines.base import Engine, current_date, default_api_model, lineup_notice, model_info
-from .errors import ConfigError, WhisperbatchError, cause_chain
+from .errors import ConfigError, WhisperbatchError, cause_chain, mask
 from .inputs import collect_inputs
 from .jobs import JobOptions, JobRunner
 from .models import CostLine, JobState, RunSummary, Spend, Task
@@ -54,17 +55,15 @@ EXIT_FAILED, EXIT_STOPPED = 1, 3
 
 
 class Output:
-    """Console output with secrets masked; progress bars on a terminal, plain lines otherwise."""
+    """Console output with secrets masked (the settings keep them as they load); progress bars on a
+    terminal, plain lines otherwise."""
 
-    def __init__(
-        self, *, quiet: bool = False, verbose: bool = False, secrets: Sequence[str] = (), log: bool = False
-    ) -> None:
+    def __init__(self, *, quiet: bool = False, verbose: bool = False, log: bool = False) -> None:
         # Pipes and CI logs get a wide table instead of rich's 80-column default.
         self.out = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self.quiet, self.verbose = quiet, verbose
         self.log = log  # the service: timestamped lines, one per event, chunks included
-        self.secrets = [s for s in secrets if s]
         self.live = self.err.is_terminal and not quiet
         self._lock = threading.Lock()
         self._progress: Progress | None = None
@@ -72,9 +71,7 @@ class Output:
         self._files_task: TaskID | None = None
 
     def mask(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+        return mask(text)
 
     def _stamp(self) -> str:
         return time.strftime("%Y-%m-%d %H:%M:%S ") if self.log else ""
@@ -324,16 +321,11 @@ class Prepared:
     translate_to: str | None
 
 
-def _secrets(settings: Settings) -> list[str]:
-    return [s for s in (settings.api_key, settings.translate_api_key, settings.database) if s]
-
-
 def _prepare(out: Output, options: Options, task: Task) -> Prepared:
     """Settings, ffmpeg, engine and store for a command that runs jobs; a user error exits with its code.
     A model that is going says when; one that is gone stops here, before any request."""
     try:
         settings = _settings(options.config, options.flags)
-        out.secrets = _secrets(settings)
         ffmpeg = audio.find_ffmpeg()
         translate_to = None
         if task is Task.TRANSLATE:
@@ -355,9 +347,7 @@ def _prepare(out: Output, options: Options, task: Task) -> Prepared:
 
 def _open_store(out: Output, options: Options) -> JobStore:
     try:
-        settings = _settings(options.config, options.flags)
-        out.secrets = [s for s in (settings.database,) if s]
-        return open_store(settings)
+        return open_store(_settings(options.config, options.flags))
     except WhisperbatchError as e:
         raise _fail(out, e) from None
 
@@ -847,13 +837,14 @@ def status(
     jobs = store.jobs(state)
     store.close()
     if as_json:
-        keep = ("key", "state", "attempts", "error", "usd", "updated_at", "lease_owner", "run_id")
+        keep = ("key", "state", "attempts", "usd", "updated_at", "lease_owner", "run_id")
         data = [
             {
                 "path": str(j.path),
                 "task": str(j.task),
                 "translate_to": _translate_to(j),
                 **{k: getattr(j, k) for k in keep},
+                "error": None if j.error is None else out.mask(j.error),
             }
             for j in jobs
         ]

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 from dotenv import dotenv_values
 
 from .cues import CueStyle
-from .errors import ConfigError
+from .errors import ConfigError, keep_secret
 from .languages import language_code
 from .writers import parse_formats
 
@@ -146,6 +147,14 @@ class Settings:
     def has_chat_config(self) -> bool:
         """Whether a chat model can be reached: its own server or key, or the transcription server's."""
         return bool(self.translate_base_url or self.translate_api_key or self.has_api_config)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What no output may show: the API keys, and a database URL's password (with the URL)."""
+        found = [self.api_key, self.translate_api_key]
+        if self.database and (password := urlsplit(self.database).password):
+            found += [self.database, password]
+        return tuple(s for s in found if s)
 
     @property
     def keyword_list(self) -> tuple[str, ...]:
@@ -335,6 +344,7 @@ def load_settings(
             raise ConfigError(f"translate_to (from {sources['translate_to']}): needs a language, such as de")
         values["translate_to"] = target
     settings = Settings(**values, models=models)
+    keep_secret(*settings.secrets)
     if "concurrency" not in values and settings.engine_name == "local":
         settings = dataclasses.replace(settings, concurrency=LOCAL_CONCURRENCY)
     _validate(settings, sources)
