@@ -38,6 +38,7 @@ from .inputs import collect_inputs
 from .jobs import JobOptions, JobRunner
 from .models import CostLine, JobState, RunSummary, Spend, Task
 from .pipeline import ChunkDone, Event, FileFinished, FileStarted, Notice, chunk_params, upload_forecast_s
+from .policy import require_prices
 from .service import Interruption, Service, run_files, serve
 from .store import Job, JobStore, LedgerRow, open_store
 from .translate import chat_model_info, translation_target
@@ -142,7 +143,8 @@ class Output:
             elif r.cost is not None:
                 outputs = ", ".join(o.name for o in r.outputs)
                 uploaded = f"{r.chunks_uploaded} of {r.chunks_total} chunk(s) uploaded"
-                self.info(f"{r.source}: done -> {outputs} ({uploaded}, ${r.cost.usd:.4f})")
+                spent = "cost unknown" if r.cost.usd is None else f"${r.cost.usd:.4f}"
+                self.info(f"{r.source}: done -> {outputs} ({uploaded}, {spent})")
         elif isinstance(event, Notice):
             self.info(event.message)
 
@@ -331,12 +333,10 @@ def _prepare(out: Output, options: Options, task: Task) -> Prepared:
         if task is Task.TRANSLATE:
             translate_to = translation_target(settings, settings.engine_name)
             task = Task.TRANSCRIBE if translate_to else Task.TRANSLATE
-        if translate_to and settings.budget_usd is not None:
-            chat = chat_model_info(settings.translate_model, settings.models)
-            if not chat.price_known:
-                raise ConfigError(f"--budget needs the price of {chat.name}: {_chat_price_hint(chat.name)}")
         today = current_date()
         engine = select_engine(settings, task, today)
+        chat = chat_model_info(settings.translate_model, settings.models) if translate_to else None
+        require_prices(settings, engine.info, chat)
         store = open_store(settings)
     except WhisperbatchError as e:
         raise _fail(out, e) from None
@@ -430,10 +430,6 @@ def _abandoned(out: Output, interruption: Interruption, tmp: Path) -> NoReturn:
     os._exit(128 + interruption.signum)  # threads blocked on the network cannot be joined
 
 
-def _chat_price_hint(model: str) -> str:
-    return f'set [models."{model}"] usd_per_m_input and usd_per_m_output in config.toml'
-
-
 def _usd(value: float | None) -> str:
     return "unknown" if value is None else f"{value:.4f}"
 
@@ -476,7 +472,7 @@ def _cost_table(out: Output, summary: RunSummary) -> None:
             f"{line.billed_min:.2f}",
             line.engine,
             line.model + (f" + {line.translate_model} ({line.translate_to})" if line.translate_model else ""),
-            f"{line.usd_per_min:.4f}",
+            _usd(line.usd_per_min),
             *(cell([line]) for _, cell in money),
         )
     table.add_row(
@@ -490,9 +486,11 @@ def _cost_table(out: Output, summary: RunSummary) -> None:
         style="bold",
     )
     out.out.print(table)
+    for model in dict.fromkeys(line.model for line in lines if line.usd_per_min is None):
+        out.info(f"no price is known for {model}: {cost.price_hint(model)}")
     if any(line.translate_usd is None for line in lines):
         model = next(line.translate_model for line in lines if line.translate_usd is None)
-        out.info(f"no price is known for {model}: {_chat_price_hint(model)}")
+        out.info(f"no price is known for {model}: {cost.price_hint(model, chat=True)}")
 
 
 def _duration(seconds: float) -> str:
@@ -560,7 +558,8 @@ def estimate(
     failed = bool(inputs.missing)
     for missing in inputs.missing:
         out.error(f"{missing}: no such file or folder")
-    title = f"Estimate for {info.name} at ${info.usd_per_min:.4f}/min"
+    price = f"${info.usd_per_min:.4f}/min" if info.price_known else "an unknown price"
+    title = f"Estimate for {info.name} at {price}"
     if chat is not None:
         title += f", translated into {settings.translate_to} by {chat.name}"
     table = Table(title=title, title_justify="left")
@@ -572,16 +571,16 @@ def estimate(
 
     def cells(duration_s: float, seconds: float) -> list[str]:
         minutes = seconds / 60
-        transcribing = minutes * info.usd_per_min
+        transcribing = minutes * info.usd_per_min if info.price_known else None
         if chat is None:
-            return [_duration(duration_s), f"{minutes:.2f}", f"{transcribing:.4f}"]
+            return [_duration(duration_s), f"{minutes:.2f}", _usd(transcribing)]
         tokens = cost.translation_forecast(minutes)
         translating = chat.usd(tokens)
-        total = None if translating is None else transcribing + translating
+        total = None if translating is None or transcribing is None else transcribing + translating
         return [
             _duration(duration_s),
             f"{minutes:.2f}",
-            f"{transcribing:.4f}",
+            _usd(transcribing),
             f"{tokens.text_tokens} in, {tokens.output_tokens} out",
             _usd(translating),
             _usd(total),
@@ -602,9 +601,9 @@ def estimate(
     table.add_row("Total", *cells(total_s, total_billed_s), style="bold")
     out.out.print(table)
     if not info.price_known:
-        out.info(f'no price is known for {info.name}: set [models."{info.name}"] usd_per_min in config.toml')
+        out.info(f"no price is known for {info.name}: {cost.price_hint(info.name)}")
     if chat is not None and not chat.price_known:
-        out.info(f"no price is known for {chat.name}: {_chat_price_hint(chat.name)}")
+        out.info(f"no price is known for {chat.name}: {cost.price_hint(chat.name, chat=True)}")
     if chat is not None:
         out.info(
             f"translation tokens are forecast from {cost.WORDS_PER_MIN} words a minute of speech; "
