@@ -206,6 +206,14 @@ class Fault:
     error: dict[str, Any] | None = None
     headers: tuple[tuple[str, str], ...] = ()
     seconds: float = 0.0
+    echo_authorization: bool = False  # the error's message ends with the request's Authorization header
+
+    def body(self, authorization: str) -> dict[str, Any] | None:
+        """The error answered to a request that sent `authorization`."""
+        if not self.echo_authorization or self.error is None:
+            return self.error
+        inner = self.error["error"]
+        return {"error": {**inner, "message": f"{inner['message']}: {authorization}"}}
 
 
 def rate_limit(retry_after_s: float | None = 1) -> Fault:
@@ -231,6 +239,15 @@ def server_error(status: int = 500) -> Fault:
 
 def unauthorized() -> Fault:
     return Fault("respond", 401, UNAUTHORIZED)
+
+
+def echo_authorization() -> Fault:
+    """A 400 that names the Authorization header with its value, as some proxies and gateways answer:
+    whatever a client does with a server's message must not let the key out."""
+    msg = "Invalid header value for 'Authorization'"
+    return Fault(
+        "respond", 400, _error(msg, "invalid_request_error", None, "invalid_header"), echo_authorization=True
+    )
 
 
 def drop_connection() -> Fault:
@@ -693,7 +710,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "delay":
             fake._stopping.wait(fault.seconds)
         if fault is not None and fault.kind == "respond":
-            reply = _json_reply(fault.status, fault.error, fault.headers)
+            reply = _json_reply(
+                fault.status, fault.body(self.headers.get("Authorization", "")), fault.headers
+            )
         elif body is None:
             msg = f"Maximum content size limit ({fake.max_body_bytes}) exceeded ({body_bytes} bytes read)"
             reply = _json_reply(413, _error(msg, "server_error"))
@@ -732,7 +751,9 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(fault, Fault) and fault.kind == "delay":
             fake._stopping.wait(fault.seconds)
         if isinstance(fault, Fault) and fault.kind == "respond":
-            reply = _json_reply(fault.status, fault.error, fault.headers)
+            reply = _json_reply(
+                fault.status, fault.body(self.headers.get("Authorization", "")), fault.headers
+            )
         elif body is None:
             msg = f"Maximum content size limit ({fake.max_body_bytes}) exceeded ({body_bytes} bytes read)"
             reply = _json_reply(413, _error(msg, "server_error"))

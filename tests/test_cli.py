@@ -203,3 +203,53 @@ def test_the_process_ends_at_once_but_waits_for_a_thread_still_working(
         env=env,
     )
     assert proc.returncode == 1 and "nothing.wav" in proc.stderr
+
+
+def test_onnxruntime_sends_and_writes_no_telemetry(env: dict[str, str], tmp_path: Path) -> None:
+    """Speech detection loads onnxruntime, whose telemetry writes a device id under ~/.cache/Microsoft
+    and a session file in the temp folder (and uploads when it can) unless ORT_DISABLE_TELEMETRY is set
+    before it loads: whisperbatch sets it, and leaves a value the user chose alone."""
+    home, tmp = tmp_path / "user", tmp_path / "tmp"
+    home.mkdir()
+    tmp.mkdir()
+    clean = {k: v for k, v in env.items() if k != "ORT_DISABLE_TELEMETRY"}
+    clean |= {"HOME": str(home), "TMPDIR": str(tmp)}
+    r = run_cli(["estimate", str(SAMPLES / "talk.m4a")], clean)
+    assert r.code == 0, r.output
+    assert not (home / ".cache" / "Microsoft").exists()
+    assert list(tmp.iterdir()) == []
+    show = [sys.executable, "-c", "import os, whisperbatch; print(os.environ['ORT_DISABLE_TELEMETRY'])"]
+    for given, seen in ((None, "1"), ("0", "0")):
+        run_env = clean if given is None else {**clean, "ORT_DISABLE_TELEMETRY": given}
+        out = subprocess.run(show, capture_output=True, text=True, env=run_env, check=True).stdout
+        assert out.strip() == seen
+
+
+def test_a_price_that_is_not_a_number_is_a_config_error_for_every_command(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """A price in config.toml that is not a number, or is negative, is one line naming the file, the
+    model and the key (exit 2) whatever the command, before anything is read or sent."""
+    f = copy_sample("talk.m4a", tmp_path / "work")
+    commands = (
+        ["transcribe", str(f)],
+        ["translate", str(f)],
+        ["estimate", str(f), "--model", "x"],
+        ["enqueue", str(f)],
+        ["watch", str(f.parent), "--once"],
+        ["worker", "--once"],
+        ["status"],
+        ["report"],
+        ["retry"],
+    )
+    cfg = tmp_path / "config.toml"
+    bad = (('"cheap"', "'cheap'", "a number", commands), ("-0.5", "-0.5", "at least 0", commands[:3]))
+    for price, shown, allowed, run in bad:
+        cfg.write_text(f'[models."x"]\nusd_per_min = {price}\n')
+        line = f'error: usd_per_min = {shown} (from {cfg} [models."x"]): must be {allowed}'
+        for command in run:
+            r = run_cli(command, {**env, "WHISPERBATCH_CONFIG": str(cfg)})
+            assert r.code == 2, (command, r.output)
+            (said,) = r.stderr.splitlines()  # the service's lines start with the time
+            assert said.endswith(line), (command, r.output)
+    assert sorted(p.name for p in f.parent.iterdir()) == ["talk.m4a"]

@@ -23,6 +23,7 @@ from fakeopenai import (
     delay,
     drop_connection,
     drop_id,
+    echo_authorization,
     empty_text,
     insufficient_quota,
     merge_two,
@@ -210,6 +211,19 @@ def test_faults_are_consumed_in_order(server: FakeOpenAI, client: openai.OpenAI)
     assert [u.status for u in server.uploads] == [429, 429, 0, 500, 401, 200]
     assert server.count == 6 and len(server.successful) == 1
     assert all(u.filename == "fox.wav" for u in server.uploads)
+
+
+def test_a_gateway_may_echo_the_key_in_its_error(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    """The fault a client must not pass on as it is: a 400 naming the Authorization header, key and all."""
+    server.inject(echo_authorization())
+    server.inject_chat(echo_authorization())
+    with pytest.raises(openai.BadRequestError) as audio:
+        client.audio.transcriptions.create(file=fox(), model="whisper-1")
+    with pytest.raises(openai.BadRequestError) as chat:
+        translate(client, payload(THREE))
+    for err in (audio.value, chat.value):
+        assert f"Authorization': Bearer {KEY}" in str(err) and err.code == "invalid_header"
+    assert KEY not in repr(server.uploads) + repr(server.chats)
 
 
 def test_delay_lets_the_client_time_out(server: FakeOpenAI, make_client: MakeClient) -> None:

@@ -195,3 +195,36 @@ def test_budget_refuses_work_that_would_exceed_it(
     assert fake_openai.count == 0
     ok = run_cli(["transcribe", str(f), "--budget", "1"], api_env)
     assert ok.code == 0, ok.output
+
+
+def test_an_unknown_price_is_shown_as_unknown_and_no_budget_takes_it(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    """A compatible server's own model has no known price: the table, costs.csv, the ledger and `report`
+    say unknown (never $0), a line says how to price it, and `--budget` refuses it before anything is
+    sent, up front for a run and job by job for a worker (a job may name another model than the host)."""
+    work = tmp_path / "work"
+    f = copy_sample("talk.m4a", work)
+    r = run_cli(["transcribe", str(f), "--model", "my-whisper"], api_env)
+    assert r.code == 0, r.output
+    row = next(ln for ln in r.stdout.splitlines() if "talk.m4a" in ln)
+    assert row.count("unknown") == 2 and "0.0000" not in row, r.stdout  # USD/min and USD
+    hint = 'set [models."my-whisper"] usd_per_min in config.toml'
+    assert f"no price is known for my-whisper: {hint}" in r.stderr and "cost unknown" in r.stderr
+    (line,) = csv.DictReader((work / "costs.csv").read_text().splitlines())
+    assert [line[c] for c in ("usd_per_min", "usd", "api_equivalent_usd", "transcribe_usd")] == [""] * 4
+    (cost,) = json.loads(run_cli(["report", "--json"], api_env).stdout)
+    assert cost["usd_per_min"] is cost["usd"] is cost["transcribe_usd"] is None
+    assert "unknown" in run_cli(["report"], api_env).stdout
+    sent = fake_openai.count
+    refused = run_cli(["transcribe", str(f), "--model", "my-whisper", "--budget", "1", "--force"], api_env)
+    assert refused.code == 2, refused.output
+    assert refused.stderr.splitlines() == [f"error: --budget needs the price of my-whisper: {hint}"]
+    other = copy_sample("morning.mp3", work)
+    assert run_cli(["enqueue", str(f), "--model", "my-whisper", "--force"], api_env).code == 0
+    assert run_cli(["enqueue", str(other)], api_env).code == 0
+    worker = run_cli(["worker", "--once", "--budget", "1"], api_env)
+    assert worker.code == 1, worker.output
+    assert fake_openai.count == sent + 1  # morning.mp3 only
+    (failed,) = json.loads(run_cli(["status", "--json", "--state", "failed"], api_env).stdout)
+    assert failed["error"] == f"{f}: not started: --budget needs the price of my-whisper: {hint}"

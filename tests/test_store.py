@@ -213,6 +213,21 @@ def test_the_ledger_keeps_transcription_and_translation_apart(store: JobStore) -
     assert [r.line for r in store.ledger()] == [line, unknown]
 
 
+def test_an_unknown_price_stays_unknown_and_its_known_part_counts(store: JobStore) -> None:
+    """A model without a known price is NULL in the ledger, not 0; a budget counts what is known of a
+    row (a translation priced while its transcription is not)."""
+    unknown = CostLine("a.m4a", 60.0, 1.0, "openai", "my-whisper", None, None, None, transcribe_usd=None)
+    translated = dataclasses.replace(
+        unknown, file="b.m4a", translate_model="gpt-5.4-mini", translate_usd=0.002
+    )
+    store.record_cost("run-1", unknown, Spend.DONE)
+    store.record_cost("run-1", translated, Spend.DONE)
+    assert [r.line for r in store.ledger()] == [unknown, translated]
+    _enqueue(store, "k")
+    check = store.reserve_budget("k", "run-1", 0.001, limit_usd=0.010, this_run_only=True)
+    assert check.granted and check.left_usd == pytest.approx(0.008)
+
+
 def _line(file: str, usd: float) -> CostLine:
     return CostLine(file, 60.0, 1.0, "openai", "whisper-1", 0.006, usd, usd, Task.TRANSCRIBE)
 
@@ -276,6 +291,40 @@ def test_an_old_database_upgrades_in_place(tmp_path: Path) -> None:
         assert old is not None and old.state is JobState.DONE and old.options == "{}" and old.run_id is None
         assert store.migrate() == []
         assert [r.line.transcribe_usd for r in store.ledger()] == [0.006]  # an old row's usd: transcription
+    finally:
+        store.close()
+
+
+def test_a_ledger_from_before_unknown_prices_upgrades_with_its_rows(tmp_path: Path) -> None:
+    """Migration 006 rebuilds the ledger with nullable prices: its rows keep their order and values,
+    and new rows, priced or not, follow them."""
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+    for name, sql in MIGRATIONS[:5]:
+        db.executescript(";".join(SqliteStore.migration_sql(sql, pk="INTEGER PRIMARY KEY", real="REAL")))
+        db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
+    for file, usd in (("a.m4a", 0.006), ("b.m4a", 0.003)):
+        db.execute(
+            "INSERT INTO ledger (run_id, recorded_at, file, task, engine, model, audio_s, billed_min,"
+            " usd_per_min, usd, api_equivalent_usd, transcribe_usd, job_key, state) VALUES ('r', 0, ?,"
+            " 'transcribe', 'openai', 'whisper-1', 60, 1, 0.006, ?, ?, ?, 'k', 'done')",
+            (file, usd, usd, usd),
+        )
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    try:
+        unknown = dataclasses.replace(_line("c.m4a", 0.0), usd_per_min=None, usd=None, transcribe_usd=None)
+        store.record_cost("r2", unknown, Spend.DONE)
+        rows = store.ledger()
+        assert [(r.line.file, r.line.usd, r.job_key) for r in rows] == [
+            ("a.m4a", 0.006, "k"),
+            ("b.m4a", 0.003, "k"),
+            ("c.m4a", None, None),
+        ]
+        assert rows[0].line == dataclasses.replace(_line("a.m4a", 0.006), transcribe_usd=0.006)
+        assert store.migrate() == []
     finally:
         store.close()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CANARY_KEY, SAMPLES, assemble, copy_sample, distinct_words, run_cli
-from fakeopenai import FakeOpenAI, delay, insufficient_quota
+from fakeopenai import FakeOpenAI, delay, echo_authorization, insufficient_quota
 from whisperbatch.watcher import SettleTracker, is_candidate
 
 
@@ -234,6 +234,29 @@ def test_bad_file_fails_with_reason_while_others_flow(
     assert "not a readable audio file" in jobs[0]["error"]
     assert "requeued 1 failed job" in run_cli(["retry"], watch_env).stderr
     assert '"state": "queued"' in run_cli(["status", "--json", "--state", "queued"], watch_env).stdout
+
+
+def test_a_key_echoed_by_the_server_is_written_nowhere(
+    inbox: Path, watch_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    """A gateway answers a 400 that names the Authorization header, key and all: the file fails with the
+    server's reason, and the key is masked in the log, the store, `status` (run where no key is set, so
+    it could not mask it on the way out) and the error file beside the recording."""
+    copy_sample("talk.m4a", inbox)
+    fake_openai.inject(echo_authorization())
+    r = run_cli(["watch", str(inbox), "--once", "--verbose"], watch_env)
+    assert r.code == 1, r.output
+    assert "Invalid header value for 'Authorization'" in r.output and CANARY_KEY not in r.output
+    reason = (inbox / "talk.m4a.error.txt").read_text()
+    assert "Authorization': Bearer ***" in reason and CANARY_KEY not in reason
+    no_key = {k: v for k, v in watch_env.items() if k != "OPENAI_API_KEY"}
+    table = run_cli(["status"], no_key)
+    assert "1 failed" in table.stdout and CANARY_KEY not in table.output
+    (job,) = json.loads(run_cli(["status", "--json"], no_key).stdout)
+    assert job["error"].endswith("Authorization': Bearer ***") and CANARY_KEY not in json.dumps(job)
+    for path in tmp_path.rglob("*"):  # the store (and its journal), the recording's folder
+        if path.is_file():
+            assert CANARY_KEY.encode() not in path.read_bytes(), path
 
 
 def test_once_processes_then_exits_and_quota_pauses(

@@ -2,7 +2,8 @@
 
 Exit codes: 0 all done; 1 some file failed (the rest still processed); 2 usage or configuration
 error; 3 stopped early by budget, exhausted quota or a rejected API key; 130 Ctrl-C, 143 SIGTERM.
-Everything printed goes through `Output`, which masks the API key should any text ever contain it.
+Everything printed goes through `Output`, which masks the API key (`errors.mask`) should any text ever
+contain it.
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from . import __version__, audio, cost, scratch
 from .config import Settings, load_settings
 from .engines import select_engine
 from .engines.base import Engine, current_date, default_api_model, lineup_notice, model_info
-from .errors import ConfigError, WhisperbatchError, cause_chain
+from .errors import ConfigError, WhisperbatchError, cause_chain, mask
 from .inputs import collect_inputs
 from .jobs import JobOptions, JobRunner
 from .models import CostLine, JobState, RunSummary, Spend, Task
 from .pipeline import ChunkDone, Event, FileFinished, FileStarted, Notice, chunk_params, upload_forecast_s
+from .policy import require_prices
 from .service import Interruption, Service, run_files, serve
 from .store import Job, JobStore, LedgerRow, open_store
 from .translate import chat_model_info, translation_target
@@ -54,17 +56,15 @@ EXIT_FAILED, EXIT_STOPPED = 1, 3
 
 
 class Output:
-    """Console output with secrets masked; progress bars on a terminal, plain lines otherwise."""
+    """Console output with secrets masked (the settings keep them as they load); progress bars on a
+    terminal, plain lines otherwise."""
 
-    def __init__(
-        self, *, quiet: bool = False, verbose: bool = False, secrets: Sequence[str] = (), log: bool = False
-    ) -> None:
+    def __init__(self, *, quiet: bool = False, verbose: bool = False, log: bool = False) -> None:
         # Pipes and CI logs get a wide table instead of rich's 80-column default.
         self.out = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
         self.quiet, self.verbose = quiet, verbose
         self.log = log  # the service: timestamped lines, one per event, chunks included
-        self.secrets = [s for s in secrets if s]
         self.live = self.err.is_terminal and not quiet
         self._lock = threading.Lock()
         self._progress: Progress | None = None
@@ -72,9 +72,7 @@ class Output:
         self._files_task: TaskID | None = None
 
     def mask(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+        return mask(text)
 
     def _stamp(self) -> str:
         return time.strftime("%Y-%m-%d %H:%M:%S ") if self.log else ""
@@ -145,7 +143,8 @@ class Output:
             elif r.cost is not None:
                 outputs = ", ".join(o.name for o in r.outputs)
                 uploaded = f"{r.chunks_uploaded} of {r.chunks_total} chunk(s) uploaded"
-                self.info(f"{r.source}: done -> {outputs} ({uploaded}, ${r.cost.usd:.4f})")
+                spent = "cost unknown" if r.cost.usd is None else f"${r.cost.usd:.4f}"
+                self.info(f"{r.source}: done -> {outputs} ({uploaded}, {spent})")
         elif isinstance(event, Notice):
             self.info(event.message)
 
@@ -324,27 +323,20 @@ class Prepared:
     translate_to: str | None
 
 
-def _secrets(settings: Settings) -> list[str]:
-    return [s for s in (settings.api_key, settings.translate_api_key, settings.database) if s]
-
-
 def _prepare(out: Output, options: Options, task: Task) -> Prepared:
     """Settings, ffmpeg, engine and store for a command that runs jobs; a user error exits with its code.
     A model that is going says when; one that is gone stops here, before any request."""
     try:
         settings = _settings(options.config, options.flags)
-        out.secrets = _secrets(settings)
         ffmpeg = audio.find_ffmpeg()
         translate_to = None
         if task is Task.TRANSLATE:
             translate_to = translation_target(settings, settings.engine_name)
             task = Task.TRANSCRIBE if translate_to else Task.TRANSLATE
-        if translate_to and settings.budget_usd is not None:
-            chat = chat_model_info(settings.translate_model, settings.models)
-            if not chat.price_known:
-                raise ConfigError(f"--budget needs the price of {chat.name}: {_chat_price_hint(chat.name)}")
         today = current_date()
         engine = select_engine(settings, task, today)
+        chat = chat_model_info(settings.translate_model, settings.models) if translate_to else None
+        require_prices(settings, engine.info, chat)
         store = open_store(settings)
     except WhisperbatchError as e:
         raise _fail(out, e) from None
@@ -355,9 +347,7 @@ def _prepare(out: Output, options: Options, task: Task) -> Prepared:
 
 def _open_store(out: Output, options: Options) -> JobStore:
     try:
-        settings = _settings(options.config, options.flags)
-        out.secrets = [s for s in (settings.database,) if s]
-        return open_store(settings)
+        return open_store(_settings(options.config, options.flags))
     except WhisperbatchError as e:
         raise _fail(out, e) from None
 
@@ -440,10 +430,6 @@ def _abandoned(out: Output, interruption: Interruption, tmp: Path) -> NoReturn:
     os._exit(128 + interruption.signum)  # threads blocked on the network cannot be joined
 
 
-def _chat_price_hint(model: str) -> str:
-    return f'set [models."{model}"] usd_per_m_input and usd_per_m_output in config.toml'
-
-
 def _usd(value: float | None) -> str:
     return "unknown" if value is None else f"{value:.4f}"
 
@@ -486,7 +472,7 @@ def _cost_table(out: Output, summary: RunSummary) -> None:
             f"{line.billed_min:.2f}",
             line.engine,
             line.model + (f" + {line.translate_model} ({line.translate_to})" if line.translate_model else ""),
-            f"{line.usd_per_min:.4f}",
+            _usd(line.usd_per_min),
             *(cell([line]) for _, cell in money),
         )
     table.add_row(
@@ -500,9 +486,11 @@ def _cost_table(out: Output, summary: RunSummary) -> None:
         style="bold",
     )
     out.out.print(table)
+    for model in dict.fromkeys(line.model for line in lines if line.usd_per_min is None):
+        out.info(f"no price is known for {model}: {cost.price_hint(model)}")
     if any(line.translate_usd is None for line in lines):
         model = next(line.translate_model for line in lines if line.translate_usd is None)
-        out.info(f"no price is known for {model}: {_chat_price_hint(model)}")
+        out.info(f"no price is known for {model}: {cost.price_hint(model, chat=True)}")
 
 
 def _duration(seconds: float) -> str:
@@ -570,7 +558,8 @@ def estimate(
     failed = bool(inputs.missing)
     for missing in inputs.missing:
         out.error(f"{missing}: no such file or folder")
-    title = f"Estimate for {info.name} at ${info.usd_per_min:.4f}/min"
+    price = f"${info.usd_per_min:.4f}/min" if info.price_known else "an unknown price"
+    title = f"Estimate for {info.name} at {price}"
     if chat is not None:
         title += f", translated into {settings.translate_to} by {chat.name}"
     table = Table(title=title, title_justify="left")
@@ -582,16 +571,16 @@ def estimate(
 
     def cells(duration_s: float, seconds: float) -> list[str]:
         minutes = seconds / 60
-        transcribing = minutes * info.usd_per_min
+        transcribing = minutes * info.usd_per_min if info.price_known else None
         if chat is None:
-            return [_duration(duration_s), f"{minutes:.2f}", f"{transcribing:.4f}"]
+            return [_duration(duration_s), f"{minutes:.2f}", _usd(transcribing)]
         tokens = cost.translation_forecast(minutes)
         translating = chat.usd(tokens)
-        total = None if translating is None else transcribing + translating
+        total = None if translating is None or transcribing is None else transcribing + translating
         return [
             _duration(duration_s),
             f"{minutes:.2f}",
-            f"{transcribing:.4f}",
+            _usd(transcribing),
             f"{tokens.text_tokens} in, {tokens.output_tokens} out",
             _usd(translating),
             _usd(total),
@@ -612,9 +601,9 @@ def estimate(
     table.add_row("Total", *cells(total_s, total_billed_s), style="bold")
     out.out.print(table)
     if not info.price_known:
-        out.info(f'no price is known for {info.name}: set [models."{info.name}"] usd_per_min in config.toml')
+        out.info(f"no price is known for {info.name}: {cost.price_hint(info.name)}")
     if chat is not None and not chat.price_known:
-        out.info(f"no price is known for {chat.name}: {_chat_price_hint(chat.name)}")
+        out.info(f"no price is known for {chat.name}: {cost.price_hint(chat.name, chat=True)}")
     if chat is not None:
         out.info(
             f"translation tokens are forecast from {cost.WORDS_PER_MIN} words a minute of speech; "
@@ -847,13 +836,14 @@ def status(
     jobs = store.jobs(state)
     store.close()
     if as_json:
-        keep = ("key", "state", "attempts", "error", "usd", "updated_at", "lease_owner", "run_id")
+        keep = ("key", "state", "attempts", "usd", "updated_at", "lease_owner", "run_id")
         data = [
             {
                 "path": str(j.path),
                 "task": str(j.task),
                 "translate_to": _translate_to(j),
                 **{k: getattr(j, k) for k in keep},
+                "error": None if j.error is None else out.mask(j.error),
             }
             for j in jobs
         ]

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 from dotenv import dotenv_values
 
 from .cues import CueStyle
-from .errors import ConfigError
+from .errors import ConfigError, keep_secret
 from .languages import language_code
 from .writers import parse_formats
 
@@ -53,6 +54,8 @@ class ModelOverride:
     usd_per_m_input: float | None = None
     usd_per_m_output: float | None = None
 
+
+_MODEL_HINTS = typing.get_type_hints(ModelOverride)
 
 # The local engine decodes one chunk at a time: more files at once only hold more jobs claimed (which
 # other workers on a shared queue could have taken) without finishing any sooner (3 files of 3 minutes
@@ -146,6 +149,14 @@ class Settings:
         return bool(self.translate_base_url or self.translate_api_key or self.has_api_config)
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        """What no output may show: the API keys, and a database URL's password (with the URL)."""
+        found = [self.api_key, self.translate_api_key]
+        if self.database and (password := urlsplit(self.database).password):
+            found += [self.database, password]
+        return tuple(s for s in found if s)
+
+    @property
     def keyword_list(self) -> tuple[str, ...]:
         return tuple(k.strip() for k in (self.keywords or "").split(",") if k.strip())
 
@@ -183,9 +194,10 @@ _ENV_ALIASES = {
 _KEY_ALIASES = {"max_line_chars": "max_line_width", "max_lines": "max_line_count"}
 
 
-def _convert(name: str, raw: Any, source: str) -> Any:
-    """Coerce a config or environment value to the field's type, or say which setting is wrong."""
-    hint = _HINTS[name]
+def _convert(name: str, raw: Any, source: str, hint: Any = None) -> Any:
+    """Coerce a config or environment value to the field's type (`hint`, else the setting's), or say
+    which setting is wrong."""
+    hint = hint or _HINTS[name]
     optional = isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
     base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
     if optional and (raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none"))):
@@ -205,6 +217,8 @@ def _convert(name: str, raw: Any, source: str) -> Any:
                 raise ValueError(raw)  # concurrency = 2.7 is a mistake, not 2
             return int(raw)
         if base is float:
+            if isinstance(raw, bool):
+                raise ValueError(raw)  # true is not a price
             return float(raw)
         if base is Path:
             return Path(str(raw)).expanduser()
@@ -255,14 +269,25 @@ def _read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, ModelOverri
 
 
 def _model_override(path: Path, name: str, spec: Any) -> ModelOverride:
+    """One `[models."NAME"]` table, each value of its own type and range: a price that is not a number
+    (or is negative) would otherwise surface as a crash, or a negative bill, in the middle of a run."""
     known = {f.name for f in dataclasses.fields(ModelOverride)}
     if not isinstance(spec, dict) or set(spec) - known:
         raise ConfigError(f"{path}: [models.{name!r}] takes only {', '.join(sorted(known))}")
+    spec = dict(spec)
     if "response_formats" in spec:
         spec = {**spec, "response_formats": tuple(spec["response_formats"])}
     retires = spec.get("retires")
     if retires is not None and retires is not False and not isinstance(retires, date):
         raise ConfigError(f"{path}: [models.{name!r}] retires must be a date (2027-02-26) or false")
+    source = f'{path} [models."{name}"]'
+    for key, value in spec.items():
+        if key in ("retires", "response_formats"):
+            continue
+        spec[key] = _convert(key, value, source, _MODEL_HINTS[key])
+        allowed = MODEL_RANGES.get(key)
+        if allowed is not None and spec[key] is not None and not allowed.admits(spec[key]):
+            raise ConfigError(f"{key} = {value!r} (from {source}): must be {allowed}")
     return ModelOverride(**spec)
 
 
@@ -319,6 +344,7 @@ def load_settings(
             raise ConfigError(f"translate_to (from {sources['translate_to']}): needs a language, such as de")
         values["translate_to"] = target
     settings = Settings(**values, models=models)
+    keep_secret(*settings.secrets)
     if "concurrency" not in values and settings.engine_name == "local":
         settings = dataclasses.replace(settings, concurrency=LOCAL_CONCURRENCY)
     _validate(settings, sources)
@@ -394,6 +420,16 @@ RANGES: dict[str, Allowed] = {
     "shutdown_grace_s": Allowed(0),
 }
 LOCAL_DEVICES = ("auto", "cpu", "cuda")
+# What the numbers of a `[models."NAME"]` table may be: prices are never negative.
+MODEL_RANGES: dict[str, Allowed] = {
+    "usd_per_min": Allowed(0),
+    "max_duration_s": Allowed(0, open_low=True),
+    "usd_per_m_audio_tokens": Allowed(0),
+    "usd_per_m_text_tokens": Allowed(0),
+    "usd_per_m_output_tokens": Allowed(0),
+    "usd_per_m_input": Allowed(0),
+    "usd_per_m_output": Allowed(0),
+}
 
 
 def _validate(s: Settings, sources: Mapping[str, str]) -> None:

@@ -44,6 +44,12 @@ INPUT_PER_TEXT_TOKEN = 2.5
 OUTPUT_PER_TEXT_TOKEN = 1.3
 
 
+def price_hint(model: str, *, chat: bool = False) -> str:
+    """What prices `model` when the tables do not: its `[models."NAME"]` setting in config.toml."""
+    keys = "usd_per_m_input and usd_per_m_output" if chat else "usd_per_min"
+    return f'set [models."{model}"] {keys} in config.toml'
+
+
 def translation_forecast(minutes: float) -> Usage:
     text = minutes * WORDS_PER_MIN * TOKENS_PER_WORD
     return Usage(
@@ -51,8 +57,11 @@ def translation_forecast(minutes: float) -> Usage:
     )
 
 
-def transcribe_usd(info: ModelInfo, billed_s: float, usage: Usage) -> float:
-    """Tokens at the model's token prices where the server reported tokens; else billed minutes."""
+def transcribe_usd(info: ModelInfo, billed_s: float, usage: Usage) -> float | None:
+    """Tokens at the model's token prices where the server reported tokens; else billed minutes; None
+    when the model's price is not known."""
+    if not info.price_known:
+        return None
     prices = (info.usd_per_m_audio_tokens, info.usd_per_m_text_tokens, info.usd_per_m_output_tokens)
     tokens = usage.audio_tokens + usage.text_tokens + usage.output_tokens
     if tokens and all(p is not None for p in prices):
@@ -78,18 +87,20 @@ def cost_line(
     translate_usage: Usage = NO_USAGE,
 ) -> CostLine:
     """One row. For the local engine transcription costs 0 and `api_equivalent_usd` prices the same
-    minutes; a translation's cost is its own column, None when its model's price is unknown."""
+    minutes; a translation's cost is its own column. An amount whose price is unknown is None, and so
+    is the sum it is part of."""
     billed_min = billed_s / 60.0
     transcribing = transcribe_usd(info, billed_s, usage)
     translating = None if translator is None else translator.usd(translate_usage)
+    parts = (transcribing, translating if translator is not None else 0.0)
     return CostLine(
         file=file,
         audio_s=round(audio_s, 3),
         billed_min=round(billed_min, 4),
         engine=engine,
         model=info.name,
-        usd_per_min=info.usd_per_min,
-        usd=round(transcribing + (translating or 0.0), 6),
+        usd_per_min=info.usd_per_min if info.price_known else None,
+        usd=None if None in parts else round(sum(p or 0.0 for p in parts), 6),
         api_equivalent_usd=round(billed_min * api_usd_per_min, 6) if engine == "local" else transcribing,
         task=task,
         transcribe_usd=transcribing,

@@ -7,23 +7,50 @@ raised `from` the underlying exception so `--verbose` can show the chain.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+
+MASK = "***"
+_secrets: tuple[str, ...] = ()
+_secrets_lock = threading.Lock()
+
+
+def keep_secret(*values: str | None) -> None:
+    """Never let these (API keys) out of the process: every text that leaves it, through the console,
+    the store, `status`, an error file or a log, goes through `mask`. Registered where a key enters
+    (the settings, the SDK client), so a server that echoes the key in an error cannot get it written."""
+    global _secrets
+    with _secrets_lock:
+        known = set(_secrets) | {v for v in values if v}
+        _secrets = tuple(sorted(known, key=len, reverse=True))  # a key inside another: the longer first
+
+
+def mask(text: str) -> str:
+    """`text` with every secret kept by `keep_secret` replaced by `***`."""
+    for secret in _secrets:
+        text = text.replace(secret, MASK)
+    return text
 
 
 class WhisperbatchError(Exception):
-    """Base class. `str()` is a single line fit to show a user."""
+    """Base class. `str()` is a single line fit to show a user, with any secret masked from the start,
+    so nothing downstream (store, status, error files, logs) can let the key out."""
 
     exit_code = 1
 
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(mask(a) if isinstance(a, str) else a for a in args))
+
 
 def cause_chain(e: BaseException) -> tuple[str, ...]:
-    """What lies under an error (`raise … from`), one `Type: message` line each, for `--verbose`."""
+    """What lies under an error (`raise … from`), one `Type: message` line each, for `--verbose`;
+    another library's message (the SDK's, with a server's answer in it) is masked here."""
     causes = []
     seen = {id(e)}
     cause = e.__cause__ or e.__context__
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
-        causes.append(f"{type(cause).__name__}: {cause}".strip())
+        causes.append(mask(f"{type(cause).__name__}: {cause}".strip()))
         cause = cause.__cause__ or cause.__context__
     return tuple(causes)
 

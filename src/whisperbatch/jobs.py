@@ -42,6 +42,7 @@ from .engines.base import Engine
 from .errors import (
     AudioError,
     BudgetExceeded,
+    ConfigError,
     FatalEngineError,
     RetriesExhausted,
     Stopped,
@@ -50,7 +51,7 @@ from .errors import (
 )
 from .models import FileResult, JobState, Task, transcript_from_json, transcript_to_json
 from .pipeline import Event, FileFinished, Notice, Pipeline, files_preparing, new_run_id
-from .policy import Budget, RetryPolicy
+from .policy import Budget, RetryPolicy, require_prices
 from .scratch import pid_alive
 from .store import Job, JobStore
 from .translate import Translator
@@ -214,18 +215,22 @@ class JobRunner:
         )
 
     def pipeline_for(self, job: Job) -> Pipeline:
-        """The pipeline for a job's own options (raises ConfigError when this host cannot run them)."""
+        """The pipeline for a job's own options (raises ConfigError when this host cannot run them, or
+        cannot price them under its budget: a job may name another model than this host's)."""
         options = JobOptions.from_json(job.options) or self.options
         with self._pipelines_lock:
-            known = self._pipelines.get((options.to_json(), job.task))
-            if known is not None:
-                return known
-            settings = options.settings(self.settings)
-            pipeline = self._new_pipeline(
-                settings, self.engine_for(settings, job.task), translating=options.translate_to is not None
-            )
-            self._pipelines[(options.to_json(), job.task)] = pipeline
-            return pipeline
+            pipeline = self._pipelines.get((options.to_json(), job.task))
+            if pipeline is None:
+                settings = options.settings(self.settings)
+                engine = self.engine_for(settings, job.task)
+                pipeline = self._new_pipeline(settings, engine, translating=options.translate_to is not None)
+                self._pipelines[(options.to_json(), job.task)] = pipeline
+        chat = None if pipeline.translator is None else pipeline.translator.info
+        try:
+            require_prices(pipeline.settings, pipeline.engine.info, chat)
+        except ConfigError as e:
+            raise ConfigError(f"{job.path}: not started: {e}") from e
+        return pipeline
 
     # ---- admission: a recording becomes a job ------------------------------------------------------
 

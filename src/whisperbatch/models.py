@@ -185,20 +185,21 @@ class Transcript:
 @dataclass(frozen=True)
 class CostLine:
     """One file's cost row: transcription and translation apart, priced from the usage the servers
-    reported (audio seconds or tokens), and their sum in `usd`. `translate_usd` is None when the
-    translation model's price is not known: shown as unknown, never guessed."""
+    reported (audio seconds or tokens), and their sum in `usd`. A price that is not known (a compatible
+    server's own transcription model, a chat model without `[models."NAME"]`) makes its amounts None,
+    and the sum with them: shown as unknown (an empty cell), never guessed as zero."""
 
     file: str
     audio_s: float
     billed_min: float
     engine: str
     model: str
-    usd_per_min: float
-    usd: float
+    usd_per_min: float | None
+    usd: float | None
     # For local runs `transcribe_usd` is 0 and this says what the API would have cost for the same minutes.
-    api_equivalent_usd: float = 0.0
+    api_equivalent_usd: float | None = 0.0
     task: Task = Task.TRANSCRIBE
-    transcribe_usd: float = 0.0
+    transcribe_usd: float | None = 0.0
     transcribe_tokens: int = 0  # token-billed transcription models: input (audio and text) + output
     translate_model: str = ""
     translate_to: str = ""

@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings
-from .errors import BudgetExceeded
+from .cost import price_hint
+from .engines.base import ModelInfo
+from .errors import BudgetExceeded, ConfigError
 from .store import JobStore
+from .translate import ChatModelInfo
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,17 @@ class RetryPolicy:
     def job_delay_s(self, attempts: int) -> float | None:
         """When a file whose requests ran out of retries is run again (None: it has failed)."""
         return None if attempts >= self.job_max_attempts else self.max_s * attempts
+
+
+def require_prices(settings: Settings, info: ModelInfo, chat: ChatModelInfo | None) -> None:
+    """A budget can only hold what it can price: under `--budget` a transcription or chat model whose
+    price is not known is refused before anything is sent, naming the setting that prices it."""
+    if settings.budget_usd is None:
+        return
+    if not info.price_known:
+        raise ConfigError(f"--budget needs the price of {info.name}: {price_hint(info.name)}")
+    if chat is not None and not chat.price_known:
+        raise ConfigError(f"--budget needs the price of {chat.name}: {price_hint(chat.name, chat=True)}")
 
 
 class Budget:

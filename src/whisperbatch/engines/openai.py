@@ -4,7 +4,8 @@ The SDK's own retries are turned off (`max_retries=0`): it retries every 429, in
 `insufficient_quota`, which can never succeed. Instead each SDK error is mapped onto our tree
 (`api_error`, shared with the chat translator) so the pipeline's retry policy can tell "wait and
 retry" from "stop the run" from "this file is bad". Server messages are not passed through for 401s,
-since some servers echo (part of) the key.
+since some servers echo (part of) the key; other messages are, with the key masked (a gateway's 400 may
+name the Authorization header with its value).
 
 Translation never goes through the translations endpoint (it shuts down on 2027-02-26 and only
 reaches English): `translate` transcribes here, then translates the text with a chat model.
@@ -29,6 +30,7 @@ from ..errors import (
     QuotaExceeded,
     RequestTooLarge,
     RetryableEngineError,
+    keep_secret,
 )
 from ..languages import language_code
 from ..models import Chunk, EngineResult, Segment, Span, Task, Usage, Word
@@ -167,9 +169,11 @@ def _usage(reported: Any) -> Usage | None:
 def sdk_client(api_key: str | None, base_url: str | None, timeout_s: float) -> openai.OpenAI:
     """The SDK's client, for transcription and translation alike: no retries of its own (the run's
     retry policy decides), and a placeholder key, since a compatible server on a private network often
-    needs none and the SDK insists on one."""
+    needs none and the SDK insists on one. The key is kept secret from here on (`keep_secret`), however
+    the client was configured."""
     import openai
 
+    keep_secret(api_key)
     key = api_key or "no-key"
     return openai.OpenAI(api_key=key, base_url=base_url or None, timeout=timeout_s, max_retries=0)
 

@@ -139,6 +139,50 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        # A price that is not known (a compatible server's own model) is NULL, never 0. SQLite cannot
+        # drop a NOT NULL, so the ledger is rebuilt with nullable money columns; its rows keep their
+        # order (ids are given afresh, so PostgreSQL's sequence stays in step).
+        "007_unknown_prices",
+        """
+        CREATE TABLE ledger_007 (
+            id {pk},
+            run_id TEXT NOT NULL,
+            recorded_at {real} NOT NULL,
+            file TEXT NOT NULL,
+            task TEXT NOT NULL,
+            engine TEXT NOT NULL,
+            model TEXT NOT NULL,
+            audio_s {real} NOT NULL,
+            billed_min {real} NOT NULL,
+            usd_per_min {real},
+            usd {real},
+            api_equivalent_usd {real},
+            state TEXT NOT NULL DEFAULT 'done',
+            job_key TEXT,
+            transcribe_usd {real} DEFAULT 0,
+            transcribe_tokens INTEGER NOT NULL DEFAULT 0,
+            translate_model TEXT NOT NULL DEFAULT '',
+            translate_to TEXT NOT NULL DEFAULT '',
+            translate_input_tokens INTEGER NOT NULL DEFAULT 0,
+            translate_output_tokens INTEGER NOT NULL DEFAULT 0,
+            translate_usd {real} DEFAULT 0
+        );
+        INSERT INTO ledger_007 (
+            run_id, recorded_at, file, task, engine, model, audio_s, billed_min, usd_per_min, usd,
+            api_equivalent_usd, state, job_key, transcribe_usd, transcribe_tokens, translate_model,
+            translate_to, translate_input_tokens, translate_output_tokens, translate_usd
+        ) SELECT
+            run_id, recorded_at, file, task, engine, model, audio_s, billed_min, usd_per_min, usd,
+            api_equivalent_usd, state, job_key, transcribe_usd, transcribe_tokens, translate_model,
+            translate_to, translate_input_tokens, translate_output_tokens, translate_usd
+        FROM ledger ORDER BY id;
+        DROP TABLE ledger;
+        ALTER TABLE ledger_007 RENAME TO ledger;
+        CREATE INDEX ledger_run ON ledger(run_id);
+        CREATE INDEX ledger_job ON ledger(job_key);
+        """,
+    ),
 )
 
 
@@ -228,7 +272,7 @@ class JobStore(Protocol):
         run_id: str | None = None,
     ) -> Job | None: ...
     def renew(self, owner: str, lease_s: float) -> None: ...
-    def finish(self, key: str, transcript: str, usd: float) -> None: ...
+    def finish(self, key: str, transcript: str, usd: float | None) -> None: ...
     def fail(self, key: str, error: str) -> None: ...
     def requeue(
         self, key: str, *, delay_s: float = 0.0, error: str | None = None, refund_attempt: bool = False
@@ -357,14 +401,16 @@ class SqlStore:
         """Let job `key` hold `usd` of the budget if spent + committed + usd stays within `limit_usd`.
 
         Spent is the ledger (this run's rows, or all of them), leaving out the rows of files still in
-        progress under a reservation (their reservation stands for them until they end); committed is
-        what running jobs hold. Both are read in the transaction that writes the reservation.
+        progress under a reservation (their reservation stands for them until they end); of a row whose
+        sum is unknown (a price not known), the part that is known. Committed is what running jobs
+        hold. Both are read in the transaction that writes the reservation.
         """
         scope = " AND run_id = ?" if this_run_only else ""
+        known = "COALESCE(l.usd, COALESCE(l.transcribe_usd, 0) + COALESCE(l.translate_usd, 0))"
         with self._tx() as tx:
             self._lock_budget(tx)
             spent = tx.all(
-                "SELECT COALESCE(SUM(usd), 0) AS usd FROM ledger l WHERE NOT (l.state = ? AND EXISTS ("
+                f"SELECT COALESCE(SUM({known}), 0) AS usd FROM ledger l WHERE NOT (l.state = ? AND EXISTS ("
                 " SELECT 1 FROM jobs j WHERE j.key = l.job_key AND j.reserved_by = l.run_id"
                 " AND j.reserved_usd IS NOT NULL))" + scope.replace("run_id", "l.run_id"),
                 (str(Spend.RUNNING), *((run_id,) if this_run_only else ())),
@@ -499,7 +545,7 @@ class SqlStore:
                 (time.time() + lease_s, str(JobState.RUNNING), owner),
             )
 
-    def finish(self, key: str, transcript: str, usd: float) -> None:
+    def finish(self, key: str, transcript: str, usd: float | None) -> None:
         self._set(key, JobState.DONE, error=None, transcript=transcript, usd=usd)
 
     def fail(self, key: str, error: str) -> None:
