@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,24 @@ def test_silent_recording_gives_empty_transcript(env: dict[str, str], tmp_path: 
     assert quiet.with_suffix(".txt").read_text().strip() == ""
     assert parse_srt(quiet.with_suffix(".srt").read_text()) == []
     assert '"segments": []' in quiet.with_suffix(".json").read_text()
+
+
+def test_chunks_decoded_side_by_side_are_heard_in_the_first_chunks_language(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The French sample is four chunks (its pauses are long enough to leave out). At `-j 2` the second
+    is taken while the first is decoded; asked without the language, the model heard that short
+    sentence as Romanian. It waits for the first chunk's language instead, so -j 2 reads as -j 1."""
+    f = copy_sample("french.m4a", tmp_path / "work")
+    read = []
+    for j in ("1", "2"):
+        r = run_cli(["transcribe", str(f), "-f", "json", "-j", j, "--force"], env)
+        assert r.code == 0, r.output
+        doc = json.loads(f.with_suffix(".json").read_text())
+        assert doc["language"] == "fr"
+        read.append([s["text"] for s in doc["segments"]])
+    assert len(read[0]) >= 4
+    assert read[1] == read[0]
 
 
 def test_bundled_model_is_joined_once(model_cache: Path) -> None:

@@ -12,7 +12,7 @@ By default no earlier text is carried (measured: a model given the previous chun
 continues them and skips new speech), so a server is sent a file's chunks in parallel, each about
 `parallel_chunk_s` long; with `condition_on_previous = true` they go one after another, each prompted
 with the previous one's tail. A recording's language is detected once, on its first chunk, and given to
-the rest.
+the rest (which wait for it).
 
 Nothing spoken is silently dropped: every answer is checked against the speech detected in its chunk
 (`_checked_result`), speech left without text is asked about again, and what stays without text is
@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -813,6 +813,8 @@ class Pipeline:
                     end_s = chunk.offset_s + chunk.duration_s
                     self.on_event(ChunkDone(path, chunk.index, end_s, duration_s, outcome.uploaded))
                 else:
+                    if len(pending) == 1 and self._asks_in_first_language():
+                        self._await_first(cast(Future[ChunkOutcome], pending[0]))
                     window.acquire()
                     fut = self._chunk_pool.submit(
                         self._chunk_outcome, path, chunk, task, self.settings.prompt, cache
@@ -828,6 +830,21 @@ class Pipeline:
             gaps=tuple(g for o in outcomes for g in o.gaps),
             decoded_s=chunker.decoded_s,
         )
+
+    def _asks_in_first_language(self) -> bool:
+        """Whether a recording's later chunks are asked in the language its first chunk was heard in
+        (`_heard`): unless the user gave one, or the model never says what it heard (json-only)."""
+        info = self.engine.info
+        return not self.settings.language and (info.timestamps or info.languages_param)
+
+    def _await_first(self, first: Future[ChunkOutcome]) -> None:
+        """Hold a recording's later chunks until its first is answered: asked without the language,
+        a short chunk can be heard in another one, and `-j 2` would read a recording unlike `-j 1`.
+        Only this file's own thread waits; its chunks are still prepared ahead meanwhile."""
+        while not first.done():
+            if self.stop.is_set():
+                raise Stopped("the run was stopped")
+            wait([first], timeout=0.2)
 
     def _chunk_callback(
         self, window: threading.BoundedSemaphore, path: Path, chunk: Chunk, duration_s: float
