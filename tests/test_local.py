@@ -40,12 +40,13 @@ def test_translate_german_to_english_offline(env: dict[str, str], tmp_path: Path
     assert not (f.parent / "german.txt").exists()
 
 
-def test_silent_recording_gives_empty_transcript(env: dict[str, str], tmp_path: Path) -> None:
+def test_silent_recording_gives_empty_outputs_and_says_so(env: dict[str, str], tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     quiet = write_silence(work / "quiet.wav", 8.0)
     r = run_cli(["transcribe", str(quiet), "--format", "txt,srt,json"], env)
     assert r.code == 0, r.output
+    assert f"{quiet}: no speech found; its outputs are empty" in r.stderr.splitlines()
     assert quiet.with_suffix(".txt").read_text().strip() == ""
     assert parse_srt(quiet.with_suffix(".srt").read_text()) == []
     assert '"segments": []' in quiet.with_suffix(".json").read_text()

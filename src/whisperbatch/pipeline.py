@@ -671,6 +671,8 @@ class Pipeline:
         )
         if done.gaps:
             self.on_event(Notice(gaps_message(path, done.gaps)))
+        elif not transcript.segments:  # the outputs are written all the same: the recording is done
+            self.on_event(Notice(f"{path}: no speech found; its outputs are empty"))
         if transcript.decoded_s is not None:
             self.on_event(Notice(f"{path}: warning: {transcript.warnings[0]}"))
         return transcript
