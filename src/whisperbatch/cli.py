@@ -480,8 +480,9 @@ def _cost_table(out: Output, summary: RunSummary) -> None:
     for col in ("File", "Audio", "Billed min", "Engine", "Model", "USD/min", *(name for name, _ in money)):
         table.add_column(col, justify="left" if col in ("File", "Engine", "Model") else "right")
     for line in lines:
+        same = f" (same as {Path(line.same_as).name})" if line.same_as and line.same_as != line.file else ""
         table.add_row(
-            out.mask(Path(line.file).name),
+            out.mask(Path(line.file).name + same),
             _duration(line.audio_s),
             f"{line.billed_min:.2f}",
             line.engine,

@@ -523,17 +523,36 @@ class Pipeline:
         return outputs
 
     def write_stored(
-        self, source: Path, task: Task, key: str, transcript: Transcript
-    ) -> tuple[Path, ...] | None:
-        """Outputs for `source` from what is in the store: nothing is sent or billed. None, and nothing
-        written, when the translation this pipeline makes is not stored yet."""
+        self, source: Path, task: Task, key: str, transcript: Transcript, *, same_as: Path
+    ) -> FileResult | None:
+        """Outputs for `source` from what is in the store (the transcript of `same_as`, the recording
+        with its content): nothing is sent or billed, and its cost row, at $0, says which recording
+        it matched. None, and nothing written, when the translation this pipeline makes is not stored
+        yet."""
         translated = None
         if self.translator is not None:
             cues, _, texts = self._stored_translation(key, transcript)
             if texts is None:
                 return None
             translated = self._translated(transcript, cues, texts)
-        return self._write(source, task, transcript, translated, None)
+        line = cost.cost_line(
+            str(source),
+            audio_s=transcript.duration_s,
+            billed_s=0.0,
+            engine=self.engine.name,
+            info=self.engine.info,
+            task=task,
+            api_usd_per_min=api_equivalent_usd_per_min(),
+        )
+        line = dataclasses.replace(line, same_as=str(same_as))
+        outputs = self._write(source, task, transcript, translated, line)
+        self._append_costs(outputs, line)
+        if self.store is not None:
+            self.store.record_cost(self.run_id, line, Spend.DONE, job_key=key)
+        return FileResult(source=source, outputs=outputs, cost=line, transcript=transcript)
+
+    def _append_costs(self, outputs: tuple[Path, ...], line: CostLine) -> None:
+        cost.append_costs_csv((self.settings.out_dir or outputs[0].parent) / COSTS_CSV, [line])
 
     # ---- one file ----------------------------------------------------------------------------------
 
@@ -571,7 +590,7 @@ class Pipeline:
                 raise Stopped(f"{path}: stopped before writing outputs")
             outputs = self._write(path, task, transcript, translated, line)
             state = Spend.DONE
-            cost.append_costs_csv((self.settings.out_dir or outputs[0].parent) / COSTS_CSV, [line])
+            self._append_costs(outputs, line)
         except Stopped:
             state = Spend.UNFINISHED
             raise

@@ -192,7 +192,7 @@ def _outcome(
     job = None if key is None else runner.store.job(key)
     if job is not None and job.state is JobState.DONE:  # by another name or process: outputs from the store
         runner.write_from_store(job, path)
-        return _done(runner, path)
+        return runner.from_store.get(path) or _done(runner, path)
     if job is not None and job.state is JobState.FAILED:
         return FileResult(source=path, error=job.error)
     how = "not finished" if key in sent else "not started"
