@@ -364,8 +364,8 @@ class JobRunner:
             with self._claiming:  # paused before the job is back in the queue: no worker here takes it
                 self.pause(str(e), seconds=self._pause_s(e))
                 self.store.requeue(job.key, refund_attempt=True)
-            if self.one_off:  # the file that stopped the run says why
-                self._tell(job.key, FileResult(source=path, error=str(e)))
+            # A one-off run ends here: it says why once, with the reason it stopped, and this file, as
+            # every file left, is told as not finished (or not started).
             return
         except RetriesExhausted as e:
             delay = self.policy.job_delay_s(job.attempts)
