@@ -96,10 +96,11 @@ def serve(
 
 def _waiting_line(signum: int, in_flight: dict[Path, int], grace_s: float) -> str:
     name = signal.Signals(signum).name
-    if not in_flight:
+    waiting = {path: n for path, n in in_flight.items() if n}  # files between requests give nothing up
+    if not waiting:
         return f"stopping ({name}): no new work"
-    requests = sum(in_flight.values())
-    files = ", ".join(str(p) for p in in_flight)
+    requests = sum(waiting.values())
+    files = ", ".join(str(p) for p in waiting)
     return (
         f"stopping ({name}): no new work; {requests} request(s) in flight for {files} are given up after "
         f"{grace_s:.0f} s (again to stop now); their cost goes in the ledger"
