@@ -19,6 +19,8 @@ def test_transcribe_english_sample_offline(env: dict[str, str], tmp_path: Path) 
     r = run_cli(["transcribe", str(f)], env)
     assert r.code == 0, r.output
     assert "engine: local" in r.stderr
+    assert f"{f}: done -> talk.txt, talk.srt (1 of 1 chunk(s) transcribed here, $0.0000)" in r.stderr
+    assert "upload" not in r.stderr  # nothing leaves the machine
     text = f.with_suffix(".txt").read_text().lower()
     for word in ("quick", "brown", "fox", "lazy", "dog", "subtitles"):
         assert word in text, text

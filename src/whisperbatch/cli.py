@@ -125,8 +125,8 @@ class Output:
             if p is not None and event.path in self._tasks:
                 p.update(self._tasks[event.path], completed=event.end_s, chunks=f"{event.index + 1} chunks")
             if self.verbose or self.log:
-                how = "uploaded" if event.uploaded else "from before a restart"
-                self.info(f"{event.path}: chunk {event.index + 1} done ({how}), {event.end_s:.0f} s in")
+                how = "" if event.uploaded else " (from before a restart)"
+                self.info(f"{event.path}: chunk {event.index + 1} done{how}, {event.end_s:.0f} s in")
         elif isinstance(event, FileFinished):
             r = event.result
             if p is not None and r.source in self._tasks:
@@ -144,8 +144,9 @@ class Output:
                         self.info(f"  caused by {cause}")
             elif r.cost is not None:
                 outputs = ", ".join(o.name for o in r.outputs)
-                uploaded = f"{r.chunks_uploaded} of {r.chunks_total} chunk(s) uploaded"
-                self.info(f"{r.source}: done -> {outputs} ({uploaded}, ${r.cost.usd:.4f})")
+                sent = "transcribed here" if r.cost.engine == "local" else "uploaded"  # nothing leaves
+                chunks = f"{r.chunks_uploaded} of {r.chunks_total} chunk(s) {sent}"
+                self.info(f"{r.source}: done -> {outputs} ({chunks}, ${r.cost.usd:.4f})")
         elif isinstance(event, Notice):
             self.info(event.message)
 
