@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from conftest import SAMPLES, copy_sample, run_cli
 from fakeopenai import FakeOpenAI
 from speechbuilder import build_recording
+from whisperbatch.cli import app
 
 
 def _bad_files(work: Path) -> list[Path]:
@@ -203,3 +205,22 @@ def test_the_process_ends_at_once_but_waits_for_a_thread_still_working(
         env=env,
     )
     assert proc.returncode == 1 and "nothing.wav" in proc.stderr
+
+
+def test_help_names_each_value_by_what_it_is_not_by_its_python_type() -> None:
+    """`PATH...`, `--budget USD`: never `PATH <list[str]>` or `--budget <float>` (choices stay listed)."""
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    commands = [
+        info.name or (info.callback.__name__ if info.callback else "") for info in app.registered_commands
+    ]
+    assert {"transcribe", "watch", "retry", "estimate"} <= set(commands)
+    for command in commands:
+        shown = runner.invoke(app, [command, "--help"], terminal_width=200)
+        assert shown.exit_code == 0, shown.output
+        python_type = re.search(r"<(str|int|float|bool|path|list\[.*?\])>", shown.output)
+        assert python_type is None, (command, shown.output)
+    helped = runner.invoke(app, ["transcribe", "--help"], terminal_width=200).output
+    assert re.search(r"^  PATH\.\.\. +Files, folders", helped, re.MULTILINE), helped
+    assert re.search(r"^  --budget USD +Stop before", helped, re.MULTILINE), helped

@@ -27,6 +27,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperArgument, TyperCommand
 
 from . import __version__, audio, cost, scratch
 from .config import Settings, load_settings
@@ -151,15 +152,42 @@ class Output:
             self.info(event.message)
 
 
+class _Command(TyperCommand):
+    """A command whose help names each value by what it is (`PATH...`, `--budget USD`), never by its
+    Python type: typer prints an argument's annotation beside it (`PATH <list[str]>`) even when it has
+    a metavar, so arguments are listed here by their metavar alone. Options carry theirs."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        args: list[tuple[str, str]] = []
+        opts: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if isinstance(param, TyperArgument):
+                name = param.metavar or (param.name or "").upper()
+                args.append((name + ("..." if param.nargs != 1 else ""), record[1]))
+            else:
+                opts.append(record)
+        for title, rows in (("Arguments", args), ("Options", opts)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
 # ---- options, declared once and shared by the commands that take them ------------------------------
 
 Paths = Annotated[
     list[str], typer.Argument(metavar="PATH", help="Files, folders (searched recursively) or globs.")
 ]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="config.toml to use.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", metavar="FILE", help="config.toml to use.")]
 DatabaseOpt = Annotated[
     str | None,
-    typer.Option("--database", help="Job store: postgresql://… URL or SQLite file (default: in the home)."),
+    typer.Option(
+        "--database",
+        metavar="URL",
+        help="Job store: postgresql://… URL or SQLite file (default: in the home).",
+    ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Say more, per chunk.")]
@@ -167,32 +195,40 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Say more, per
 # Command parameter -> (its annotation, its default, the Settings field it sets or None).
 _OPTIONS: dict[str, tuple[Any, Any, str | None]] = {
     "engine": (
-        Annotated[str | None, typer.Option("--engine", help="auto | openai | local.")],
+        Annotated[str | None, typer.Option("--engine", metavar="ENGINE", help="auto | openai | local.")],
         None,
         "engine",
     ),
     "model": (
-        Annotated[str | None, typer.Option("--model", help="API model, or local model name/folder.")],
+        Annotated[
+            str | None, typer.Option("--model", metavar="NAME", help="API model, or local model name/folder.")
+        ],
         None,
         "model",
     ),
     "language": (
-        Annotated[str | None, typer.Option("--language", help="Spoken language code, e.g. en, de.")],
+        Annotated[
+            str | None, typer.Option("--language", metavar="CODE", help="Spoken language code, e.g. en, de.")
+        ],
         None,
         "language",
     ),
     "prompt": (
-        Annotated[str | None, typer.Option("--prompt", help="Words to steer spelling and style.")],
+        Annotated[
+            str | None, typer.Option("--prompt", metavar="TEXT", help="Words to steer spelling and style.")
+        ],
         None,
         "prompt",
     ),
     "format": (
-        Annotated[str | None, typer.Option("--format", "-f", help="txt,srt,vtt,json or all.")],
+        Annotated[
+            str | None, typer.Option("--format", "-f", metavar="FORMATS", help="txt,srt,vtt,json or all.")
+        ],
         None,
         "format",
     ),
     "out_dir": (
-        Annotated[Path | None, typer.Option("--out-dir", "-o", help="Write outputs here.")],
+        Annotated[Path | None, typer.Option("--out-dir", "-o", metavar="DIR", help="Write outputs here.")],
         None,
         "out_dir",
     ),
@@ -202,6 +238,7 @@ _OPTIONS: dict[str, tuple[Any, Any, str | None]] = {
             typer.Option(
                 "--concurrency",
                 "-j",
+                metavar="N",
                 help="Requests at once (API; default 8), or files (local engine; default 2).",
             ),
         ],
@@ -209,39 +246,53 @@ _OPTIONS: dict[str, tuple[Any, Any, str | None]] = {
         "concurrency",
     ),
     "budget": (
-        Annotated[float | None, typer.Option("--budget", help="Stop before spending more USD.")],
+        Annotated[
+            float | None, typer.Option("--budget", metavar="USD", help="Stop before spending more USD.")
+        ],
         None,
         "budget_usd",
     ),
     "base_url": (
-        Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL.")],
+        Annotated[
+            str | None, typer.Option("--base-url", metavar="URL", help="OpenAI-compatible server URL.")
+        ],
         None,
         "base_url",
     ),
     "max_line_width": (
-        Annotated[int | None, typer.Option("--max-line-width", help="Subtitle line length (42).")],
+        Annotated[
+            int | None, typer.Option("--max-line-width", metavar="N", help="Subtitle line length (42).")
+        ],
         None,
         "max_line_width",
     ),
     "max_line_count": (
-        Annotated[int | None, typer.Option("--max-line-count", help="Lines per subtitle cue (2).")],
+        Annotated[
+            int | None, typer.Option("--max-line-count", metavar="N", help="Lines per subtitle cue (2).")
+        ],
         None,
         "max_line_count",
     ),
     "max_words_per_line": (
         Annotated[
-            int | None, typer.Option("--max-words-per-line", help="Words per subtitle line (no limit).")
+            int | None,
+            typer.Option("--max-words-per-line", metavar="N", help="Words per subtitle line (no limit)."),
         ],
         None,
         "max_words_per_line",
     ),
     "to": (
-        Annotated[str | None, typer.Option("--to", help="Translate into this language (default en).")],
+        Annotated[
+            str | None,
+            typer.Option("--to", metavar="LANG", help="Translate into this language (default en)."),
+        ],
         None,
         "translate_to",
     ),
     "translate_model": (
-        Annotated[str | None, typer.Option("--translate-model", help="Chat model that translates.")],
+        Annotated[
+            str | None, typer.Option("--translate-model", metavar="NAME", help="Chat model that translates.")
+        ],
         None,
         "translate_model",
     ),
@@ -690,7 +741,7 @@ def _spend_cells(rows: Sequence[LedgerRow]) -> list[str]:
     ]
 
 
-TaskOpt = Annotated[str, typer.Option("--task", help="transcribe | translate.")]
+TaskOpt = Annotated[str, typer.Option("--task", metavar="TASK", help="transcribe | translate.")]
 
 
 def _task(out: Output, task: str) -> Task:
@@ -712,7 +763,7 @@ def _service_exit(out: Output, runner: JobRunner, interruption: Interruption | N
 @app.command()
 @shared_options(*RUN)
 def watch(
-    folder: Annotated[Path, typer.Argument(help="The folder to watch.")],
+    folder: Annotated[Path, typer.Argument(metavar="FOLDER", help="The folder to watch.")],
     task: TaskOpt = "transcribe",
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Watch subfolders too.")] = False,
     polling: Annotated[bool, typer.Option("--polling", help="Poll (NFS, SMB, container mounts).")] = False,
@@ -890,7 +941,7 @@ def _translate_to(job: Job) -> str | None:
 @shared_options("database", *COMMON)
 def retry(
     paths: Annotated[
-        list[str] | None, typer.Argument(help="Failed recordings to requeue (default: all).")
+        list[str] | None, typer.Argument(metavar="PATH", help="Failed recordings to requeue (default: all).")
     ] = None,
     *,
     options: Options,
@@ -924,6 +975,10 @@ def _main(
     ] = False,
 ) -> None:
     """whisperbatch: recordings in, text and subtitles out, with what it cost."""
+
+
+for _info in app.registered_commands:  # every command's help in plain words
+    _info.cls = _Command
 
 
 def main() -> None:
