@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -224,3 +226,27 @@ def test_help_names_each_value_by_what_it_is_not_by_its_python_type() -> None:
     helped = runner.invoke(app, ["transcribe", "--help"], terminal_width=200).output
     assert re.search(r"^  PATH\.\.\. +Files, folders", helped, re.MULTILINE), helped
     assert re.search(r"^  --budget USD +Stop before", helped, re.MULTILINE), helped
+
+
+def test_every_path_the_readme_quick_start_names_exists() -> None:
+    """The Quick start's lines run as written from a checkout: each recording, folder or glob they
+    name is there (`samples/`), read the way the CLI itself parses the line."""
+    import typer.main
+
+    root = SAMPLES.parent
+    section = (root / "README.md").read_text().split("## Quick start\n", 1)[1].split("\n## ", 1)[0]
+    lines = [ln for block in re.findall(r"```sh\n(.*?)```", section, re.DOTALL) for ln in block.splitlines()]
+    group = typer.main.get_command(app)
+    named = []
+    for line in lines:
+        words = shlex.split(line, comments=True)
+        while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):  # VAR=value before the command
+            words.pop(0)
+        if words[:1] != ["whisperbatch"]:
+            continue
+        command = group.get_command(None, words[1])  # type: ignore[attr-defined]
+        ctx = command.make_context(words[1], words[2:], resilient_parsing=True)
+        named += [(line, path) for path in ctx.params.get("paths") or ()]
+    assert len(named) >= 5
+    for line, path in named:
+        assert glob.glob(str(root / path), recursive=True), f"{path} does not exist: {line}"
