@@ -543,7 +543,7 @@ def _cost_table(out: Output, summary: RunSummary) -> None:
             *(cell([line]) for _, cell in money),
         )
     table.add_row(
-        f"Total ({len(lines)} files)",
+        f"Total ({len(lines)} file{'' if len(lines) == 1 else 's'})",
         _duration(sum(x.audio_s for x in lines)),
         f"{sum(x.billed_min for x in lines):.2f}",
         "",
