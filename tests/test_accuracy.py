@@ -162,6 +162,8 @@ def test_api_chunks_go_out_side_by_side_cut_alike_at_any_concurrency(
         sum(1 for u in paced if u.received_s <= v.received_s < u.received_s + u.answer_s) for v in paced
     )
     assert in_flight >= 2
+    # The first chunk goes alone; the rest, side by side, are asked in the language it was heard in.
+    assert paced[0].language is None and {u.language for u in paced[1:]} == {"en"}
     before = server.count
     again = run_cli(["transcribe", str(talk.path), "-f", "json", "-j", "1", "--force"], _api(env, server))
     assert again.code == 0, again.output

@@ -7,6 +7,7 @@ server received; where words matter, the server runs a real speech model (tiny.e
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import signal
@@ -178,6 +179,20 @@ def test_the_same_recording_under_two_names_is_transcribed_once(
     for path in (a, b):
         assert "good morning" in path.with_suffix(".txt").read_text().lower()
         assert path.with_suffix(".srt").read_text() == a.with_suffix(".srt").read_text()
+    # Every file has its cost row: the other name's at $0, saying which recording it matched.
+    rows = [
+        row
+        for folder_csv in (a.parent / "costs.csv", b.parent / "costs.csv")
+        for row in csv.DictReader(folder_csv.read_text().splitlines())
+    ]
+    paid, matched = sorted(rows, key=lambda row: row["same_as"])
+    assert {paid["file"], matched["file"]} == {str(a), str(b)}
+    assert float(paid["usd"]) > 0 and float(matched["usd"]) == 0 and float(matched["billed_min"]) == 0
+    assert matched["same_as"] == paid["file"] and matched["audio_s"] == paid["audio_s"]
+    names = [Path(row["file"]).name for row in (matched, paid)]
+    assert "Total (2 files)" in r.stdout and f"{names[0]} (same as {names[1]})" in r.stdout
+    spent = sorted(_spent(run_env).items())
+    assert spent == sorted({names[0]: 0.0, names[1]: float(paid["usd"])}.items())
     # Its outputs gone, a third run writes them again from the stored transcript: still no upload.
     b.with_suffix(".txt").unlink()
     again = run_cli(["transcribe", str(b)], run_env)

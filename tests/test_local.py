@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ def test_transcribe_english_sample_offline(env: dict[str, str], tmp_path: Path) 
     r = run_cli(["transcribe", str(f)], env)
     assert r.code == 0, r.output
     assert "engine: local" in r.stderr
+    assert f"{f}: done -> talk.txt, talk.srt (1 of 1 chunk(s) transcribed here, $0.0000)" in r.stderr
+    assert "upload" not in r.stderr  # nothing leaves the machine
     text = f.with_suffix(".txt").read_text().lower()
     for word in ("quick", "brown", "fox", "lazy", "dog", "subtitles"):
         assert word in text, text
@@ -39,15 +42,34 @@ def test_translate_german_to_english_offline(env: dict[str, str], tmp_path: Path
     assert not (f.parent / "german.txt").exists()
 
 
-def test_silent_recording_gives_empty_transcript(env: dict[str, str], tmp_path: Path) -> None:
+def test_silent_recording_gives_empty_outputs_and_says_so(env: dict[str, str], tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     quiet = write_silence(work / "quiet.wav", 8.0)
     r = run_cli(["transcribe", str(quiet), "--format", "txt,srt,json"], env)
     assert r.code == 0, r.output
+    assert f"{quiet}: no speech found; its outputs are empty" in r.stderr.splitlines()
     assert quiet.with_suffix(".txt").read_text().strip() == ""
     assert parse_srt(quiet.with_suffix(".srt").read_text()) == []
     assert '"segments": []' in quiet.with_suffix(".json").read_text()
+
+
+def test_chunks_decoded_side_by_side_are_heard_in_the_first_chunks_language(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The French sample is four chunks (its pauses are long enough to leave out). At `-j 2` the second
+    is taken while the first is decoded; asked without the language, the model heard that short
+    sentence as Romanian. It waits for the first chunk's language instead, so -j 2 reads as -j 1."""
+    f = copy_sample("french.m4a", tmp_path / "work")
+    read = []
+    for j in ("1", "2"):
+        r = run_cli(["transcribe", str(f), "-f", "json", "-j", j, "--force"], env)
+        assert r.code == 0, r.output
+        doc = json.loads(f.with_suffix(".json").read_text())
+        assert doc["language"] == "fr"
+        read.append([s["text"] for s in doc["segments"]])
+    assert len(read[0]) >= 4
+    assert read[1] == read[0]
 
 
 def test_bundled_model_is_joined_once(model_cache: Path) -> None:

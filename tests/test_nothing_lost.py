@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CANARY_KEY, SAMPLES, copy_sample, run_cli
-from fakeopenai import FakeOpenAI, delay
+from fakeopenai import FakeOpenAI, delay, rate_limit
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +177,28 @@ def test_an_interrupted_run_says_what_it_left_cleans_up_and_records_what_it_spen
     # The abandoned request is billed by the provider whether or not its answer is read.
     assert rows["two.mp3"]["state"] == "unfinished" and rows["two.mp3"]["usd"] > 0
     assert fake_openai.arrived == 2
+
+
+def test_a_run_stopped_between_requests_gives_none_up(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    """Stopped while it waits to retry a rate limit, a run has no request in flight: it says only that
+    no new work starts, not that it gives up "0 request(s)" after the grace period."""
+    one = copy_sample("talk.m4a", tmp_path / "in")
+    fake_openai.inject(rate_limit(retry_after_s=60))
+    run = _Run([one], api_env, tmp_path)
+    assert run.proc.stderr is not None
+    told = []
+    while not any("retrying in" in line for line in told):  # the answer is in: nothing is in flight
+        told.append(run.proc.stderr.readline())
+        assert told[-1], "".join(told)
+    run.proc.send_signal(signal.SIGINT)
+    code, err = run.finish(timeout=60)
+    err = "".join(told) + err
+    assert code == 128 + signal.SIGINT, err
+    assert "stopping (SIGINT): no new work\n" in err and "in flight" not in err
+    assert f"error: {one}: not finished: the run was stopped" in err
+    assert fake_openai.arrived == 1
 
 
 def test_a_run_stopped_while_it_still_admits_files_says_which_never_started(

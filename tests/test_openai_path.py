@@ -97,7 +97,8 @@ def test_insufficient_quota_stops_at_once(
     f = copy_sample("talk.m4a", work)
     r = run_cli(["transcribe", str(f), "--concurrency", "1"], api_env)
     assert r.code == 3, r.output
-    assert "quota" in r.stderr.lower()
+    assert r.stderr.count("quota exhausted") == 1, r.stderr  # said once, when the run stops
+    assert f"error: {f}: not finished: the run was stopped" in r.stderr.splitlines()
     assert "Traceback" not in r.output
     assert fake_openai.count == 1  # never retried
     assert sorted(p.name for p in work.iterdir()) == ["talk.m4a"]  # no partial outputs, no cost row
@@ -110,7 +111,7 @@ def test_rejected_key_stops_with_exit_3_and_never_shows_the_key(
     f = copy_sample("talk.m4a", tmp_path / "work")
     r = run_cli(["transcribe", str(f), "-v"], api_env)
     assert r.code == 3
-    assert "key rejected" in r.stderr
+    assert r.stderr.count("key rejected") == 1, r.stderr
     assert CANARY_KEY not in r.output
 
 

@@ -28,6 +28,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperArgument, TyperCommand
 
 from . import __version__, audio, cost, scratch
 from .config import Settings, load_settings
@@ -123,8 +124,8 @@ class Output:
             if p is not None and event.path in self._tasks:
                 p.update(self._tasks[event.path], completed=event.end_s, chunks=f"{event.index + 1} chunks")
             if self.verbose or self.log:
-                how = "uploaded" if event.uploaded else "from before a restart"
-                self.info(f"{event.path}: chunk {event.index + 1} done ({how}), {event.end_s:.0f} s in")
+                how = "" if event.uploaded else " (from before a restart)"
+                self.info(f"{event.path}: chunk {event.index + 1} done{how}, {event.end_s:.0f} s in")
         elif isinstance(event, FileFinished):
             r = event.result
             if p is not None and r.source in self._tasks:
@@ -142,11 +143,35 @@ class Output:
                         self.info(f"  caused by {cause}")
             elif r.cost is not None:
                 outputs = ", ".join(o.name for o in r.outputs)
-                uploaded = f"{r.chunks_uploaded} of {r.chunks_total} chunk(s) uploaded"
+                sent = "transcribed here" if r.cost.engine == "local" else "uploaded"  # nothing leaves
+                chunks = f"{r.chunks_uploaded} of {r.chunks_total} chunk(s) {sent}"
                 spent = "cost unknown" if r.cost.usd is None else f"${r.cost.usd:.4f}"
-                self.info(f"{r.source}: done -> {outputs} ({uploaded}, {spent})")
+                self.info(f"{r.source}: done -> {outputs} ({chunks}, {spent})")
         elif isinstance(event, Notice):
             self.info(event.message)
+
+
+class _Command(TyperCommand):
+    """A command whose help names each value by what it is (`PATH...`, `--budget USD`), never by its
+    Python type: typer prints an argument's annotation beside it (`PATH <list[str]>`) even when it has
+    a metavar, so arguments are listed here by their metavar alone. Options carry theirs."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        args: list[tuple[str, str]] = []
+        opts: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if isinstance(param, TyperArgument):
+                name = param.metavar or (param.name or "").upper()
+                args.append((name + ("..." if param.nargs != 1 else ""), record[1]))
+            else:
+                opts.append(record)
+        for title, rows in (("Arguments", args), ("Options", opts)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
 
 
 # ---- options, declared once and shared by the commands that take them ------------------------------
@@ -154,10 +179,14 @@ class Output:
 Paths = Annotated[
     list[str], typer.Argument(metavar="PATH", help="Files, folders (searched recursively) or globs.")
 ]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="config.toml to use.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", metavar="FILE", help="config.toml to use.")]
 DatabaseOpt = Annotated[
     str | None,
-    typer.Option("--database", help="Job store: postgresql://… URL or SQLite file (default: in the home)."),
+    typer.Option(
+        "--database",
+        metavar="URL",
+        help="Job store: postgresql://… URL or SQLite file (default: in the home).",
+    ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Say more, per chunk.")]
@@ -165,32 +194,40 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Say more, per
 # Command parameter -> (its annotation, its default, the Settings field it sets or None).
 _OPTIONS: dict[str, tuple[Any, Any, str | None]] = {
     "engine": (
-        Annotated[str | None, typer.Option("--engine", help="auto | openai | local.")],
+        Annotated[str | None, typer.Option("--engine", metavar="ENGINE", help="auto | openai | local.")],
         None,
         "engine",
     ),
     "model": (
-        Annotated[str | None, typer.Option("--model", help="API model, or local model name/folder.")],
+        Annotated[
+            str | None, typer.Option("--model", metavar="NAME", help="API model, or local model name/folder.")
+        ],
         None,
         "model",
     ),
     "language": (
-        Annotated[str | None, typer.Option("--language", help="Spoken language code, e.g. en, de.")],
+        Annotated[
+            str | None, typer.Option("--language", metavar="CODE", help="Spoken language code, e.g. en, de.")
+        ],
         None,
         "language",
     ),
     "prompt": (
-        Annotated[str | None, typer.Option("--prompt", help="Words to steer spelling and style.")],
+        Annotated[
+            str | None, typer.Option("--prompt", metavar="TEXT", help="Words to steer spelling and style.")
+        ],
         None,
         "prompt",
     ),
     "format": (
-        Annotated[str | None, typer.Option("--format", "-f", help="txt,srt,vtt,json or all.")],
+        Annotated[
+            str | None, typer.Option("--format", "-f", metavar="FORMATS", help="txt,srt,vtt,json or all.")
+        ],
         None,
         "format",
     ),
     "out_dir": (
-        Annotated[Path | None, typer.Option("--out-dir", "-o", help="Write outputs here.")],
+        Annotated[Path | None, typer.Option("--out-dir", "-o", metavar="DIR", help="Write outputs here.")],
         None,
         "out_dir",
     ),
@@ -200,6 +237,7 @@ _OPTIONS: dict[str, tuple[Any, Any, str | None]] = {
             typer.Option(
                 "--concurrency",
                 "-j",
+                metavar="N",
                 help="Requests at once (API; default 8), or files (local engine; default 2).",
             ),
         ],
@@ -207,39 +245,53 @@ _OPTIONS: dict[str, tuple[Any, Any, str | None]] = {
         "concurrency",
     ),
     "budget": (
-        Annotated[float | None, typer.Option("--budget", help="Stop before spending more USD.")],
+        Annotated[
+            float | None, typer.Option("--budget", metavar="USD", help="Stop before spending more USD.")
+        ],
         None,
         "budget_usd",
     ),
     "base_url": (
-        Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server URL.")],
+        Annotated[
+            str | None, typer.Option("--base-url", metavar="URL", help="OpenAI-compatible server URL.")
+        ],
         None,
         "base_url",
     ),
     "max_line_width": (
-        Annotated[int | None, typer.Option("--max-line-width", help="Subtitle line length (42).")],
+        Annotated[
+            int | None, typer.Option("--max-line-width", metavar="N", help="Subtitle line length (42).")
+        ],
         None,
         "max_line_width",
     ),
     "max_line_count": (
-        Annotated[int | None, typer.Option("--max-line-count", help="Lines per subtitle cue (2).")],
+        Annotated[
+            int | None, typer.Option("--max-line-count", metavar="N", help="Lines per subtitle cue (2).")
+        ],
         None,
         "max_line_count",
     ),
     "max_words_per_line": (
         Annotated[
-            int | None, typer.Option("--max-words-per-line", help="Words per subtitle line (no limit).")
+            int | None,
+            typer.Option("--max-words-per-line", metavar="N", help="Words per subtitle line (no limit)."),
         ],
         None,
         "max_words_per_line",
     ),
     "to": (
-        Annotated[str | None, typer.Option("--to", help="Translate into this language (default en).")],
+        Annotated[
+            str | None,
+            typer.Option("--to", metavar="LANG", help="Translate into this language (default en)."),
+        ],
         None,
         "translate_to",
     ),
     "translate_model": (
-        Annotated[str | None, typer.Option("--translate-model", help="Chat model that translates.")],
+        Annotated[
+            str | None, typer.Option("--translate-model", metavar="NAME", help="Chat model that translates.")
+        ],
         None,
         "translate_model",
     ),
@@ -466,8 +518,9 @@ def _cost_table(out: Output, summary: RunSummary) -> None:
     for col in ("File", "Audio", "Billed min", "Engine", "Model", "USD/min", *(name for name, _ in money)):
         table.add_column(col, justify="left" if col in ("File", "Engine", "Model") else "right")
     for line in lines:
+        same = f" (same as {Path(line.same_as).name})" if line.same_as and line.same_as != line.file else ""
         table.add_row(
-            out.mask(Path(line.file).name),
+            out.mask(Path(line.file).name + same),
             _duration(line.audio_s),
             f"{line.billed_min:.2f}",
             line.engine,
@@ -476,7 +529,7 @@ def _cost_table(out: Output, summary: RunSummary) -> None:
             *(cell([line]) for _, cell in money),
         )
     table.add_row(
-        f"Total ({len(lines)} files)",
+        f"Total ({len(lines)} file{'' if len(lines) == 1 else 's'})",
         _duration(sum(x.audio_s for x in lines)),
         f"{sum(x.billed_min for x in lines):.2f}",
         "",
@@ -677,7 +730,7 @@ def _spend_cells(rows: Sequence[LedgerRow]) -> list[str]:
     ]
 
 
-TaskOpt = Annotated[str, typer.Option("--task", help="transcribe | translate.")]
+TaskOpt = Annotated[str, typer.Option("--task", metavar="TASK", help="transcribe | translate.")]
 
 
 def _task(out: Output, task: str) -> Task:
@@ -699,7 +752,7 @@ def _service_exit(out: Output, runner: JobRunner, interruption: Interruption | N
 @app.command()
 @shared_options(*RUN)
 def watch(
-    folder: Annotated[Path, typer.Argument(help="The folder to watch.")],
+    folder: Annotated[Path, typer.Argument(metavar="FOLDER", help="The folder to watch.")],
     task: TaskOpt = "transcribe",
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Watch subfolders too.")] = False,
     polling: Annotated[bool, typer.Option("--polling", help="Poll (NFS, SMB, container mounts).")] = False,
@@ -878,7 +931,7 @@ def _translate_to(job: Job) -> str | None:
 @shared_options("database", *COMMON)
 def retry(
     paths: Annotated[
-        list[str] | None, typer.Argument(help="Failed recordings to requeue (default: all).")
+        list[str] | None, typer.Argument(metavar="PATH", help="Failed recordings to requeue (default: all).")
     ] = None,
     *,
     options: Options,
@@ -912,6 +965,10 @@ def _main(
     ] = False,
 ) -> None:
     """whisperbatch: recordings in, text and subtitles out, with what it cost."""
+
+
+for _info in app.registered_commands:  # every command's help in plain words
+    _info.cls = _Command
 
 
 def main() -> None:

@@ -184,6 +184,7 @@ class JobRunner:
         self._pipelines_lock = threading.Lock()
         self.results: dict[str, FileResult] = {}  # a one-off run's jobs that ended in this process
         self.extra_paths: dict[str, set[Path]] = {}  # other names of a job's recording
+        self.from_store: dict[Path, FileResult] = {}  # a one-off run's inputs written from the store
         self.failed_keys: set[str] = set()
         self.paused_reason: str | None = None
         self._paused_until = 0.0
@@ -285,15 +286,19 @@ class JobRunner:
         if job.transcript is None or pipeline.up_to_date(path, job.task):
             return ()
         try:
-            outputs = pipeline.write_stored(path, job.task, job.key, transcript_from_json(job.transcript))
+            result = pipeline.write_stored(
+                path, job.task, job.key, transcript_from_json(job.transcript), same_as=job.path
+            )
         except WhisperbatchError as e:
             self.say(f"{path}: {e}")
             return ()
-        if outputs is None:
+        if result is None:
             return None
+        if self.one_off:
+            self.from_store[path] = result
         same = "" if job.path == path else f"same recording as {job.path.name}, "
         self.say(f"{path}: {same}outputs written from the stored transcript, no upload")
-        return outputs
+        return result.outputs
 
     # ---- workers -----------------------------------------------------------------------------------
 
@@ -364,8 +369,8 @@ class JobRunner:
             with self._claiming:  # paused before the job is back in the queue: no worker here takes it
                 self.pause(str(e), seconds=self._pause_s(e))
                 self.store.requeue(job.key, refund_attempt=True)
-            if self.one_off:  # the file that stopped the run says why
-                self._tell(job.key, FileResult(source=path, error=str(e)))
+            # A one-off run ends here: it says why once, with the reason it stopped, and this file, as
+            # every file left, is told as not finished (or not started).
             return
         except RetriesExhausted as e:
             delay = self.policy.job_delay_s(job.attempts)

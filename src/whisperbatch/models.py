@@ -206,6 +206,9 @@ class CostLine:
     translate_input_tokens: int = 0
     translate_output_tokens: int = 0
     translate_usd: float | None = 0.0
+    # A file whose outputs came from another name's stored transcript (the same content): that
+    # recording, and nothing was sent for this one. Its row costs $0, so every file has one.
+    same_as: str = ""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ By default no earlier text is carried (measured: a model given the previous chun
 continues them and skips new speech), so a server is sent a file's chunks in parallel, each about
 `parallel_chunk_s` long; with `condition_on_previous = true` they go one after another, each prompted
 with the previous one's tail. A recording's language is detected once, on its first chunk, and given to
-the rest.
+the rest (which wait for it).
 
 Nothing spoken is silently dropped: every answer is checked against the speech detected in its chunk
 (`_checked_result`), speech left without text is asked about again, and what stays without text is
@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -523,17 +523,36 @@ class Pipeline:
         return outputs
 
     def write_stored(
-        self, source: Path, task: Task, key: str, transcript: Transcript
-    ) -> tuple[Path, ...] | None:
-        """Outputs for `source` from what is in the store: nothing is sent or billed. None, and nothing
-        written, when the translation this pipeline makes is not stored yet."""
+        self, source: Path, task: Task, key: str, transcript: Transcript, *, same_as: Path
+    ) -> FileResult | None:
+        """Outputs for `source` from what is in the store (the transcript of `same_as`, the recording
+        with its content): nothing is sent or billed, and its cost row, at $0, says which recording
+        it matched. None, and nothing written, when the translation this pipeline makes is not stored
+        yet."""
         translated = None
         if self.translator is not None:
             cues, _, texts = self._stored_translation(key, transcript)
             if texts is None:
                 return None
             translated = self._translated(transcript, cues, texts)
-        return self._write(source, task, transcript, translated, None)
+        line = cost.cost_line(
+            str(source),
+            audio_s=transcript.duration_s,
+            billed_s=0.0,
+            engine=self.engine.name,
+            info=self.engine.info,
+            task=task,
+            api_usd_per_min=api_equivalent_usd_per_min(),
+        )
+        line = dataclasses.replace(line, same_as=str(same_as))
+        outputs = self._write(source, task, transcript, translated, line)
+        self._append_costs(outputs, line)
+        if self.store is not None:
+            self.store.record_cost(self.run_id, line, Spend.DONE, job_key=key)
+        return FileResult(source=source, outputs=outputs, cost=line, transcript=transcript)
+
+    def _append_costs(self, outputs: tuple[Path, ...], line: CostLine) -> None:
+        cost.append_costs_csv((self.settings.out_dir or outputs[0].parent) / COSTS_CSV, [line])
 
     # ---- one file ----------------------------------------------------------------------------------
 
@@ -571,7 +590,7 @@ class Pipeline:
                 raise Stopped(f"{path}: stopped before writing outputs")
             outputs = self._write(path, task, transcript, translated, line)
             state = Spend.DONE
-            cost.append_costs_csv((self.settings.out_dir or outputs[0].parent) / COSTS_CSV, [line])
+            self._append_costs(outputs, line)
         except Stopped:
             state = Spend.UNFINISHED
             raise
@@ -671,6 +690,8 @@ class Pipeline:
         )
         if done.gaps:
             self.on_event(Notice(gaps_message(path, done.gaps)))
+        elif not transcript.segments:  # the outputs are written all the same: the recording is done
+            self.on_event(Notice(f"{path}: no speech found; its outputs are empty"))
         if transcript.decoded_s is not None:
             self.on_event(Notice(f"{path}: warning: {transcript.warnings[0]}"))
         return transcript
@@ -813,6 +834,8 @@ class Pipeline:
                     end_s = chunk.offset_s + chunk.duration_s
                     self.on_event(ChunkDone(path, chunk.index, end_s, duration_s, outcome.uploaded))
                 else:
+                    if len(pending) == 1 and self._asks_in_first_language():
+                        self._await_first(cast(Future[ChunkOutcome], pending[0]))
                     window.acquire()
                     fut = self._chunk_pool.submit(
                         self._chunk_outcome, path, chunk, task, self.settings.prompt, cache
@@ -828,6 +851,21 @@ class Pipeline:
             gaps=tuple(g for o in outcomes for g in o.gaps),
             decoded_s=chunker.decoded_s,
         )
+
+    def _asks_in_first_language(self) -> bool:
+        """Whether a recording's later chunks are asked in the language its first chunk was heard in
+        (`_heard`): unless the user gave one, or the model never says what it heard (json-only)."""
+        info = self.engine.info
+        return not self.settings.language and (info.timestamps or info.languages_param)
+
+    def _await_first(self, first: Future[ChunkOutcome]) -> None:
+        """Hold a recording's later chunks until its first is answered: asked without the language,
+        a short chunk can be heard in another one, and `-j 2` would read a recording unlike `-j 1`.
+        Only this file's own thread waits; its chunks are still prepared ahead meanwhile."""
+        while not first.done():
+            if self.stop.is_set():
+                raise Stopped("the run was stopped")
+            wait([first], timeout=0.2)
 
     def _chunk_callback(
         self, window: threading.BoundedSemaphore, path: Path, chunk: Chunk, duration_s: float

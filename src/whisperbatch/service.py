@@ -96,10 +96,11 @@ def serve(
 
 def _waiting_line(signum: int, in_flight: dict[Path, int], grace_s: float) -> str:
     name = signal.Signals(signum).name
-    if not in_flight:
+    waiting = {path: n for path, n in in_flight.items() if n}  # files between requests give nothing up
+    if not waiting:
         return f"stopping ({name}): no new work"
-    requests = sum(in_flight.values())
-    files = ", ".join(str(p) for p in in_flight)
+    requests = sum(waiting.values())
+    files = ", ".join(str(p) for p in waiting)
     return (
         f"stopping ({name}): no new work; {requests} request(s) in flight for {files} are given up after "
         f"{grace_s:.0f} s (again to stop now); their cost goes in the ledger"
@@ -192,7 +193,7 @@ def _outcome(
     job = None if key is None else runner.store.job(key)
     if job is not None and job.state is JobState.DONE:  # by another name or process: outputs from the store
         runner.write_from_store(job, path)
-        return _done(runner, path)
+        return runner.from_store.get(path) or _done(runner, path)
     if job is not None and job.state is JobState.FAILED:
         return FileResult(source=path, error=job.error)
     how = "not finished" if key in sent else "not started"

@@ -183,6 +183,14 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX ledger_job ON ledger(job_key);
         """,
     ),
+    (
+        # A file written from the stored transcript of another name (the same content) has a row of its
+        # own, at $0, saying which recording it matched.
+        "008_ledger_same_as",
+        """
+        ALTER TABLE ledger ADD COLUMN same_as TEXT NOT NULL DEFAULT '';
+        """,
+    ),
 )
 
 
