@@ -835,7 +835,7 @@ class Pipeline:
                     self.on_event(ChunkDone(path, chunk.index, end_s, duration_s, outcome.uploaded))
                 else:
                     if len(pending) == 1 and self._asks_in_first_language():
-                        self._await_first(cast(Future[ChunkOutcome], pending[0]))
+                        self._await_first(path, cast(Future[ChunkOutcome], pending[0]))
                     window.acquire()
                     fut = self._chunk_pool.submit(
                         self._chunk_outcome, path, chunk, task, self.settings.prompt, cache
@@ -858,11 +858,11 @@ class Pipeline:
         info = self.engine.info
         return not self.settings.language and (info.timestamps or info.languages_param)
 
-    def _await_first(self, first: Future[ChunkOutcome]) -> None:
+    def _await_first(self, path: Path, first: Future[ChunkOutcome]) -> None:
         """Hold a recording's later chunks until its first is answered: asked without the language,
         a short chunk can be heard in another one, and `-j 2` would read a recording unlike `-j 1`.
         Only this file's own thread waits; its chunks are still prepared ahead meanwhile."""
-        while not first.done():
+        while path not in self._heard and not first.done():
             if self.stop.is_set():
                 raise Stopped("the run was stopped")
             wait([first], timeout=0.2)
@@ -893,8 +893,7 @@ class Pipeline:
         else:
             chunk.path.unlink(missing_ok=True)
             result = hit
-        if result.language:
-            self._heard.setdefault(path, result.language)
+        self._hear(path, result)
         return self._outcome(chunk, result, uploaded=chunk.index in cache.sent)
 
     def _outcome(self, chunk: Chunk, result: EngineResult, *, uploaded: bool) -> ChunkOutcome:
@@ -971,6 +970,7 @@ class Pipeline:
         name = request if isinstance(request, str) else f"stretch {request.start_s:.3f}-{request.end_s:.3f}"
         stored = cache.answer(chunk, name)
         if stored is not None:
+            self._hear(path, stored)
             return stored
         if isinstance(request, str):
             result = self._call_with_retries(path, chunk, task, prompt, condition=condition)
@@ -981,7 +981,13 @@ class Pipeline:
             finally:
                 piece.path.unlink(missing_ok=True)
         cache.save_answer(chunk, name, result)
+        self._hear(path, result)
         return result
+
+    def _hear(self, path: Path, result: EngineResult) -> None:
+        """The language a recording is heard in: its first answer that says one, given to the rest."""
+        if result.language:
+            self._heard.setdefault(path, result.language)
 
     def _suspect(self, chunk: Chunk, result: EngineResult, prompt: str | None, gaps: list[Span]) -> bool:
         if gaps:
