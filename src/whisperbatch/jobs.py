@@ -149,7 +149,9 @@ class JobRunner:
     """The one worker loop, for every command that runs jobs.
 
     `engine` and `settings` are the run's own; a job that was enqueued with other options (by
-    `enqueue` or another host's watcher) gets a pipeline built for them on first use.
+    `enqueue` or another host's watcher) gets a pipeline built for them on first use. A one-off run
+    takes only the jobs it admitted; a watcher (`folder`) those and the jobs of recordings in its
+    folder; a worker any job.
     """
 
     def __init__(
@@ -164,8 +166,10 @@ class JobRunner:
         on_event: Callable[[Event], None] = lambda e: None,
         engine_for: Callable[[Settings, Task], Engine] = select_engine,
         translate_to: str | None = None,
+        folder: Path | None = None,
     ) -> None:
         self.settings = settings
+        self.folder = folder
         self.store = store
         self.ffmpeg = ffmpeg
         self.task = task
@@ -328,7 +332,8 @@ class JobRunner:
                             self.owner,
                             self.settings.lease_s,
                             owner_alive,
-                            run_id=self.run_id if self.one_off else None,
+                            run_id=self.run_id if self.one_off or self.folder else None,
+                            folder=self.folder,
                         )
                 if job is not None:
                     self.run_job(job)
@@ -466,6 +471,8 @@ class JobRunner:
         if self.busy():
             return False
         queued = self.store.jobs(JobState.QUEUED, run_id=self.run_id if self.one_off else None)
+        if self.folder is not None:  # as `claim` takes them
+            queued = [j for j in queued if j.run_id == self.run_id or j.path.is_relative_to(self.folder)]
         return not queued or self.paused()
 
     def in_flight(self) -> dict[Path, int]:

@@ -12,6 +12,7 @@ once and recorded, so any older database upgrades in place; the same list serves
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -212,6 +213,7 @@ class JobStore(Protocol):
         alive: Callable[[str], bool] | None = None,
         *,
         run_id: str | None = None,
+        folder: Path | None = None,
     ) -> Job | None: ...
     def renew(self, owner: str, lease_s: float) -> None: ...
     def finish(self, key: str, transcript: str, usd: float) -> None: ...
@@ -431,15 +433,26 @@ class SqlStore:
         alive: Callable[[str], bool] | None = None,
         *,
         run_id: str | None = None,
+        folder: Path | None = None,
     ) -> Job | None:
         """Take a runnable job: first one whose owner on this host is known dead (`alive`), then the
-        oldest queued and due, or running under a lease that expired. Only `run_id`'s jobs if given.
+        oldest queued and due, or running under a lease that expired. Only `run_id`'s jobs if given,
+        and with `folder` also those of the recordings under it (a watcher's own).
 
         The rows are read under the backend's claim lock (SQLite: the database write lock; PostgreSQL:
         FOR UPDATE SKIP LOCKED), so two workers never take the same job and never wait on each other.
         """
         now = time.time()
-        scope, params = (" AND run_id = ?", (run_id,)) if run_id is not None else ("", ())
+        clauses: list[str] = []
+        params: list[Any] = []
+        if folder is not None:
+            prefix = os.path.join(folder, "")
+            clauses.append("substr(path, 1, ?) = ?")
+            params += [len(prefix), prefix]
+        if run_id is not None:
+            clauses.append("run_id = ?")
+            params.append(run_id)
+        scope = f" AND ({' OR '.join(clauses)})" if clauses else ""
         running = str(JobState.RUNNING)
         with self._tx() as tx:
             found: Job | None = None
