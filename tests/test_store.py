@@ -76,6 +76,40 @@ def test_a_run_claims_only_its_own_jobs(store: JobStore) -> None:
     assert other is not None and other.key == "theirs"
 
 
+def test_a_watcher_claims_its_folders_jobs_and_those_it_admitted(store: JobStore) -> None:
+    _enqueue(store, "elsewhere", "/rec/b.m4a", run_id="enqueue")
+    _enqueue(store, "sibling", "/inbox_old/a.m4a", run_id="enqueue")  # a name that only starts alike
+    _enqueue(store, "inside", "/inbox/sub/a.m4a", run_id="enqueue")
+    _enqueue(store, "admitted", "/rec/c.m4a", run_id="watch-1")  # the same content as a file in /inbox
+    taken = [store.claim("w", lease_s=30, run_id="watch-1", folder=Path("/inbox")) for _ in range(3)]
+    assert [j.key if j else None for j in taken] == ["inside", "admitted", None]
+
+
+def test_outputs_are_recorded_with_the_recording_and_job_that_wrote_them(store: JobStore) -> None:
+    assert store.outputs([Path("/out/talk.txt")]) == {}
+    store.record_outputs([Path("/out/talk.txt"), Path("/out/talk.srt")], Path("/a/talk.m4a"), "k1")
+    store.record_outputs([Path("/out/talk.srt")], Path("/b/talk.m4a"), "k2")  # written again, by another
+    found = store.outputs([Path(f"/out/talk.{ext}") for ext in ("txt", "srt", "vtt")])
+    assert {p.name: (r.source.parent.name, r.job_key) for p, r in found.items()} == {
+        "talk.txt": ("a", "k1"),
+        "talk.srt": ("b", "k2"),
+    }
+    many = [Path(f"/out/{i}.txt") for i in range(1200)]  # more than one statement's parameters
+    store.record_outputs(many, Path("/a/many.m4a"), "k3")
+    assert len(store.outputs(many)) == 1200
+
+
+def test_a_failed_job_can_forget_what_was_stored_for_it(store: JobStore) -> None:
+    _enqueue(store, "k1")
+    store.save_chunk_result("k1", 0, 0.0, 10.0, "{}")
+    store.fail("k1", "kept")
+    assert store.chunk_result("k1", 0, 0.0, 10.0) == "{}"
+    store.fail("k1", "changed", forget=True)
+    job = store.job("k1")
+    assert job is not None and job.state is JobState.FAILED and job.error == "changed"
+    assert store.chunk_result("k1", 0, 0.0, 10.0) is None
+
+
 def test_an_expired_or_orphaned_lease_is_taken_over(store: JobStore) -> None:
     import socket
 

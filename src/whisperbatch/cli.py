@@ -404,7 +404,7 @@ def _open_store(out: Output, options: Options) -> JobStore:
         raise _fail(out, e) from None
 
 
-def _runner(out: Output, ready: Prepared, *, one_off: bool) -> JobRunner:
+def _runner(out: Output, ready: Prepared, *, one_off: bool, folder: Path | None = None) -> JobRunner:
     return JobRunner(
         ready.settings,
         ready.engine,
@@ -414,6 +414,7 @@ def _runner(out: Output, ready: Prepared, *, one_off: bool) -> JobRunner:
         one_off=one_off,
         on_event=out.event,
         translate_to=ready.translate_to,
+        folder=folder,
     )
 
 
@@ -770,7 +771,7 @@ def watch(
     if not folder.is_dir():
         raise _fail(out, ConfigError(f"{folder}: not a folder"))
     ready = _prepare(out, options, chosen)
-    runner = _runner(out, ready, one_off=False)
+    runner = _runner(out, ready, one_off=False, folder=folder.absolute())
     service = Service(
         runner, root=folder.absolute(), recursive=recursive, polling=polling, force=force, once=once
     )

@@ -71,6 +71,11 @@ class AudioError(WhisperbatchError):
         super().__init__(f"{self.path}: {reason}")
 
 
+class SourceChanged(AudioError):
+    """The recording is no longer the one the job was made for (replaced, or written to, while it was
+    queued or transcribed): nothing is written from it, and what was stored for it is dropped."""
+
+
 class FFmpegMissing(AudioError):
     """No ffmpeg on PATH and none bundled: nothing can be decoded."""
 

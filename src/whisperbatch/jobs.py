@@ -16,8 +16,11 @@ process exits; this module is what they share:
   whose owner on this host is gone, is taken over.
 - **One policy.** One `RetryPolicy`, one `Budget`, one stop signal. A one-off run (`one_off`) runs
   only its own jobs, tries each file once, scopes its budget to itself and ends when a fatal error or
-  the budget stops it; the service runs any job, tries a file again later, counts its budget over the
-  whole ledger and pauses its queue instead.
+  the budget stops it; the service (a watcher runs its folder's jobs, a worker any job) tries a file
+  again later, counts its budget over the whole ledger and pauses its queue instead.
+- **Outputs are a job's.** The store records which recording and job wrote each output, so outputs are
+  up to date only when this very recording (content and options) wrote them, and a recording that
+  changed while it was transcribed gets none (`SourceChanged`) and keeps nothing of that run.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from .errors import (
     ConfigError,
     FatalEngineError,
     RetriesExhausted,
+    SourceChanged,
     Stopped,
     WhisperbatchError,
     cause_chain,
@@ -129,6 +133,25 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class Version:
+    """What tells one version of a file from the next without reading it: a write changes its size,
+    mtime or ctime, and a file renamed over it has another inode."""
+
+    dev: int = 0
+    inode: int = 0
+    size_bytes: int = -1
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Version:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+_CHANGED = "changed while it was transcribed: no outputs written; run it again for what it holds now"
+
+
 def error_file(path: Path) -> Path:
     """Where the service writes a failed recording's reason: `<name>.error.txt` beside it."""
     return path.with_name(path.name + ERROR_SUFFIX)
@@ -150,7 +173,9 @@ class JobRunner:
     """The one worker loop, for every command that runs jobs.
 
     `engine` and `settings` are the run's own; a job that was enqueued with other options (by
-    `enqueue` or another host's watcher) gets a pipeline built for them on first use.
+    `enqueue` or another host's watcher) gets a pipeline built for them on first use. A one-off run
+    takes only the jobs it admitted; a watcher (`folder`) those and the jobs of recordings in its
+    folder; a worker any job.
     """
 
     def __init__(
@@ -165,8 +190,10 @@ class JobRunner:
         on_event: Callable[[Event], None] = lambda e: None,
         engine_for: Callable[[Settings, Task], Engine] = select_engine,
         translate_to: str | None = None,
+        folder: Path | None = None,
     ) -> None:
         self.settings = settings
+        self.folder = folder
         self.store = store
         self.ffmpeg = ffmpeg
         self.task = task
@@ -238,17 +265,19 @@ class JobRunner:
     def admit(self, path: Path, *, force: bool) -> Job | None:
         """Find or create `path`'s job; a recording already transcribed gets its outputs now, from the
         stored transcript. Its outputs' names must be planned first (`Pipeline.plan_outputs`).
-        Returns None when its outputs are up to date; raises AudioError when it cannot be read."""
+        Returns None when its outputs are up to date (written from this very job); raises AudioError
+        when it cannot be read, OutputError when its outputs could not be written."""
         pipeline = self.pipeline
-        if not force and pipeline.up_to_date(path, self.task):
-            if self.one_off:
-                self.say(f"{path}: outputs are up to date, skipped (use --force to redo)")
-            return None
         audio.check_readable(path)
+        pipeline.check_names(path, self.task)
         try:
             st = path.stat()
             sha = self.store.seen(path, st.st_size, st.st_mtime_ns) or file_sha256(path)
             key = self.options.key(sha, self.task)
+            if not force and pipeline.up_to_date(path, self.task, key):
+                if self.one_off:
+                    self.say(f"{path}: outputs are up to date, skipped (use --force to redo)")
+                return None
             job = self.store.enqueue(
                 key,
                 sha,
@@ -268,11 +297,12 @@ class JobRunner:
         elif job.state is JobState.DONE and self.write_from_store(job, path) is None:
             self.store.reopen(key, path, options=self.options.to_json(), run_id=self.run_id)
             self.say(f"{path}: transcribed before; translating into {self.options.translate_to}, no upload")
-        elif job.state is JobState.FAILED and self.one_off:
-            self.store.retry_failed([key])  # asked for again: try again
+        elif job.state is JobState.FAILED and self.one_off:  # asked for again: tried again, for this file
+            self.store.reopen(key, path, options=self.options.to_json(), run_id=self.run_id)
         elif job.state is JobState.FAILED:
             if not error_file(path).exists():
-                self.say(f"{path}: failed before ({job.error}); `whisperbatch retry` requeues it")
+                same = "" if job.path == path else f"same recording as {job.path}, which "
+                self.say(f"{path}: {same}failed before ({job.error}); `whisperbatch retry` requeues it")
         elif job.path != path:
             self.extra_paths.setdefault(key, set()).add(path)
         elif not self.one_off:
@@ -283,7 +313,7 @@ class JobRunner:
         """Outputs for `path` from job's stored transcript (nothing sent); () when none were written, None
         when this run asks for a translation the store does not have yet."""
         pipeline = self.pipeline
-        if job.transcript is None or pipeline.up_to_date(path, job.task):
+        if job.transcript is None or pipeline.up_to_date(path, job.task, job.key):
             return ()
         try:
             result = pipeline.write_stored(
@@ -338,7 +368,8 @@ class JobRunner:
                             self.owner,
                             self.settings.lease_s,
                             owner_alive,
-                            run_id=self.run_id if self.one_off else None,
+                            run_id=self.run_id if self.one_off or self.folder else None,
+                            folder=self.folder,
                         )
                 if job is not None:
                     self.run_job(job)
@@ -361,7 +392,14 @@ class JobRunner:
             pipeline = self.pipeline_for(job)
             if not path.exists():
                 raise AudioError(path, "file disappeared before it was processed, or is not readable here")
-            result = pipeline.process_file(path, job.task, job.key, order=job.id)
+            version = self._holds(job, "changed since it was queued; not sent")
+            result = pipeline.process_file(
+                path,
+                job.task,
+                job.key,
+                order=job.id,
+                unchanged=lambda: self._holds(job, _CHANGED, unless=version),
+            )
         except Stopped:
             self.store.requeue(job.key, refund_attempt=True)
             return
@@ -379,6 +417,9 @@ class JobRunner:
             else:
                 self.store.requeue(job.key, delay_s=delay, error=str(e))
                 self.say(f"{path}: {e}; will try the file again in {delay:.0f} s")
+            return
+        except SourceChanged as e:  # its answers may be of other audio: not kept for its content
+            self._failed(job, e, forget=True)
             return
         except WhisperbatchError as e:
             self._failed(job, e)
@@ -400,9 +441,29 @@ class JobRunner:
             if finished is not None:
                 self.write_from_store(finished, extra)
 
-    def _failed(self, job: Job, error: WhisperbatchError) -> None:
+    def _holds(self, job: Job, changed: str, *, unless: Version | None = None) -> Version:
+        """The version of the file at job's path (stat facts that change when its bytes do), after
+        making sure it holds job's recording: hashed again unless it is `unless` (the version checked
+        before), or a version hashed before. A file gone meanwhile is not checked (what was decoded
+        was whole). Raises SourceChanged with `changed` as the reason."""
+        try:
+            st = job.path.stat()
+        except FileNotFoundError:
+            return unless or Version()
+        version = Version.of(st)
+        if version == unless or self.store.seen(job.path, st.st_size, st.st_mtime_ns) == job.content_sha256:
+            return version
+        try:
+            sha = file_sha256(job.path)
+        except OSError as e:
+            raise AudioError(job.path, f"cannot read ({e.strerror or e})") from e
+        if sha != job.content_sha256:
+            raise SourceChanged(job.path, changed)
+        return version
+
+    def _failed(self, job: Job, error: WhisperbatchError, *, forget: bool = False) -> None:
         reason = str(error)
-        self.store.fail(job.key, reason)
+        self.store.fail(job.key, reason, forget=forget)
         self.failed_keys.add(job.key)
         if not self.one_off:
             with contextlib.suppress(WhisperbatchError):  # the reason is in the store and the log either way
@@ -476,6 +537,8 @@ class JobRunner:
         if self.busy():
             return False
         queued = self.store.jobs(JobState.QUEUED, run_id=self.run_id if self.one_off else None)
+        if self.folder is not None:  # as `claim` takes them
+            queued = [j for j in queued if j.run_id == self.run_id or j.path.is_relative_to(self.folder)]
         return not queued or self.paused()
 
     def in_flight(self) -> dict[Path, int]:

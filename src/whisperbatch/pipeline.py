@@ -459,7 +459,13 @@ class Pipeline:
         """Fix where these recordings' outputs go before any work, so none overwrites another's; each
         group of recordings that had to be named apart is said once."""
         around = [n for source in sources for n in namesakes(source)]
-        plan = writers.plan_outputs(sources, self.settings.out_dir, [*neighbours, *around])
+        owners: list[Path] = []  # recordings whose outputs are where these would go
+        while True:
+            plan = writers.plan_outputs(sources, self.settings.out_dir, [*neighbours, *around, *owners])
+            fresh_owners = [o for o in self._owners(plan.bases) if o not in owners]
+            if not fresh_owners:
+                break
+            owners += fresh_owners
         with self._plan_lock:
             self._bases.update(plan.bases)
             fresh = [c for c in plan.clashes if frozenset(c) not in self._clashes_told]
@@ -471,9 +477,26 @@ class Pipeline:
                 for p in clash
                 if p in plan.bases
             )
+            kept = "".join(f"; {p}'s stay where they were written" for p in clash if p.absolute() in owners)
             self.on_event(
-                Notice(f"{', '.join(map(str, clash))} share a name: their outputs are named {named}")
+                Notice(f"{', '.join(map(str, clash))} share a name: their outputs are named {named}{kept}")
             )
+
+    def _owners(self, bases: dict[Path, Path]) -> list[Path]:
+        """Other recordings whose outputs (as the store knows) lie where `bases` would put these ones':
+        a later run's `talk.m4a` from another folder is named apart from them instead of overwriting
+        them, or taking them for its own."""
+        if self.store is None or not bases:
+            return []
+        wanted = {path: src.absolute() for src, base in bases.items() for path in self._all_outputs(base)}
+        records = self.store.outputs(list(wanted))
+        return sorted({r.source for path, r in records.items() if r.source != wanted[path]})
+
+    def _all_outputs(self, base: Path) -> list[Path]:
+        """Every format's output at `base`, English and this pipeline's translation's too: outputs there
+        are another recording's even when this run asks for other formats."""
+        languages = {None, "en", self.settings.translate_to if self.translator is not None else None}
+        return [p for lang in languages for p in writers.output_paths(base, writers.FORMATS, lang).values()]
 
     def _targets(self, source: Path, task: Task) -> tuple[dict[str, Path], dict[str, Path]]:
         """The transcript's outputs and the translation's: `talk.srt` and `talk.de.srt`. Whisper's own
@@ -500,26 +523,38 @@ class Pipeline:
         for folder in sorted({next(iter(self.output_paths(f, task))).parent for f in sources}):
             writers.check_writable(folder)
 
-    def up_to_date(self, source: Path, task: Task) -> bool:
-        """Every output exists and is newer than the recording: a re-run has nothing to do."""
-        try:
-            mtime = source.stat().st_mtime
-            return all(p.stat().st_mtime >= mtime for p in self.output_paths(source, task))
-        except OSError:
+    def check_names(self, source: Path, task: Task) -> None:
+        """Raises OutputError, before anything is paid for, when an output's name would be too long."""
+        writers.check_names(source, self.output_paths(source, task))
+
+    def up_to_date(self, source: Path, task: Task, key: str) -> bool:
+        """Every output exists and was written from job `key` (this recording's content, with these
+        options): a re-run has nothing to do. Modification times cannot tell: another recording's
+        outputs, or this one's from before it changed, may well be newer than it."""
+        paths = list(self.output_paths(source, task))
+        if self.store is None or not all(p.exists() for p in paths):
             return False
+        records = self.store.outputs(paths)
+        return all(p in records and records[p].job_key == key for p in paths)
 
     def _write(
         self,
         source: Path,
         task: Task,
+        key: str,
         transcript: Transcript,
         translated: Transcript | None,
         line: CostLine | None,
     ) -> tuple[Path, ...]:
+        """Every output of `source`, translation included, written all or none, and recorded as job
+        `key`'s."""
         own, others = self._targets(source, task)
-        outputs = writers.write_outputs(transcript, own, self.style, line)
+        texts = writers.render_outputs(transcript, own, self.style, line)
         if translated is not None:
-            outputs += writers.write_outputs(translated, others, self.style, line)
+            texts.update(writers.render_outputs(translated, others, self.style, line))
+        outputs = writers.write_files(texts)
+        if self.store is not None:
+            self.store.record_outputs(outputs, source.absolute(), key)
         return outputs
 
     def write_stored(
@@ -545,7 +580,7 @@ class Pipeline:
             api_usd_per_min=api_equivalent_usd_per_min(),
         )
         line = dataclasses.replace(line, same_as=str(same_as))
-        outputs = self._write(source, task, transcript, translated, line)
+        outputs = self._write(source, task, key, transcript, translated, line)
         self._append_costs(outputs, line)
         if self.store is not None:
             self.store.record_cost(self.run_id, line, Spend.DONE, job_key=key)
@@ -556,17 +591,31 @@ class Pipeline:
 
     # ---- one file ----------------------------------------------------------------------------------
 
-    def process_file(self, path: Path, task: Task, key: str, *, order: int = 0) -> FileResult:
+    def process_file(
+        self,
+        path: Path,
+        task: Task,
+        key: str,
+        *,
+        order: int = 0,
+        unchanged: Callable[[], object] = lambda: None,
+    ) -> FileResult:
         """Transcribe or translate job `key`'s recording and write its outputs. Raises WhisperbatchError.
-        `order` is the job's place in the queue, for its turn to send (`_Turns`).
+        `order` is the job's place in the queue, for its turn to send (`_Turns`); `unchanged` raises
+        SourceChanged when the recording is no longer what was transcribed, before anything is written.
 
         The stages: probe, reserve the budget, transcribe the chunks (each stored as it arrives), stitch
         them into a transcript, write the outputs, and record the spend."""
         with self._turns.queue(order) as take_turn:
-            return self._process(path, task, key, take_turn)
+            return self._process(path, task, key, take_turn, unchanged)
 
     def _process(
-        self, path: Path, task: Task, key: str, take_turn: Callable[[threading.Event], None]
+        self,
+        path: Path,
+        task: Task,
+        key: str,
+        take_turn: Callable[[threading.Event], None],
+        unchanged: Callable[[], object],
     ) -> FileResult:
         info = audio.probe(path, self.ffmpeg)
         if self.budget is not None:
@@ -588,7 +637,8 @@ class Pipeline:
             line = self._cost_line(bill)
             if self.stop.is_set():
                 raise Stopped(f"{path}: stopped before writing outputs")
-            outputs = self._write(path, task, transcript, translated, line)
+            unchanged()
+            outputs = self._write(path, task, key, transcript, translated, line)
             state = Spend.DONE
             self._append_costs(outputs, line)
         except Stopped:

@@ -10,8 +10,10 @@ Why it is shaped this way:
   is integer arithmetic: no float drift, no "00:00:01,1000". json carries the same milliseconds.
 - Files are written to a hidden temp file in the same folder, fsynced, then `os.replace`d: a folder
   watcher, a video player or a user may open an output at any moment and must see the old file or the
-  new one, never half of one. Every format is rendered before any is written, so a rendering bug
-  leaves no partial set of outputs behind.
+  new one, never half of one. A recording's formats are written all or none: every format is rendered,
+  then every temp file written, and only then are they renamed into place, so neither a rendering bug
+  nor a full disk leaves a new srt beside an old json. Temp names are short, so an output whose name
+  fits its folder can always be written.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import io
 import json
 import os
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -248,36 +250,93 @@ def check_writable(folder: Path) -> None:
         ) from e
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write UTF-8 text so readers see the old file or the new one, never a partial file."""
-    tmp: Path | None = None
+NAME_MAX = 255  # bytes in one file name, where the file system does not say (ext4, xfs, tmpfs, NTFS)
+
+
+def name_max(folder: Path) -> int:
+    """The longest file name, in bytes, that `folder` (or the nearest existing folder above it) allows."""
+    for candidate in (folder, *folder.parents):
+        try:
+            return os.pathconf(candidate, "PC_NAME_MAX")
+        except (OSError, ValueError, AttributeError):  # not there yet, or no pathconf (Windows)
+            if candidate.exists():
+                break
+    return NAME_MAX
+
+
+def check_names(source: Path, paths: Iterable[Path]) -> None:
+    """Raises OutputError, before anything is paid for, when an output's name is longer than its folder
+    allows: the transcript could be made but never written."""
+    for path in paths:
+        size = len(os.fsencode(path.name))
+        if size > (limit := name_max(path.parent)):
+            raise OutputError(
+                f"{source}: the name of its output {path.suffix.lstrip('.')} would be too long ({size} bytes;"
+                f" {path.parent} allows {limit}); nothing was sent: give the recording a shorter name"
+            )
+
+
+def _temp_beside(path: Path, text: str) -> Path:
+    """`text` in a new hidden file in `path`'s folder, fsynced: the file that is then renamed to `path`.
+    Its name is short whatever the output's name is, so an output whose name fits fits its temp too."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".whisperbatch-{secrets.token_hex(8)}.tmp"
+    # os.open with 0o666 lets the umask decide the final permissions, as a plain open() would
+    # (tempfile's 0o600 would leave subtitles unreadable to a media server running as another user).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        candidate = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-        # os.open with 0o666 lets the umask decide the final permissions, as a plain open() would
-        # (tempfile's 0o600 would leave subtitles unreadable to a media server running as another user).
-        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        tmp = candidate
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        tmp = None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return tmp
+
+
+def _cannot_write(path: Path, e: Exception) -> OutputError:
+    reason = (e.strerror if isinstance(e, OSError) else None) or str(e) or type(e).__name__
+    return OutputError(f"{path}: cannot write ({reason})")
+
+
+def write_files(texts: Mapping[Path, str]) -> tuple[Path, ...]:
+    """Write a set of files all or none: each to a temp file beside it first, and only when every one
+    is written are they renamed into place. A full disk or any other failure removes the temp files and
+    leaves the files that were there before as they were: a recording never has a new srt beside an
+    old (or missing) json. Readers see each file old or new, never half of one."""
+    temps: dict[Path, Path] = {}
+    path = next(iter(texts), Path())
+    try:
+        for path, text in texts.items():
+            temps[path] = _temp_beside(path, text)
+        for path, tmp in list(temps.items()):
+            os.replace(tmp, path)
+            del temps[path]
     except Exception as e:
-        reason = (e.strerror if isinstance(e, OSError) else None) or str(e) or type(e).__name__
-        raise OutputError(f"{path}: cannot write ({reason})") from e
+        raise _cannot_write(path, e) from e
     finally:
-        if tmp is not None:
+        for tmp in temps.values():
             with contextlib.suppress(OSError):
                 tmp.unlink()
+    return tuple(texts)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write UTF-8 text so readers see the old file or the new one, never a partial file."""
+    write_files({path: text})
+
+
+def render_outputs(
+    transcript: Transcript, paths: Mapping[str, Path], style: CueStyle, cost: CostLine | None
+) -> dict[Path, str]:
+    """Every format's text, by the path it goes to (a rendering failure raises before anything is written)."""
+    return {paths[fmt]: render(fmt, transcript, style, cost) for fmt in paths}
 
 
 def write_outputs(
     transcript: Transcript, paths: Mapping[str, Path], style: CueStyle, cost: CostLine | None
 ) -> tuple[Path, ...]:
-    """Render every format first (a failure writes nothing), then write each file atomically."""
-    rendered = [(paths[fmt], render(fmt, transcript, style, cost)) for fmt in paths]
-    for path, text in rendered:
-        atomic_write_text(path, text)
-    return tuple(path for path, _ in rendered)
+    """Render every format first (a failure writes nothing), then write them all or none."""
+    return write_files(render_outputs(transcript, paths, style, cost))

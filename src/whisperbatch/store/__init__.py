@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from ..config import Settings
 from ..errors import ConfigError
-from .base import MIGRATIONS, BudgetCheck, Job, JobStore, LedgerRow
+from .base import MIGRATIONS, BudgetCheck, Job, JobStore, LedgerRow, OutputRecord
 from .sqlite import SqliteStore
 
-__all__ = ["MIGRATIONS", "BudgetCheck", "Job", "JobStore", "LedgerRow", "SqliteStore", "open_store"]
+__all__ = [
+    "MIGRATIONS",
+    "BudgetCheck",
+    "Job",
+    "JobStore",
+    "LedgerRow",
+    "OutputRecord",
+    "SqliteStore",
+    "open_store",
+]
 
 
 def open_store(settings: Settings) -> JobStore:

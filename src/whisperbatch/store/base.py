@@ -12,6 +12,7 @@ once and recorded, so any older database upgrades in place; the same list serves
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -191,6 +192,20 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE ledger ADD COLUMN same_as TEXT NOT NULL DEFAULT '';
         """,
     ),
+    (
+        # Which recording each output file was written from: "up to date" is judged by the job (its
+        # content and options) that wrote an output, not by modification times, and another
+        # recording's outputs are never taken for a recording's own.
+        "009_outputs",
+        """
+        CREATE TABLE outputs (
+            path TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            job_key TEXT NOT NULL,
+            written_at {real} NOT NULL
+        );
+        """,
+    ),
 )
 
 
@@ -232,6 +247,15 @@ class LedgerRow:
     line: CostLine
     state: Spend
     job_key: str | None = None
+
+
+@dataclass(frozen=True)
+class OutputRecord:
+    """An output file, the recording it was written for and the job whose transcript it holds."""
+
+    path: Path
+    source: Path
+    job_key: str
 
 
 @dataclass(frozen=True)
@@ -278,10 +302,11 @@ class JobStore(Protocol):
         alive: Callable[[str], bool] | None = None,
         *,
         run_id: str | None = None,
+        folder: Path | None = None,
     ) -> Job | None: ...
     def renew(self, owner: str, lease_s: float) -> None: ...
     def finish(self, key: str, transcript: str, usd: float | None) -> None: ...
-    def fail(self, key: str, error: str) -> None: ...
+    def fail(self, key: str, error: str, *, forget: bool = False) -> None: ...
     def requeue(
         self, key: str, *, delay_s: float = 0.0, error: str | None = None, refund_attempt: bool = False
     ) -> None: ...
@@ -300,6 +325,9 @@ class JobStore(Protocol):
     # finished translations, by their own key (job, language, model, source cues)
     def translation(self, key: str) -> str | None: ...
     def save_translation(self, key: str, job_key: str, target: str, model: str, texts: str) -> None: ...
+    # which recording and job each output file was written from
+    def record_outputs(self, paths: Sequence[Path], source: Path, job_key: str) -> None: ...
+    def outputs(self, paths: Sequence[Path]) -> dict[Path, OutputRecord]: ...
     def migrate(self) -> list[str]: ...
     def close(self) -> None: ...
 
@@ -502,15 +530,26 @@ class SqlStore:
         alive: Callable[[str], bool] | None = None,
         *,
         run_id: str | None = None,
+        folder: Path | None = None,
     ) -> Job | None:
         """Take a runnable job: first one whose owner on this host is known dead (`alive`), then the
-        oldest queued and due, or running under a lease that expired. Only `run_id`'s jobs if given.
+        oldest queued and due, or running under a lease that expired. Only `run_id`'s jobs if given,
+        and with `folder` also those of the recordings under it (a watcher's own).
 
         The rows are read under the backend's claim lock (SQLite: the database write lock; PostgreSQL:
         FOR UPDATE SKIP LOCKED), so two workers never take the same job and never wait on each other.
         """
         now = time.time()
-        scope, params = (" AND run_id = ?", (run_id,)) if run_id is not None else ("", ())
+        clauses: list[str] = []
+        params: list[Any] = []
+        if folder is not None:
+            prefix = os.path.join(folder, "")
+            clauses.append("substr(path, 1, ?) = ?")
+            params += [len(prefix), prefix]
+        if run_id is not None:
+            clauses.append("run_id = ?")
+            params.append(run_id)
+        scope = f" AND ({' OR '.join(clauses)})" if clauses else ""
         running = str(JobState.RUNNING)
         with self._tx() as tx:
             found: Job | None = None
@@ -556,8 +595,13 @@ class SqlStore:
     def finish(self, key: str, transcript: str, usd: float | None) -> None:
         self._set(key, JobState.DONE, error=None, transcript=transcript, usd=usd)
 
-    def fail(self, key: str, error: str) -> None:
+    def fail(self, key: str, error: str, *, forget: bool = False) -> None:
+        """The job failed; with `forget`, what was stored for it is dropped too (its recording changed
+        while it was transcribed, so the answers may be of other audio)."""
         self._set(key, JobState.FAILED, error=error)
+        if forget:
+            with self._tx() as tx:
+                self._forget(tx, key)
 
     def requeue(
         self, key: str, *, delay_s: float = 0.0, error: str | None = None, refund_attempt: bool = False
@@ -589,19 +633,35 @@ class SqlStore:
                 " lease_expires = NULL, updated_at = ? WHERE key = ?",
                 (str(JobState.QUEUED), str(path), options, run_id, time.time(), key),
             )
-            tx.run("DELETE FROM chunk_results WHERE job_key = ?", (key,))
-            tx.run("DELETE FROM answers WHERE job_key = ?", (key,))
-            tx.run("DELETE FROM translations WHERE job_key = ?", (key,))
+            self._forget(tx, key)
             self._notify(tx)
+
+    @staticmethod
+    def _forget(tx: Tx, key: str) -> None:
+        """Drop a job's stored answers and translations (not its ledger rows: they were paid)."""
+        tx.run("DELETE FROM chunk_results WHERE job_key = ?", (key,))
+        tx.run("DELETE FROM answers WHERE job_key = ?", (key,))
+        tx.run("DELETE FROM translations WHERE job_key = ?", (key,))
 
     def reopen(self, key: str, path: Path, *, options: str, run_id: str | None = None) -> None:
         """Queue a done job again with new `options` (another translation), keeping its transcript: the
-        run that takes it translates what is stored and uploads nothing."""
+        run that takes it translates what is stored and uploads nothing. A failed job asked for again
+        is tried again the same way, for `path`: the file asked for, not the one that failed."""
         with self._tx() as tx:
             tx.run(
                 "UPDATE jobs SET state = ?, path = ?, options = ?, run_id = COALESCE(?, run_id),"
-                " attempts = 0, error = NULL, not_before = 0, updated_at = ? WHERE key = ? AND state = ?",
-                (str(JobState.QUEUED), str(path), options, run_id, time.time(), key, str(JobState.DONE)),
+                " attempts = 0, error = NULL, not_before = 0, updated_at = ?"
+                " WHERE key = ? AND state IN (?, ?)",
+                (
+                    str(JobState.QUEUED),
+                    str(path),
+                    options,
+                    run_id,
+                    time.time(),
+                    key,
+                    str(JobState.DONE),
+                    str(JobState.FAILED),
+                ),
             )
             self._notify(tx)
 
@@ -650,6 +710,31 @@ class SqlStore:
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET texts = excluded.texts",
                 (key, job_key, target, model, texts, time.time()),
             )
+
+    # ---- which recording each output was written from --------------------------------------------------
+
+    def record_outputs(self, paths: Sequence[Path], source: Path, job_key: str) -> None:
+        with self._tx() as tx:
+            for path in paths:
+                tx.run(
+                    "INSERT INTO outputs (path, source, job_key, written_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (path) DO UPDATE SET source = excluded.source,"
+                    " job_key = excluded.job_key, written_at = excluded.written_at",
+                    (str(path), str(source), job_key, time.time()),
+                )
+
+    def outputs(self, paths: Sequence[Path]) -> dict[Path, OutputRecord]:
+        """The records of those of `paths` that whisperbatch wrote."""
+        found: dict[Path, OutputRecord] = {}
+        for start in range(0, len(paths), 500):  # within every backend's limit on parameters
+            batch = [str(p) for p in paths[start : start + 500]]
+            rows = self._rows(
+                f"SELECT path, source, job_key FROM outputs WHERE path IN ({', '.join('?' * len(batch))})",
+                batch,
+            )
+            for r in rows:
+                found[Path(r["path"])] = OutputRecord(Path(r["path"]), Path(r["source"]), str(r["job_key"]))
+        return found
 
     # ---- finished chunks ------------------------------------------------------------------------------
 
