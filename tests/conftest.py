@@ -182,9 +182,11 @@ _said = itertools.count(1)
 
 
 def distinct_words(upload: object, index: int, start_s: float, end_s: float) -> str:
-    """Different words for every utterance, as real speech has (repeats would look like a loop)."""
+    """Different words for every utterance, as real speech has (repeats would look like a loop), and
+    no more of them than the utterance could hold (about two a second)."""
     n = next(_said)
-    words = [_WORDS[(n * 7 + k * 13) % len(_WORDS)] for k in range(3 + n % 4)]
+    count = min(3 + n % 4, max(1, int(2 * (end_s - start_s))))
+    words = [_WORDS[(n * 7 + k * 13) % len(_WORDS)] for k in range(count)]
     return f"Line {n}: {' '.join(words)}."
 
 
