@@ -17,6 +17,7 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import re
@@ -107,6 +108,11 @@ def _ffmpeg_reason(stderr: str) -> str:
 def check_readable(path: Path) -> int:
     """The file's size, or AudioError saying in a word why it cannot be read."""
     if path.is_symlink() and not path.exists():
+        try:
+            path.stat()
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise AudioError(path, f"symbolic link loop (to {os.readlink(path)})") from e
         raise AudioError(path, f"broken link (to {os.readlink(path)})")
     if not path.exists():
         raise AudioError(path, "no such file")
