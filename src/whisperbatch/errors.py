@@ -130,5 +130,12 @@ class UnwritableOutput(OutputError):
     exit_code = 2
 
 
+class StoreError(WhisperbatchError):
+    """The job store could not be read or written: its disk is full, its file is damaged, its server is
+    gone. Whatever is stored stays; a run stops sending, since no further answer could be kept."""
+
+    exit_code = 2
+
+
 class Stopped(WhisperbatchError):
     """The run was told to stop (fatal error elsewhere, or a signal); the file is left unfinished."""

@@ -54,6 +54,7 @@ from .errors import (
     RetriesExhausted,
     RetryableEngineError,
     Stopped,
+    StoreError,
 )
 from .inputs import namesakes
 from .models import (
@@ -414,7 +415,7 @@ class Pipeline:
         policy: RetryPolicy | None = None,
         translator: Translator | None = None,
         halted: Callable[[], bool] = lambda: False,
-        on_fatal: Callable[[FatalEngineError], None] = lambda e: None,
+        on_fatal: Callable[[FatalEngineError | StoreError], None] = lambda e: None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -427,7 +428,8 @@ class Pipeline:
         self.budget = budget
         self.policy = policy or RetryPolicy.from_settings(settings)
         # A fatal answer (key, quota, model) is told at once (`on_fatal`), and no request starts while
-        # `halted` says so: the files in progress would only be refused the same way.
+        # `halted` says so: the files in progress would only be refused the same way. So is a store
+        # that cannot keep an answer: every answer after it would be paid for and lost.
         self.halted, self.on_fatal = halted, on_fatal
         self._sent: set[str] = set()  # jobs with a request sent (`sent`)
         self._requests = threading.BoundedSemaphore(settings.concurrency)
@@ -829,6 +831,8 @@ class Pipeline:
     ) -> Callable[[Future[ChunkOutcome]], None]:
         def done(fut: Future[ChunkOutcome]) -> None:
             window.release()
+            if not fut.cancelled() and isinstance(fut.exception(), StoreError):
+                self.on_fatal(cast(StoreError, fut.exception()))  # before the chunks still to go are sent
             if not fut.cancelled() and fut.exception() is None:
                 end_s = chunk.offset_s + chunk.duration_s
                 self.on_event(ChunkDone(path, chunk.index, end_s, duration_s, fut.result().uploaded))
@@ -957,7 +961,7 @@ class Pipeline:
                 delay = policy.request_delay_s(attempt, e.retry_after_s)
                 self.on_event(Notice(f"{where}: {e}; retrying in {delay:.1f} s"))
                 self._wait(delay)
-            except FatalEngineError as e:
+            except (FatalEngineError, StoreError) as e:  # a store error: the answer could not be billed
                 self.on_fatal(e)
                 raise
             except EngineError as e:
