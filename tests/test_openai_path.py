@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,15 @@ from conftest import (
     run_cli,
     write_silence,
 )
-from fakeopenai import FakeOpenAI, drop_connection, insufficient_quota, rate_limit, server_error, unauthorized
+from fakeopenai import (
+    FakeOpenAI,
+    drop_connection,
+    insufficient_quota,
+    rate_limit,
+    server_error,
+    truncated,
+    unauthorized,
+)
 from speechbuilder import parse_srt
 
 MAX_BODY = 26_214_400
@@ -87,6 +96,25 @@ def test_retries_rate_limits_server_errors_and_dropped_connections(
     assert len(fake_openai.uploads) == 6
     assert [u.status for u in fake_openai.uploads].count(200) == 2
     assert "retrying" in r.stderr
+
+
+def test_a_cut_off_answer_is_asked_again_and_both_answers_are_in_the_ledger(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    fake_openai.inject(truncated())
+    f = copy_sample("talk.m4a", tmp_path / "work")
+    r = run_cli(["transcribe", str(f)], api_env)
+    assert r.code == 0, r.output
+    assert "unreadable answer" in r.stderr and "retrying" in r.stderr
+    assert "internal error" not in r.output
+    assert f.with_suffix(".txt").read_text().strip()
+    cut, whole = fake_openai.uploads
+    assert (cut.status, whole.status) == (200, 200) and cut.sha256 == whole.sha256
+    # The cut-off answer was billed too: by the seconds sent, as no usage could be read from it.
+    assert cut.duration_s is not None and whole.duration_s is not None
+    [row] = json.loads(run_cli(["report", "--json"], api_env).stdout)
+    assert row["state"] == "done"
+    assert row["billed_min"] == pytest.approx((cut.duration_s + math.ceil(whole.duration_s)) / 60, abs=1e-3)
 
 
 def test_insufficient_quota_stops_at_once(

@@ -88,6 +88,11 @@ class RetryableEngineError(EngineError):
         super().__init__(message, path=path, chunk=chunk)
 
 
+class UnreadableAnswer(RetryableEngineError):
+    """The server answered 200, but the body could not be read (cut off, not JSON, not the expected
+    shape). It was billed all the same, so it is counted as answered; asking again may well work."""
+
+
 class RetriesExhausted(EngineError):
     """A retryable cause persisted through every attempt: the file may well succeed later."""
 

@@ -55,6 +55,7 @@ from .errors import (
     RetryableEngineError,
     Stopped,
     StoreError,
+    UnreadableAnswer,
 )
 from .inputs import namesakes
 from .models import (
@@ -706,7 +707,8 @@ class Pipeline:
     @contextmanager
     def _billed(self, path: Path, seconds: float) -> Iterator[_Ticket]:
         """One request in flight: billed once answered (a failed request is not billed), by the usage
-        its answer reports (`_Ticket`), else by the seconds sent."""
+        its answer reports (`_Ticket`), else by the seconds sent. An answer that could not be read was
+        billed all the same: it is counted by the seconds sent before it is asked again."""
         key = object()
         ticket = _Ticket()
         with self._bill_lock:
@@ -718,11 +720,17 @@ class Pipeline:
             return
         try:
             yield ticket
+        except UnreadableAnswer:
+            self._count(bill, key, seconds, NO_USAGE)
+            raise
         except BaseException:
             with self._bill_lock:
                 bill.in_flight.pop(key, None)
             raise
-        usage = ticket.usage or NO_USAGE
+        self._count(bill, key, seconds, ticket.usage or NO_USAGE)
+
+    def _count(self, bill: _Bill, key: object, seconds: float, usage: Usage) -> None:
+        """An answered request on its file's bill, and the bill in the ledger."""
         with self._bill_lock:
             counted = bill.in_flight.pop(key, None) is not None  # not if abandoned meanwhile
             if counted:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import json
 import re
 import time
 from concurrent.futures import Future
@@ -28,6 +29,7 @@ from ..errors import (
     QuotaExceeded,
     RequestTooLarge,
     RetryableEngineError,
+    UnreadableAnswer,
 )
 from ..languages import language_code
 from ..models import Chunk, EngineResult, Segment, Span, Task, Usage, Word
@@ -107,7 +109,12 @@ class OpenAIEngine:
                 resp = self._client.result().audio.transcriptions.create(**kwargs)
         except sdk_error() as e:
             raise api_error(e, self.host, self.model) from e
-        return self._result(resp, chunk)
+        except json.JSONDecodeError as e:  # a 200 whose body was cut off: answered, so billed
+            raise unreadable(e, self.host) from e
+        try:
+            return self._result(resp, chunk)
+        except (AttributeError, TypeError, ValueError) as e:  # JSON, but not a transcription's
+            raise unreadable(e, self.host) from e
 
     def _result(self, resp: Any, chunk: Chunk) -> EngineResult:
         text = str(getattr(resp, "text", resp) or "").strip()
@@ -215,6 +222,13 @@ def api_error(e: openai.APIError, host: str, model: str) -> EngineError:
     ):
         return ModelNotFound(f"model {model} is not available at {host} (HTTP {status}): {message}")
     return EngineError(f"rejected by {host} (HTTP {status}): {message}")
+
+
+def unreadable(e: Exception, host: str) -> UnreadableAnswer:
+    """A 200 whose body is not whole JSON, or not the shape asked for: the SDK raises the parser's own
+    error, which says nothing of the request."""
+    what = "not whole JSON" if isinstance(e, json.JSONDecodeError) else type(e).__name__
+    return UnreadableAnswer(f"unreadable answer from {host} ({what}: {e})")
 
 
 def attach_words(segments: tuple[Segment, ...], words: tuple[Word, ...]) -> tuple[Segment, ...]:
