@@ -82,6 +82,31 @@ def test_oversized_chunk_is_split_again(api_env: dict[str, str], ffmpeg: str, tm
             assert any(abs(start - onset) <= 2.0 for start, _, _ in cues)
 
 
+def test_a_chunk_refused_as_too_large_is_sent_again_in_halves(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    # A server behind a proxy with a lower cap than the API's (and than the one cut for): the chunk
+    # (about 80 KB) is refused with a 413, and its halves go through, each at its true time.
+    reference = copy_sample("talk.m4a", tmp_path / "reference")
+    home = str(tmp_path / "reference-home")  # a store of its own: the same recording is a new job below
+    assert run_cli(["transcribe", str(reference)], {**api_env, "WHISPERBATCH_HOME": home}).code == 0
+    with FakeOpenAI(api_key=CANARY_KEY, max_body_bytes=60_000) as server:
+        server.transcriber = distinct_words
+        f = copy_sample("talk.m4a", tmp_path / "work")
+        r = run_cli(["transcribe", str(f)], {**api_env, "OPENAI_BASE_URL": server.base_url})
+        assert r.code == 0, r.output
+        assert "HTTP 413" in r.stderr and "two halves" in r.stderr
+        assert [u.status for u in server.uploads] == [413, 200, 200]
+        whole, *halves = server.uploads
+        assert all(u.body_bytes <= 60_000 < whole.body_bytes for u in halves)
+    cues = parse_srt(f.with_suffix(".srt").read_text())
+    expected = parse_srt(reference.with_suffix(".srt").read_text())
+    assert len(cues) >= 2
+    for start, _, _ in expected:
+        assert any(abs(start - at) <= 0.5 for at, _, _ in cues), (start, cues)
+    assert [c[0] for c in cues] == sorted(c[0] for c in cues)
+
+
 def test_retries_rate_limits_server_errors_and_dropped_connections(
     api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:

@@ -51,6 +51,7 @@ from .errors import (
     AudioError,
     EngineError,
     FatalEngineError,
+    RequestTooLarge,
     RetriesExhausted,
     RetryableEngineError,
     Stopped,
@@ -249,6 +250,21 @@ def _fill(result: EngineResult, answer: EngineResult, offset_s: float, gap: Span
     segments = tuple(sorted((*kept, *found), key=lambda seg: seg.start_s))
     return dataclasses.replace(
         result, segments=segments, text=" ".join(seg.text.strip() for seg in segments if seg.text.strip())
+    )
+
+
+def _joined(answers: Sequence[EngineResult], pieces: Sequence[Chunk]) -> EngineResult:
+    """The answers for consecutive pieces of one chunk (`offset_s` relative to it) as one answer."""
+    usages = [a.usage for a in answers if a.usage is not None]
+    return EngineResult(
+        text=" ".join(a.text.strip() for a in answers if a.text.strip()),
+        segments=tuple(
+            seg.shifted(piece.offset_s)
+            for a, piece in zip(answers, pieces, strict=True)
+            for seg in a.segments
+        ),
+        language=next((a.language for a in answers if a.language), None),
+        usage=sum(usages[1:], usages[0]) if usages else None,
     )
 
 
@@ -932,7 +948,9 @@ class Pipeline:
     def _call_with_retries(
         self, path: Path, chunk: Chunk, task: Task, prompt: str | None, *, condition: bool = False
     ) -> EngineResult:
-        """Ask for one chunk, retrying as the run's `RetryPolicy` says."""
+        """Ask for one chunk, retrying as the run's `RetryPolicy` says. A chunk that the server refuses
+        as too large (HTTP 413: a server whose cap is lower than the API's) is asked for in two halves,
+        each halved again while it is refused, and their answers are joined."""
 
         def request() -> EngineResult:
             with self._requests, self._billed(path, chunk.duration_s) as ticket:
@@ -946,7 +964,22 @@ class Pipeline:
                 ticket.usage = result.usage
                 return result
 
-        return self._with_retries(path, chunk.index, request)
+        try:
+            return self._with_retries(path, chunk.index, request)
+        except RequestTooLarge as e:
+            try:
+                halves = audio.halve(chunk, ffmpeg=self.ffmpeg)
+            except AudioError as cut:
+                raise EngineError(f"{e}, and it cannot be cut smaller ({cut.reason})") from e
+            self.on_event(Notice(f"{e}; sending it in two halves"))
+            try:
+                answers = [
+                    self._call_with_retries(path, h, task, prompt, condition=condition) for h in halves
+                ]
+            finally:
+                for half in halves:
+                    half.path.unlink(missing_ok=True)
+            return _joined(answers, halves)
 
     def _with_retries(self, path: Path, chunk: int | None, request: Callable[[], _T]) -> _T:
         """One request (a chunk's transcription, or a translation batch), retried as the run's
@@ -973,7 +1006,8 @@ class Pipeline:
                 self.on_fatal(e)
                 raise
             except EngineError as e:
-                raise EngineError(str(e), path=path, chunk=chunk) from e
+                kind = RequestTooLarge if isinstance(e, RequestTooLarge) else EngineError  # a chunk is halved
+                raise kind(str(e), path=path, chunk=chunk) from e
         raise AssertionError("unreachable")
 
     def _wait(self, seconds: float) -> None:
