@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,34 @@ def test_a_cut_off_answer_is_asked_again_and_both_answers_are_in_the_ledger(
     [row] = json.loads(run_cli(["report", "--json"], api_env).stdout)
     assert row["state"] == "done"
     assert row["billed_min"] == pytest.approx((cut.duration_s + math.ceil(whole.duration_s)) / 60, abs=1e-3)
+
+
+def test_a_server_that_never_answers_is_given_up_on_by_each_chunk_s_length_and_the_wait_is_told(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    fake_openai.hold_after = 0  # every upload is taken in, and never answered
+    work = tmp_path / "work"
+    short, long = copy_sample("talk.m4a", work), copy_sample("script.ogg", work)  # first chunks: 8 s, 48 s
+    env = {
+        **api_env,
+        "WHISPERBATCH_TIMEOUT_MIN_S": "0.5",
+        "WHISPERBATCH_TIMEOUT_PER_AUDIO_S": "0.05",
+        "WHISPERBATCH_WAIT_NOTICE_S": "1",
+        "WHISPERBATCH_MAX_ATTEMPTS": "1",
+    }
+    r = run_cli(["transcribe", str(short), str(long)], env, timeout=120)
+    assert r.code == 1, r.output
+    assert "Traceback" not in r.output
+    given_up = {}
+    for line in r.stderr.splitlines():
+        if m := re.fullmatch(
+            r"error: (.*) \(chunk 1\): gave up after 1 attempts: no answer from \S+ within (\d+) s.*", line
+        ):
+            given_up[Path(m[1])] = int(m[2])
+    assert set(given_up) == {short, long}, r.stderr
+    assert 0 < given_up[short] < given_up[long] < 10  # the timeout follows the chunk's length
+    assert f"{long}: still waiting for chunk 1 after 2 s" in r.stderr
+    assert fake_openai.successful == []
 
 
 def test_insufficient_quota_stops_at_once(

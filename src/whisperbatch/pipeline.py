@@ -953,7 +953,7 @@ class Pipeline:
         each halved again while it is refused, and their answers are joined."""
 
         def request() -> EngineResult:
-            with self._requests, self._billed(path, chunk.duration_s) as ticket:
+            with self._requests, self._billed(path, chunk.duration_s) as ticket, self._waiting(path, chunk):
                 result = self.engine.transcribe(
                     chunk,
                     task=task,
@@ -980,6 +980,31 @@ class Pipeline:
                 for half in halves:
                     half.path.unlink(missing_ok=True)
             return _joined(answers, halves)
+
+    @contextmanager
+    def _waiting(self, path: Path, chunk: Chunk) -> Iterator[None]:
+        """While a server has not answered a chunk, say so after `wait_notice_s`, and again each time
+        the wait doubles: minutes of silence look like a hang. (The local engine's work shows as its
+        own progress.)"""
+        if not self.engine.parallel_chunks:
+            yield
+            return
+        answered = threading.Event()
+        every_s = self.settings.wait_notice_s
+
+        def tell() -> None:
+            waited_s = 0.0
+            while not answered.wait(max(every_s, waited_s)) and not self.stop.is_set():
+                waited_s += max(every_s, waited_s)
+                self.on_event(
+                    Notice(f"{path}: still waiting for chunk {chunk.index + 1} after {waited_s:.0f} s")
+                )
+
+        threading.Thread(target=tell, name="wb-waiting", daemon=True).start()
+        try:
+            yield
+        finally:
+            answered.set()
 
     def _with_retries(self, path: Path, chunk: int | None, request: Callable[[], _T]) -> _T:
         """One request (a chunk's transcription, or a translation batch), retried as the run's
