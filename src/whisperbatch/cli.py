@@ -32,7 +32,7 @@ from . import __version__, audio, cost, scratch
 from .config import Settings, load_settings
 from .engines import select_engine
 from .engines.base import Engine, current_date, default_api_model, lineup_notice, model_info
-from .errors import ConfigError, WhisperbatchError, cause_chain
+from .errors import ConfigError, StoreError, WhisperbatchError, cause_chain
 from .inputs import collect_inputs
 from .jobs import JobOptions, JobRunner
 from .models import CostLine, JobState, RunSummary, Spend, Task
@@ -832,6 +832,8 @@ def enqueue(
         for path in inputs.files:
             try:
                 job = runner.admit(path, force=force)
+            except StoreError as e:  # no file can be queued: said once
+                raise _fail(out, e) from None
             except WhisperbatchError as e:
                 out.error(str(e))
                 failed = True

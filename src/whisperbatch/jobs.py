@@ -434,7 +434,10 @@ class JobRunner:
         its requests back for a while, and its workers try the store again."""
         if isinstance(error, StoreError) and not self.one_off:
             with self._pause_lock:
+                fresh = time.monotonic() >= self._halt_until
                 self._halt_until = max(self._halt_until, time.monotonic() + STORE_RETRY_S)
+            if fresh:
+                self.say(f"job store error ({error}); no request goes out for {STORE_RETRY_S:.0f} s")
             return
         self.pause(str(error), seconds=self._pause_s(error), halt=True)
 

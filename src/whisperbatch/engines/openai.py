@@ -48,9 +48,9 @@ class RequestTimeout:
     of audio it carries, within a ceiling. A server takes time in proportion to the audio, so one
     timeout for every chunk is either too short for the longest or far too long for the shortest."""
 
-    min_s: float = 30.0
-    per_audio_s: float = 1.0
-    max_s: float = 300.0
+    min_s: float
+    per_audio_s: float
+    max_s: float
 
     def for_audio(self, duration_s: float) -> float:
         return min(self.max_s, self.min_s + self.per_audio_s * duration_s)
