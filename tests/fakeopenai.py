@@ -201,7 +201,7 @@ def load_whisper(path: Path) -> Whisper:
 class Fault:
     """What the next request gets instead of (or before) normal handling; build with the functions below."""
 
-    kind: Literal["respond", "drop", "delay"]
+    kind: Literal["respond", "drop", "delay", "truncate"]
     status: int = 0
     error: dict[str, Any] | None = None
     headers: tuple[tuple[str, str], ...] = ()
@@ -258,6 +258,12 @@ def drop_connection() -> Fault:
 def delay(seconds: float) -> Fault:
     """Answer normally, but late: for client timeouts."""
     return Fault("delay", seconds=seconds)
+
+
+def truncated() -> Fault:
+    """A 200 whose JSON stops halfway (a proxy or server that failed mid-answer); recorded as answered,
+    since the real API bills such a request all the same."""
+    return Fault("truncate")
 
 
 # --- the chat translator ----------------------------------------------------------------------------------
@@ -721,6 +727,8 @@ class _Handler(BaseHTTPRequestHandler):
             if reply.status == 200 and fake.s_per_audio_min:  # a server as slow as its audio is long
                 pace = (upload.duration_s or 0.0) / 60 * fake.s_per_audio_min
                 fake._stopping.wait(max(0.0, received + pace - time.monotonic()))
+        if fault is not None and fault.kind == "truncate":
+            reply = replace(reply, body=reply.body[: len(reply.body) // 2])
         answered = time.monotonic() - received
         fake._record(replace(upload, status=reply.status, received_s=received, answer_s=answered))
         self._send(reply)

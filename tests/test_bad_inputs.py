@@ -106,6 +106,24 @@ def test_broken_link_inside_a_folder_is_reported(
     assert _outputs(work) == {"talk.txt", "talk.srt"}
 
 
+def test_link_loop_inside_a_folder_is_reported_and_the_rest_is_done(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    # Two links that name each other: resolving them for the duplicate check must not end the run.
+    work = tmp_path / "in"
+    good = copy_sample(GOOD, work)
+    (work / "a.mp3").symlink_to("b.mp3")
+    (work / "b.mp3").symlink_to("a.mp3")
+    r = run_cli(["transcribe", str(work)], api_env)
+    assert r.code == 1, r.output
+    assert _errors(r) == [
+        f"error: {work / 'a.mp3'}: symbolic link loop (to b.mp3)",
+        f"error: {work / 'b.mp3'}: symbolic link loop (to a.mp3)",
+    ]
+    _assert_good(r, fake_openai, good)
+    assert _outputs(work) == {"talk.txt", "talk.srt"}
+
+
 def test_unreadable_file_says_permission_denied(
     api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:

@@ -4,11 +4,13 @@ puts what it spent in the ledger."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CANARY_KEY, SAMPLES, copy_sample, run_cli
+from conftest import CANARY_KEY, SAMPLES, assemble, copy_sample, run_cli
 from fakeopenai import FakeOpenAI, delay, rate_limit
 
 
@@ -276,3 +278,118 @@ def test_a_full_disk_while_encoding_fails_the_file_and_leaves_no_temp_files(
     assert "Traceback" not in proc.stderr
     assert [p for p in tmpdir.rglob("*") if p.is_file() and not p.name.startswith(".")] == []
     assert fake_openai.count == 0
+
+
+@contextlib.contextmanager
+def _small_disk(folder: Path, size: str) -> Iterator[Path]:
+    """A filesystem of its own at `folder`, `size` big, that a test can fill (a tmpfs; needs root)."""
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _fill(folder: Path) -> Path:
+    """Write a file in `folder` until its disk has no room left; returns it (delete it to free the room)."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        for block in (1 << 16, 4096, 512, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * block)
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_a_state_disk_that_fills_during_a_run_stops_it_at_once_and_keeps_what_is_stored(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path, ffmpeg: str
+) -> None:
+    rec = tmp_path / "in" / "five.wav"
+    rec.parent.mkdir()
+    assemble(rec, [True, False] * 5, ffmpeg, unit_s=6.0)  # five chunks, one sentence each
+    with _small_disk(tmp_path / "state", "2m") as disk:
+        env = {**api_env, "WHISPERBATCH_HOME": str(disk / "home")}
+        fake_openai.hold_after = 2  # two answers are stored; the third is held while the disk fills
+        run = _Run([rec], env, tmp_path)
+        try:
+            _wait(lambda: fake_openai.held == 1, "the third request to be held")
+            filler = _fill(disk)
+            fake_openai.release()
+            code, err = run.finish(timeout=120)
+        finally:
+            run.proc.kill()  # a run that never ends must not outlive the test
+        assert code == 3, err
+        assert "Traceback" not in err
+        stopped = [ln for ln in err.splitlines() if "cannot write the state database" in ln]
+        assert stopped == [
+            f"error: stopped: {disk / 'home' / 'whisperbatch.sqlite3'}: cannot write the state database "
+            "(database or disk is full): free space, then run again"
+        ], err
+        assert fake_openai.arrived == 3, err  # nothing sent after the answer that could not be kept
+        assert not rec.with_suffix(".txt").exists()
+        # What was stored is kept: with room again, the same command sends only what is missing.
+        filler.unlink()
+        r = run_cli(["transcribe", str(rec)], env)
+        assert r.code == 0, r.output
+        assert "resumed: 2 of 5 chunks kept" in r.stderr, r.stderr
+        assert fake_openai.arrived == 6
+
+
+def test_a_state_disk_full_at_the_start_is_one_line_and_nothing_is_sent(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    rec = copy_sample("talk.m4a", tmp_path / "in")
+    with _small_disk(tmp_path / "state", "1m") as disk:
+        env = {**api_env, "WHISPERBATCH_HOME": str(disk / "home")}
+        assert run_cli(["status"], env).code == 0  # the database exists, with its tables
+        filler = _fill(disk)
+        # Room for SQLite's shared memory to be opened in, none for a write.
+        os.truncate(filler, filler.stat().st_size - 32 * 1024)
+        r = run_cli(["transcribe", str(rec)], env)
+    assert r.code == 2, r.output
+    assert "Traceback" not in r.output
+    [line] = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert line.startswith(f"error: {disk / 'home' / 'whisperbatch.sqlite3'}: ") and "full" in line, line
+    assert fake_openai.count == 0
+
+
+def _damage(database: Path, *tables: str) -> None:
+    """Overwrite the first page of each of `tables` with noise, as a failing disk would."""
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        roots = [
+            db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (t,)).fetchone()[0]
+            for t in tables
+        ]
+    with database.open("r+b") as fh:
+        for root in roots:
+            fh.seek((root - 1) * page_size)
+            fh.write(b"\xa5" * page_size)
+
+
+def test_a_damaged_state_database_is_one_line_for_each_command(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    rec = copy_sample("talk.m4a", tmp_path / "in")
+    assert run_cli(["transcribe", str(rec)], api_env).code == 0
+    database = Path(api_env["WHISPERBATCH_HOME"]) / "whisperbatch.sqlite3"
+    _damage(database, "jobs", "ledger")
+    damaged = (
+        f"error: {database}: the state database is damaged (database disk image is malformed): restore a "
+        "backup, or move it aside to start a new one"
+    )
+    for args in (["transcribe", "--force", str(rec)], ["report"], ["status"]):
+        r = run_cli(args, api_env)
+        assert r.code == 2, (args, r.output)
+        assert "Traceback" not in r.output, r.output
+        assert [ln for ln in r.stderr.splitlines() if ln.startswith("error:")] == [damaged], r.stderr
+    assert fake_openai.count == 1  # the first run's upload only

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import re
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,15 @@ from conftest import (
     run_cli,
     write_silence,
 )
-from fakeopenai import FakeOpenAI, drop_connection, insufficient_quota, rate_limit, server_error, unauthorized
+from fakeopenai import (
+    FakeOpenAI,
+    drop_connection,
+    insufficient_quota,
+    rate_limit,
+    server_error,
+    truncated,
+    unauthorized,
+)
 from speechbuilder import parse_srt
 
 MAX_BODY = 26_214_400
@@ -73,6 +83,31 @@ def test_oversized_chunk_is_split_again(api_env: dict[str, str], ffmpeg: str, tm
             assert any(abs(start - onset) <= 2.0 for start, _, _ in cues)
 
 
+def test_a_chunk_refused_as_too_large_is_sent_again_in_halves(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    # A server behind a proxy with a lower cap than the API's (and than the one cut for): the chunk
+    # (about 80 KB) is refused with a 413, and its halves go through, each at its true time.
+    reference = copy_sample("talk.m4a", tmp_path / "reference")
+    home = str(tmp_path / "reference-home")  # a store of its own: the same recording is a new job below
+    assert run_cli(["transcribe", str(reference)], {**api_env, "WHISPERBATCH_HOME": home}).code == 0
+    with FakeOpenAI(api_key=CANARY_KEY, max_body_bytes=60_000) as server:
+        server.transcriber = distinct_words
+        f = copy_sample("talk.m4a", tmp_path / "work")
+        r = run_cli(["transcribe", str(f)], {**api_env, "OPENAI_BASE_URL": server.base_url})
+        assert r.code == 0, r.output
+        assert "HTTP 413" in r.stderr and "two halves" in r.stderr
+        assert [u.status for u in server.uploads] == [413, 200, 200]
+        whole, *halves = server.uploads
+        assert all(u.body_bytes <= 60_000 < whole.body_bytes for u in halves)
+    cues = parse_srt(f.with_suffix(".srt").read_text())
+    expected = parse_srt(reference.with_suffix(".srt").read_text())
+    assert len(cues) >= 2
+    for start, _, _ in expected:
+        assert any(abs(start - at) <= 0.5 for at, _, _ in cues), (start, cues)
+    assert [c[0] for c in cues] == sorted(c[0] for c in cues)
+
+
 def test_retries_rate_limits_server_errors_and_dropped_connections(
     api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
@@ -87,6 +122,53 @@ def test_retries_rate_limits_server_errors_and_dropped_connections(
     assert len(fake_openai.uploads) == 6
     assert [u.status for u in fake_openai.uploads].count(200) == 2
     assert "retrying" in r.stderr
+
+
+def test_a_cut_off_answer_is_asked_again_and_both_answers_are_in_the_ledger(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    fake_openai.inject(truncated())
+    f = copy_sample("talk.m4a", tmp_path / "work")
+    r = run_cli(["transcribe", str(f)], api_env)
+    assert r.code == 0, r.output
+    assert "unreadable answer" in r.stderr and "retrying" in r.stderr
+    assert "internal error" not in r.output
+    assert f.with_suffix(".txt").read_text().strip()
+    cut, whole = fake_openai.uploads
+    assert (cut.status, whole.status) == (200, 200) and cut.sha256 == whole.sha256
+    # The cut-off answer was billed too: by the seconds sent, as no usage could be read from it.
+    assert cut.duration_s is not None and whole.duration_s is not None
+    [row] = json.loads(run_cli(["report", "--json"], api_env).stdout)
+    assert row["state"] == "done"
+    assert row["billed_min"] == pytest.approx((cut.duration_s + math.ceil(whole.duration_s)) / 60, abs=1e-3)
+
+
+def test_a_server_that_never_answers_is_given_up_on_by_each_chunk_s_length_and_the_wait_is_told(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    fake_openai.hold_after = 0  # every upload is taken in, and never answered
+    work = tmp_path / "work"
+    short, long = copy_sample("talk.m4a", work), copy_sample("script.ogg", work)  # first chunks: 8 s, 48 s
+    env = {
+        **api_env,
+        "WHISPERBATCH_TIMEOUT_MIN_S": "0.5",
+        "WHISPERBATCH_TIMEOUT_PER_AUDIO_S": "0.05",
+        "WHISPERBATCH_WAIT_NOTICE_S": "1",
+        "WHISPERBATCH_MAX_ATTEMPTS": "1",
+    }
+    r = run_cli(["transcribe", str(short), str(long)], env, timeout=120)
+    assert r.code == 1, r.output
+    assert "Traceback" not in r.output
+    given_up = {}
+    for line in r.stderr.splitlines():
+        if m := re.fullmatch(
+            r"error: (.*) \(chunk 1\): gave up after 1 attempts: no answer from \S+ within (\d+) s.*", line
+        ):
+            given_up[Path(m[1])] = int(m[2])
+    assert set(given_up) == {short, long}, r.stderr
+    assert 0 < given_up[short] < given_up[long] < 10  # the timeout follows the chunk's length
+    assert f"{long}: still waiting for chunk 1 after 2 s" in r.stderr
+    assert fake_openai.successful == []
 
 
 def test_insufficient_quota_stops_at_once(

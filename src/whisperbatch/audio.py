@@ -17,6 +17,7 @@ Why it is shaped this way:
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import re
@@ -107,6 +108,11 @@ def _ffmpeg_reason(stderr: str) -> str:
 def check_readable(path: Path) -> int:
     """The file's size, or AudioError saying in a word why it cannot be read."""
     if path.is_symlink() and not path.exists():
+        try:
+            path.stat()
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise AudioError(path, f"symbolic link loop (to {os.readlink(path)})") from e
         raise AudioError(path, f"broken link (to {os.readlink(path)})")
     if not path.exists():
         raise AudioError(path, "no such file")
@@ -451,10 +457,7 @@ class Chunker:
             path.unlink()
             if len(pcm) < 2 * SAMPLE_RATE:
                 raise AudioError(self.path, f"a 1-second chunk encodes to {size} bytes, over the upload cap")
-            mid = _quietest_split(pcm)
-            at_s = mid / SAMPLE_RATE
-            left = tuple(Span(s.start_s, min(s.end_s, at_s)) for s in speech if s.start_s < at_s)
-            right = tuple(Span(max(0.0, s.start_s - at_s), s.end_s - at_s) for s in speech if s.end_s > at_s)
+            mid, left, right = _halves(pcm, speech)
             return [
                 *self._emit(f"{stem}a", pcm[:mid], start_sample, left),
                 *self._emit(f"{stem}b", pcm[mid:], start_sample + mid, right),
@@ -493,6 +496,39 @@ def cut_chunk(chunk: Chunk, span: Span, *, ffmpeg: str, bitrate: str = "64k") ->
         size_bytes=path.stat().st_size,
         speech=(Span(0.0, duration),),
     )
+
+
+def halve(chunk: Chunk, *, ffmpeg: str, bitrate: str = "64k") -> tuple[Chunk, Chunk]:
+    """An encoded chunk that a server refused as too large (its cap lower than the one cut for), as two
+    chunks cut where `Chunker` cuts a piece over the cap. As with `cut_chunk`, their `offset_s` is
+    relative to `chunk`. Raises AudioError when the chunk is too short to be cut."""
+    reader = PcmReader(chunk.path, ffmpeg)
+    pcm = np.empty(int((chunk.duration_s + 1.0) * SAMPLE_RATE), dtype=np.int16)  # room for codec padding
+    try:
+        pcm = pcm[: reader.read_into(pcm)]
+    finally:
+        reader.close()
+    if len(pcm) < 2 * SAMPLE_RATE:
+        raise AudioError(
+            chunk.path, f"{chunk.size_bytes} bytes for {len(pcm) / SAMPLE_RATE:.1f} s: too short to cut"
+        )
+    mid, left, right = _halves(pcm, chunk.speech)
+    params = ChunkParams(suffix=chunk.path.suffix, bitrate=bitrate)
+    parts = []
+    for tag, start, samples, speech in (("a", 0, pcm[:mid], left), ("b", mid, pcm[mid:], right)):
+        path = chunk.path.with_name(f"{chunk.path.stem}{tag}{chunk.path.suffix}")
+        size = _export(samples, path, params, ffmpeg, chunk.path)
+        parts.append(Chunk(chunk.index, start / SAMPLE_RATE, len(samples) / SAMPLE_RATE, path, size, speech))
+    return parts[0], parts[1]
+
+
+def _halves(pcm: np.ndarray, speech: tuple[Span, ...]) -> tuple[int, tuple[Span, ...], tuple[Span, ...]]:
+    """Where a piece too large for one upload is cut in two, and each half's speech (relative to it)."""
+    mid = _quietest_split(pcm)
+    at_s = mid / SAMPLE_RATE
+    left = tuple(Span(s.start_s, min(s.end_s, at_s)) for s in speech if s.start_s < at_s)
+    right = tuple(Span(max(0.0, s.start_s - at_s), s.end_s - at_s) for s in speech if s.end_s > at_s)
+    return mid, left, right
 
 
 def _quietest_split(pcm: np.ndarray) -> int:

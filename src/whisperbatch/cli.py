@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -34,7 +34,7 @@ from . import __version__, audio, cost, scratch
 from .config import Settings, load_settings
 from .engines import select_engine
 from .engines.base import Engine, current_date, default_api_model, lineup_notice, model_info
-from .errors import ConfigError, WhisperbatchError, cause_chain, mask
+from .errors import ConfigError, StoreError, WhisperbatchError, cause_chain, mask
 from .inputs import collect_inputs
 from .jobs import JobOptions, JobRunner
 from .models import CostLine, JobState, RunSummary, Spend, Task
@@ -404,6 +404,21 @@ def _open_store(out: Output, options: Options) -> JobStore:
         raise _fail(out, e) from None
 
 
+_T = TypeVar("_T")
+
+
+def _with_store(out: Output, options: Options, use: Callable[[JobStore], _T]) -> _T:
+    """Open the store, use it and close it; a store that cannot be read (a damaged file) or written (a
+    full disk) is one line and its exit code."""
+    store = _open_store(out, options)
+    try:
+        return use(store)
+    except WhisperbatchError as e:
+        raise _fail(out, e) from None
+    finally:
+        store.close()
+
+
 def _runner(out: Output, ready: Prepared, *, one_off: bool, folder: Path | None = None) -> JobRunner:
     return JobRunner(
         ready.settings,
@@ -683,9 +698,7 @@ def report(
 ) -> None:
     """The spend ledger over past runs: per run, and in total."""
     out = Output()
-    store = _open_store(out, options)
-    rows = store.ledger()
-    store.close()
+    rows = _with_store(out, options, lambda store: store.ledger())
     records = [
         {
             "run_id": r.run_id,
@@ -862,6 +875,8 @@ def enqueue(
         for path in inputs.files:
             try:
                 job = runner.admit(path, force=force)
+            except StoreError as e:  # no file can be queued: said once
+                raise _fail(out, e) from None
             except WhisperbatchError as e:
                 out.error(str(e))
                 failed = True
@@ -886,9 +901,7 @@ def status(
 ) -> None:
     """Jobs of every run, watcher and worker: queued, running (and on which host), done, failed."""
     out = Output()
-    store = _open_store(out, options)
-    jobs = store.jobs(state)
-    store.close()
+    jobs = _with_store(out, options, lambda store: store.jobs(state))
     if as_json:
         keep = ("key", "state", "attempts", "usd", "updated_at", "lease_owner", "run_id")
         data = [
@@ -939,13 +952,16 @@ def retry(
 ) -> None:
     """Requeue failed jobs; a running watcher or worker picks them up."""
     out = Output()
-    store = _open_store(out, options)
-    keys = None
-    if paths:
-        wanted = {Path(p).absolute() for p in paths} | {Path(p).resolve() for p in paths}
-        keys = [j.key for j in store.jobs(JobState.FAILED) if j.path in wanted or j.path.resolve() in wanted]
-    count = store.retry_failed(keys)
-    store.close()
+
+    def requeue(store: JobStore) -> int:
+        keys = None
+        if paths:
+            wanted = {Path(p).absolute() for p in paths} | {Path(p).resolve() for p in paths}
+            failed = store.jobs(JobState.FAILED)
+            keys = [j.key for j in failed if j.path in wanted or j.path.resolve() in wanted]
+        return store.retry_failed(keys)
+
+    count = _with_store(out, options, requeue)
     out.info(f"requeued {count} failed job{'s' if count != 1 else ''}")
 
 

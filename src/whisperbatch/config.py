@@ -82,7 +82,13 @@ class Settings:
     # openai
     api_key: str | None = field(default=None, repr=False)
     base_url: str | None = None
+    # A transcription request waits `timeout_min_s` plus `timeout_per_audio_s` for each second of audio
+    # it carries, and never more than `timeout_s` (the limit for every other request too): a server
+    # that took a 40-s chunk and never answers is given up on after some seconds, not minutes.
     timeout_s: float = 300.0
+    timeout_min_s: float = 30.0
+    timeout_per_audio_s: float = 1.0
+    wait_notice_s: float = 30.0  # an unanswered request says so this long after, and as its wait doubles
     max_attempts: int = 6
     retry_base_s: float = 1.0
     retry_max_s: float = 60.0
@@ -391,6 +397,9 @@ RANGES: dict[str, Allowed] = {
     "concurrency": Allowed(1, 256),
     "budget_usd": Allowed(0),
     "timeout_s": Allowed(0, open_low=True),
+    "timeout_min_s": Allowed(0, open_low=True),
+    "timeout_per_audio_s": Allowed(0),
+    "wait_notice_s": Allowed(0, open_low=True),
     "max_attempts": Allowed(1),
     "retry_base_s": Allowed(0),
     "retry_max_s": Allowed(0),

@@ -120,6 +120,11 @@ class RetryableEngineError(EngineError):
         super().__init__(message, path=path, chunk=chunk)
 
 
+class UnreadableAnswer(RetryableEngineError):
+    """The server answered 200, but the body could not be read (cut off, not JSON, not the expected
+    shape). It was billed all the same, so it is counted as answered; asking again may well work."""
+
+
 class RetriesExhausted(EngineError):
     """A retryable cause persisted through every attempt: the file may well succeed later."""
 
@@ -158,6 +163,13 @@ class OutputError(WhisperbatchError):
 
 class UnwritableOutput(OutputError):
     """An output folder cannot be written: found before the run starts, so nothing was paid for."""
+
+    exit_code = 2
+
+
+class StoreError(WhisperbatchError):
+    """The job store could not be read or written: its disk is full, its file is damaged, its server is
+    gone. Whatever is stored stays; a run stops sending, since no further answer could be kept."""
 
     exit_code = 2
 

@@ -32,6 +32,15 @@ def _audio_in(folder: Path) -> list[Path]:
     )
 
 
+def _real(path: Path) -> Path:
+    """The file a path names, to tell the same file named twice; a link loop names no file, so it
+    stands for itself (and is reported when it is read)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: Python before 3.13 on a link loop
+        return path.absolute()
+
+
 def collect_inputs(args: Sequence[str]) -> Inputs:
     files: list[Path] = []
     missing: list[str] = []
@@ -52,7 +61,7 @@ def collect_inputs(args: Sequence[str]) -> Inputs:
     seen: set[Path] = set()
     unique = []
     for f in files:
-        key = f.resolve()
+        key = _real(f)
         if key not in seen:
             seen.add(key)
             unique.append(f.absolute())  # jobs keep the path, for workers started anywhere

@@ -50,6 +50,7 @@ from .errors import (
     RetriesExhausted,
     SourceChanged,
     Stopped,
+    StoreError,
     WhisperbatchError,
     cause_chain,
 )
@@ -373,6 +374,11 @@ class JobRunner:
                         )
                 if job is not None:
                     self.run_job(job)
+            except StoreError as e:  # a full disk, a damaged file, a server gone
+                self._fatal(e)
+                if not self.one_off:
+                    self.say(f"job store error ({e}); trying again in {STORE_RETRY_S:.0f} s")
+                    self.stop.wait(STORE_RETRY_S)
             except Exception as e:  # the store is away (a restarted server, the network)
                 self.say(f"job store error ({type(e).__name__}: {e}); trying again in {STORE_RETRY_S:.0f} s")
                 self.stop.wait(STORE_RETRY_S)
@@ -401,7 +407,13 @@ class JobRunner:
                 unchanged=lambda: self._holds(job, _CHANGED, unless=version),
             )
         except Stopped:
-            self.store.requeue(job.key, refund_attempt=True)
+            with contextlib.suppress(StoreError):  # a failed store: the lease lapses, the next run resumes it
+                self.store.requeue(job.key, refund_attempt=True)
+            return
+        except StoreError as e:  # not the file's fault: nothing more can be kept, so nothing is sent
+            self._fatal(e)
+            with contextlib.suppress(StoreError):
+                self.store.requeue(job.key, refund_attempt=True)
             return
         except (BudgetExceeded, FatalEngineError) as e:
             with self._claiming:  # paused before the job is back in the queue: no worker here takes it
@@ -479,14 +491,25 @@ class JobRunner:
 
     # ---- pauses: quota, key, budget ----------------------------------------------------------------
 
-    def _pause_s(self, error: BudgetExceeded | FatalEngineError) -> float | None:
+    def _pause_s(self, error: BudgetExceeded | FatalEngineError | StoreError) -> float | None:
         """How long the queue pauses after `error`: for good after a budget refusal or in a one-off run."""
         return None if isinstance(error, BudgetExceeded) or self.one_off else self.settings.pause_s
 
-    def _fatal(self, error: FatalEngineError) -> None:
+    def _fatal(self, error: FatalEngineError | StoreError) -> None:
         """A server refused this host's key, quota or model: pause the queue, and let no request go out
         until the pause ends. Called where the answer arrives, before the file that got it unwinds, so
-        no other file in progress sends one meanwhile (each would only be refused the same way)."""
+        no other file in progress sends one meanwhile (each would only be refused the same way).
+
+        A store that cannot be written would lose every answer paid for from then on: a one-off run
+        stops at once (what is stored is kept, and the same command resumes from it); the service holds
+        its requests back for a while, and its workers try the store again."""
+        if isinstance(error, StoreError) and not self.one_off:
+            with self._pause_lock:
+                fresh = time.monotonic() >= self._halt_until
+                self._halt_until = max(self._halt_until, time.monotonic() + STORE_RETRY_S)
+            if fresh:
+                self.say(f"job store error ({error}); no request goes out for {STORE_RETRY_S:.0f} s")
+            return
         self.pause(str(error), seconds=self._pause_s(error), halt=True)
 
     def halted(self) -> bool:
@@ -566,9 +589,10 @@ class JobRunner:
         deadline = time.monotonic() + grace_s
         while self.busy() and time.monotonic() < deadline:  # idle workers may sleep on: not awaited
             time.sleep(0.05)
-        for job in self.store.jobs(JobState.RUNNING):
-            if job.lease_owner == self.owner:
-                self.store.requeue(job.key, refund_attempt=True)
+        with contextlib.suppress(StoreError):  # a failed store: the leases lapse, the next run resumes
+            for job in self.store.jobs(JobState.RUNNING):
+                if job.lease_owner == self.owner:
+                    self.store.requeue(job.key, refund_attempt=True)
 
     def close(self) -> None:
         with self._pipelines_lock:

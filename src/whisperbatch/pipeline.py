@@ -51,9 +51,12 @@ from .errors import (
     AudioError,
     EngineError,
     FatalEngineError,
+    RequestTooLarge,
     RetriesExhausted,
     RetryableEngineError,
     Stopped,
+    StoreError,
+    UnreadableAnswer,
 )
 from .inputs import namesakes
 from .models import (
@@ -234,6 +237,21 @@ def _fill(result: EngineResult, answer: EngineResult, offset_s: float, gap: Span
     segments = tuple(sorted((*kept, *found), key=lambda seg: seg.start_s))
     return dataclasses.replace(
         result, segments=segments, text=" ".join(seg.text.strip() for seg in segments if seg.text.strip())
+    )
+
+
+def _joined(answers: Sequence[EngineResult], pieces: Sequence[Chunk]) -> EngineResult:
+    """The answers for consecutive pieces of one chunk (`offset_s` relative to it) as one answer."""
+    usages = [a.usage for a in answers if a.usage is not None]
+    return EngineResult(
+        text=" ".join(a.text.strip() for a in answers if a.text.strip()),
+        segments=tuple(
+            seg.shifted(piece.offset_s)
+            for a, piece in zip(answers, pieces, strict=True)
+            for seg in a.segments
+        ),
+        language=next((a.language for a in answers if a.language), None),
+        usage=sum(usages[1:], usages[0]) if usages else None,
     )
 
 
@@ -419,7 +437,7 @@ class Pipeline:
         policy: RetryPolicy | None = None,
         translator: Translator | None = None,
         halted: Callable[[], bool] = lambda: False,
-        on_fatal: Callable[[FatalEngineError], None] = lambda e: None,
+        on_fatal: Callable[[FatalEngineError | StoreError], None] = lambda e: None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -432,7 +450,8 @@ class Pipeline:
         self.budget = budget
         self.policy = policy or RetryPolicy.from_settings(settings)
         # A fatal answer (key, quota, model) is told at once (`on_fatal`), and no request starts while
-        # `halted` says so: the files in progress would only be refused the same way.
+        # `halted` says so: the files in progress would only be refused the same way. So is a store
+        # that cannot keep an answer: every answer after it would be paid for and lost.
         self.halted, self.on_fatal = halted, on_fatal
         self._sent: set[str] = set()  # jobs with a request sent (`sent`)
         self._requests = threading.BoundedSemaphore(settings.concurrency)
@@ -780,7 +799,8 @@ class Pipeline:
     @contextmanager
     def _billed(self, path: Path, seconds: float) -> Iterator[_Ticket]:
         """One request in flight: billed once answered (a failed request is not billed), by the usage
-        its answer reports (`_Ticket`), else by the seconds sent."""
+        its answer reports (`_Ticket`), else by the seconds sent. An answer that could not be read was
+        billed all the same: it is counted by the seconds sent before it is asked again."""
         key = object()
         ticket = _Ticket()
         with self._bill_lock:
@@ -792,11 +812,17 @@ class Pipeline:
             return
         try:
             yield ticket
+        except UnreadableAnswer:
+            self._count(bill, key, seconds, NO_USAGE)
+            raise
         except BaseException:
             with self._bill_lock:
                 bill.in_flight.pop(key, None)
             raise
-        usage = ticket.usage or NO_USAGE
+        self._count(bill, key, seconds, ticket.usage or NO_USAGE)
+
+    def _count(self, bill: _Bill, key: object, seconds: float, usage: Usage) -> None:
+        """An answered request on its file's bill, and the bill in the ledger."""
         with self._bill_lock:
             counted = bill.in_flight.pop(key, None) is not None  # not if abandoned meanwhile
             if counted:
@@ -922,6 +948,8 @@ class Pipeline:
     ) -> Callable[[Future[ChunkOutcome]], None]:
         def done(fut: Future[ChunkOutcome]) -> None:
             window.release()
+            if not fut.cancelled() and isinstance(fut.exception(), StoreError):
+                self.on_fatal(cast(StoreError, fut.exception()))  # before the chunks still to go are sent
             if not fut.cancelled() and fut.exception() is None:
                 end_s = chunk.offset_s + chunk.duration_s
                 self.on_event(ChunkDone(path, chunk.index, end_s, duration_s, fut.result().uploaded))
@@ -1051,10 +1079,12 @@ class Pipeline:
     def _call_with_retries(
         self, path: Path, chunk: Chunk, task: Task, prompt: str | None, *, condition: bool = False
     ) -> EngineResult:
-        """Ask for one chunk, retrying as the run's `RetryPolicy` says."""
+        """Ask for one chunk, retrying as the run's `RetryPolicy` says. A chunk that the server refuses
+        as too large (HTTP 413: a server whose cap is lower than the API's) is asked for in two halves,
+        each halved again while it is refused, and their answers are joined."""
 
         def request() -> EngineResult:
-            with self._requests, self._billed(path, chunk.duration_s) as ticket:
+            with self._requests, self._billed(path, chunk.duration_s) as ticket, self._waiting(path, chunk):
                 result = self.engine.transcribe(
                     chunk,
                     task=task,
@@ -1065,7 +1095,47 @@ class Pipeline:
                 ticket.usage = result.usage
                 return result
 
-        return self._with_retries(path, chunk.index, request)
+        try:
+            return self._with_retries(path, chunk.index, request)
+        except RequestTooLarge as e:
+            try:
+                halves = audio.halve(chunk, ffmpeg=self.ffmpeg)
+            except AudioError as cut:
+                raise EngineError(f"{e}, and it cannot be cut smaller ({cut.reason})") from e
+            self.on_event(Notice(f"{e}; sending it in two halves"))
+            try:
+                answers = [
+                    self._call_with_retries(path, h, task, prompt, condition=condition) for h in halves
+                ]
+            finally:
+                for half in halves:
+                    half.path.unlink(missing_ok=True)
+            return _joined(answers, halves)
+
+    @contextmanager
+    def _waiting(self, path: Path, chunk: Chunk) -> Iterator[None]:
+        """While a server has not answered a chunk, say so after `wait_notice_s`, and again each time
+        the wait doubles: minutes of silence look like a hang. (The local engine's work shows as its
+        own progress.)"""
+        if not self.engine.parallel_chunks:
+            yield
+            return
+        answered = threading.Event()
+        every_s = self.settings.wait_notice_s
+
+        def tell() -> None:
+            waited_s = 0.0
+            while not answered.wait(max(every_s, waited_s)) and not self.stop.is_set():
+                waited_s += max(every_s, waited_s)
+                self.on_event(
+                    Notice(f"{path}: still waiting for chunk {chunk.index + 1} after {waited_s:.0f} s")
+                )
+
+        threading.Thread(target=tell, name="wb-waiting", daemon=True).start()
+        try:
+            yield
+        finally:
+            answered.set()
 
     def _with_retries(self, path: Path, chunk: int | None, request: Callable[[], _T]) -> _T:
         """One request (a chunk's transcription, or a translation batch), retried as the run's
@@ -1088,11 +1158,12 @@ class Pipeline:
                 delay = policy.request_delay_s(attempt, e.retry_after_s)
                 self.on_event(Notice(f"{where}: {e}; retrying in {delay:.1f} s"))
                 self._wait(delay)
-            except FatalEngineError as e:
+            except (FatalEngineError, StoreError) as e:  # a store error: the answer could not be billed
                 self.on_fatal(e)
                 raise
             except EngineError as e:
-                raise EngineError(str(e), path=path, chunk=chunk) from e
+                kind = RequestTooLarge if isinstance(e, RequestTooLarge) else EngineError  # a chunk is halved
+                raise kind(str(e), path=path, chunk=chunk) from e
         raise AssertionError("unreachable")
 
     def _wait(self, seconds: float) -> None:

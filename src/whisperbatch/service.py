@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import writers
-from .errors import WhisperbatchError
+from .errors import StoreError, WhisperbatchError
 from .jobs import JobRunner
 from .models import FileResult, JobState, RunSummary
 from .pipeline import FileFinished
@@ -131,6 +131,8 @@ def run_files(
                     return
                 try:
                     job = runner.admit(path, force=force)
+                except StoreError:  # no file can become a job: the run ends, saying why
+                    raise
                 except WhisperbatchError as e:
                     told[path] = FileResult(source=path, error=str(e))
                     runner.on_event(FileFinished(told[path]))
@@ -139,7 +141,7 @@ def run_files(
                     told[path] = _done(runner, path)
                 else:
                     keys[path] = job.key
-        except BaseException as e:  # the store is away: raised from the main thread below
+        except BaseException as e:  # the store failed: raised from the main thread below
             failure.append(e)
             runner.stop.set()
         finally:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .config import ModelOverride, Settings
-from .engines.openai import api_error, sdk_client, sdk_error
+from .engines.openai import api_error, sdk_client, sdk_error, unreadable
 from .errors import ConfigError, EngineError
 from .languages import LANGUAGES
 from .models import Usage
@@ -199,6 +199,8 @@ class Translator:
             )
         except sdk_error() as e:
             raise api_error(e, self.host, self.model) from e
+        except json.JSONDecodeError as e:  # a body cut off: asked again (its tokens cannot be read)
+            raise unreadable(e, self.host) from e
         used = resp.usage
         usage = Usage(
             text_tokens=used.prompt_tokens if used else 0, output_tokens=used.completion_tokens if used else 0

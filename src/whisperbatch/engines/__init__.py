@@ -15,7 +15,7 @@ def select_engine(settings: Settings, task: Task, today: date | None = None) -> 
     a model already shut down is refused here, before a single request."""
     kind = settings.engine_name
     if kind == "openai":
-        from .openai import OpenAIEngine
+        from .openai import OpenAIEngine, RequestTimeout
 
         if not settings.has_api_config:
             raise ConfigError(
@@ -29,7 +29,7 @@ def select_engine(settings: Settings, task: Task, today: date | None = None) -> 
             info,
             api_key=settings.api_key,
             base_url=settings.base_url,
-            timeout_s=settings.timeout_s,
+            timeout=RequestTimeout(settings.timeout_min_s, settings.timeout_per_audio_s, settings.timeout_s),
             max_upload_bytes=settings.max_upload_bytes,
             word_timestamps=settings.word_timestamps,
             keywords=settings.keyword_list,

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import json
 import re
 import time
 from concurrent.futures import Future
+from dataclasses import dataclass
 from threading import Thread
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -30,6 +32,7 @@ from ..errors import (
     QuotaExceeded,
     RequestTooLarge,
     RetryableEngineError,
+    UnreadableAnswer,
     keep_secret,
 )
 from ..languages import language_code
@@ -40,6 +43,20 @@ if TYPE_CHECKING:
     import openai
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"  # the SDK's, when no base_url is set
+
+
+@dataclass(frozen=True)
+class RequestTimeout:
+    """How long a transcription request waits for its answer: a floor, plus some seconds for each second
+    of audio it carries, within a ceiling. A server takes time in proportion to the audio, so one
+    timeout for every chunk is either too short for the longest or far too long for the shortest."""
+
+    min_s: float
+    per_audio_s: float
+    max_s: float
+
+    def for_audio(self, duration_s: float) -> float:
+        return min(self.max_s, self.min_s + self.per_audio_s * duration_s)
 
 
 class OpenAIEngine:
@@ -53,7 +70,7 @@ class OpenAIEngine:
         *,
         api_key: str | None,
         base_url: str | None,
-        timeout_s: float,
+        timeout: RequestTimeout,
         max_upload_bytes: int,
         word_timestamps: bool = True,
         keywords: tuple[str, ...] = (),
@@ -62,6 +79,7 @@ class OpenAIEngine:
         self.info = info
         self._word_timestamps = word_timestamps
         self._keywords = keywords
+        self.timeout = timeout
         self.model = info.name
         self.max_upload_bytes: int | None = max_upload_bytes
         # The SDK takes about a second to import and to load its CA bundle: that happens in a thread of
@@ -71,7 +89,7 @@ class OpenAIEngine:
         if client is not None:
             self._client.set_result(client)
         else:
-            args = (api_key, base_url, timeout_s)
+            args = (api_key, base_url, timeout.max_s)
             Thread(target=self._connect, args=args, name="wb-sdk", daemon=True).start()
         self.host = urlsplit(str(client.base_url) if client else base_url or DEFAULT_BASE_URL).netloc
 
@@ -104,13 +122,19 @@ class OpenAIEngine:
             kwargs["keywords"] = list(self._keywords)
         if fmt == "verbose_json":
             kwargs["timestamp_granularities"] = ["word", "segment"] if self._word_timestamps else ["segment"]
+        kwargs["timeout"] = timeout_s = self.timeout.for_audio(chunk.duration_s)
         try:
             with chunk.path.open("rb") as fh:
                 kwargs["file"] = (chunk.path.name, fh)
                 resp = self._client.result().audio.transcriptions.create(**kwargs)
         except sdk_error() as e:
-            raise api_error(e, self.host, self.model) from e
-        return self._result(resp, chunk)
+            raise api_error(e, self.host, self.model, timeout_s=timeout_s) from e
+        except json.JSONDecodeError as e:  # a 200 whose body was cut off: answered, so billed
+            raise unreadable(e, self.host) from e
+        try:
+            return self._result(resp, chunk)
+        except (AttributeError, TypeError, ValueError) as e:  # JSON, but not a transcription's
+            raise unreadable(e, self.host) from e
 
     def _result(self, resp: Any, chunk: Chunk) -> EngineResult:
         text = str(getattr(resp, "text", resp) or "").strip()
@@ -185,13 +209,14 @@ def sdk_error() -> type[openai.APIError]:
     return openai.APIError
 
 
-def api_error(e: openai.APIError, host: str, model: str) -> EngineError:
+def api_error(e: openai.APIError, host: str, model: str, *, timeout_s: float | None = None) -> EngineError:
     """An SDK error as one of ours: retry (429 rate limit, 5xx, timeouts), stop the run (quota, key, a
     model the server does not have) or fail the file (anything else the server refused)."""
     import openai
 
     if isinstance(e, openai.APITimeoutError):
-        return RetryableEngineError(f"request to {host} timed out")
+        within = "" if timeout_s is None else f" within {timeout_s:.0f} s"
+        return RetryableEngineError(f"no answer from {host}{within} (timed out)")
     if isinstance(e, openai.APIConnectionError):
         return RetryableEngineError(f"connection to {host} failed or was dropped")
     if not isinstance(e, openai.APIStatusError):
@@ -220,6 +245,13 @@ def api_error(e: openai.APIError, host: str, model: str) -> EngineError:
     ):
         return ModelNotFound(f"model {model} is not available at {host} (HTTP {status}): {message}")
     return EngineError(f"rejected by {host} (HTTP {status}): {message}")
+
+
+def unreadable(e: Exception, host: str) -> UnreadableAnswer:
+    """A 200 whose body is not whole JSON, or not the shape asked for: the SDK raises the parser's own
+    error, which says nothing of the request."""
+    what = "not whole JSON" if isinstance(e, json.JSONDecodeError) else type(e).__name__
+    return UnreadableAnswer(f"unreadable answer from {host} ({what}: {e})")
 
 
 def attach_words(segments: tuple[Segment, ...], words: tuple[Word, ...]) -> tuple[Segment, ...]:

@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from .base import NOTIFY_CHANNEL, Row, SqlStore, Tx
 
 PK, REAL = "BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION"
@@ -69,6 +69,8 @@ class PostgresStore(SqlStore):
             self.migrate()
         except psycopg.Error as e:
             raise ConfigError(f"{redacted(url)}: cannot open the state database ({_reason(e)})") from e
+        except StoreError as e:
+            raise ConfigError(str(e)) from e  # opened, then its first read or write failed
 
     def __str__(self) -> str:
         return redacted(self.url)
@@ -76,12 +78,15 @@ class PostgresStore(SqlStore):
     @contextmanager
     def _tx(self) -> Iterator[_PgTx]:
         with self._lock:
-            if self._db.closed:  # lost with the server or the network: connect again
-                self._db = psycopg.connect(
-                    self.url, autocommit=True, row_factory=dict_row, connect_timeout=10
-                )
-            with self._db.transaction(), self._db.cursor() as cur:
-                yield _PgTx(cur)
+            try:
+                if self._db.closed:  # lost with the server or the network: connect again
+                    self._db = psycopg.connect(
+                        self.url, autocommit=True, row_factory=dict_row, connect_timeout=10
+                    )
+                with self._db.transaction(), self._db.cursor() as cur:
+                    yield _PgTx(cur)
+            except psycopg.Error as e:
+                raise StoreError(f"{redacted(self.url)}: state database error ({_reason(e)})") from e
 
     def _lock_budget(self, tx: Tx) -> None:
         tx.all("SELECT pg_advisory_xact_lock(?)", (_BUDGET_LOCK,))

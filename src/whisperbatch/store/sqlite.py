@@ -9,6 +9,8 @@ NFS); workers on several hosts need the PostgreSQL backend.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -16,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from .base import Row, SqlStore, Tx
 
 PK, REAL = "INTEGER PRIMARY KEY", "REAL"
@@ -47,7 +49,9 @@ class SqliteStore(SqlStore):
             self._db.execute("PRAGMA busy_timeout=30000")
             self.migrate()
         except (OSError, sqlite3.Error) as e:
-            raise ConfigError(f"{path}: cannot open the state database ({e})") from e
+            raise ConfigError(f"{path}: cannot open the state database ({_reason(e, path)})") from e
+        except StoreError as e:
+            raise ConfigError(str(e)) from e  # opened, then its first read or write failed
 
     def __str__(self) -> str:
         return str(self.path)
@@ -57,13 +61,18 @@ class SqliteStore(SqlStore):
         """BEGIN IMMEDIATE under the thread lock, which keeps this process's workers from interleaving
         statements on the one connection."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield _SqliteTx(self._db)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield _SqliteTx(self._db)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:  # a failed COMMIT (a full disk) leaves it open
+                        with contextlib.suppress(sqlite3.Error):
+                            self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as e:
+                raise StoreError(_store_message(e, self.path)) from e
 
     def migrate(self) -> list[str]:
         with self._tx() as tx:
@@ -82,3 +91,32 @@ class SqliteStore(SqlStore):
 
     def close(self) -> None:
         self._db.close()
+
+
+def _full(e: sqlite3.Error | OSError, path: Path) -> bool:
+    """Whether `e` comes of a full disk: SQLite says so, or (creating its write-ahead log) reports a
+    "disk I/O error" on a disk with no room left."""
+    code = getattr(e, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL:
+        return True
+    try:
+        return code == sqlite3.SQLITE_IOERR and shutil.disk_usage(path.parent).free < 1 << 20
+    except OSError:
+        return False
+
+
+def _reason(e: sqlite3.Error | OSError, path: Path) -> str:
+    return f"{e}: its disk is full" if _full(e, path) and "full" not in str(e) else str(e)
+
+
+def _store_message(e: sqlite3.Error, path: Path) -> str:
+    """One line for a store that failed in use, saying what the user can do about it."""
+    code = getattr(e, "sqlite_errorcode", 0) & 0xFF
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return (
+            f"{path}: the state database is damaged ({e}): restore a backup, or move it aside to start "
+            "a new one"
+        )
+    if _full(e, path):
+        return f"{path}: cannot write the state database ({_reason(e, path)}): free space, then run again"
+    return f"{path}: state database error ({e})"
