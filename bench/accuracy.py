@@ -10,9 +10,9 @@ Recordings are built at run time from the espeak-ng corpus (tests/speechbuilder.
   47:30 and 61:30, and a few long silences;
 - noisy: 15 minutes of speech over pink noise and 50 Hz hum (about -48 dBFS), five minutes of one quiet
   speaker (-18 dB), and two minutes without speech;
-- repetitive: 20 minutes of the same six sentences again and again in one order (as in rehearsals,
-  lectures and scripted calls, where Whisper writes on past the speech in its window what it expects
-  next), short pauses, four markers right after silences, and a few long silences.
+- repetitive: 62 minutes of the same six sentences (samples/repeat.*, one voice) again and again in one
+  order, as in rehearsals, lectures and scripted calls, where Whisper writes on past the speech in its
+  window what it expects next; short pauses, four markers right after silences, a few long silences.
 
 Runs: `api` (the openai engine against tests/fakeopenai.py serving faster-whisper tiny.en, or
 `--server-model base`, with the default model: whisper-1, answering verbose_json), `api-json` (the same
@@ -87,9 +87,6 @@ def build_noisy(path: Path, ffmpeg: str) -> Built:
     )
 
 
-REPEATED_SENTENCES = (9, 34, 0, 52, 57, 20)  # corpus ids, said in this order again and again
-
-
 def build_repetitive(path: Path, ffmpeg: str, minutes: float) -> Built:
     duration = minutes * 60
     return build_recording(
@@ -97,8 +94,9 @@ def build_repetitive(path: Path, ffmpeg: str, minutes: float) -> Built:
         duration_s=duration,
         seed=20,
         ffmpeg=ffmpeg,
-        sentences=REPEATED_SENTENCES,
-        pause_s=(0.3, 1.0),
+        corpus_name="repeat",
+        sentences=range(6),  # in this order, again and again
+        pause_s=(0.3, 1.2),
         markers_at_s=[duration * f for f in (0.08, 0.35, 0.62, 0.93)],
         long_silences=[(duration * f, n) for f, n in ((0.2, 15.0), (0.5, 25.0), (0.8, 12.0))],
     )
@@ -246,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default=",".join(RUNS), help=f"any of {', '.join(RUNS)}")
     parser.add_argument("--server-model", default="tiny.en", help="the model behind the API server")
     parser.add_argument("--long-minutes", type=float, default=62.0)
-    parser.add_argument("--repetitive-minutes", type=float, default=20.0)
+    parser.add_argument("--repetitive-minutes", type=float, default=62.0)
     parser.add_argument("--keep", action="store_true", help="keep recordings and outputs")
     args = parser.parse_args(argv)
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]

@@ -1,4 +1,5 @@
-"""Regenerate the speech corpus `samples/script.ogg` + `samples/script.json` from the sentences below.
+"""Regenerate a speech corpus, `samples/script.ogg` + `samples/script.json` (or `repeat.*`), from the
+sentences below.
 
 Needs espeak-ng on PATH (`apt-get install espeak-ng`) and an ffmpeg with libopus (the one
 `whisperbatch.audio.find_ffmpeg()` returns). Only this generator needs espeak-ng: tests and benchmarks
@@ -11,6 +12,7 @@ lists {"id", "text", "start_s", "end_s", "marker"} per sentence; start_s/end_s a
 (first and last sample above -60 dBFS), so `[start_s - 0.05, end_s + 0.05]` cuts a sentence cleanly.
 
     python samples/make_script.py            # synthesise, encode, verify the decode, write both files
+    python samples/make_script.py --corpus repeat   # the six sentences said again and again, one voice
     python samples/make_script.py --check    # also transcribe each sentence with tiny.en and print WER
 """
 
@@ -113,6 +115,29 @@ MARKERS = (
 )
 
 
+# A handful of sentences a recording says again and again (a rehearsal, a scripted call), in one voice, with
+# numbers as people say them: where Whisper writes on past a window what it expects to come next.
+REPEATED = (
+    "The library opens at 8 in the morning and closes at 6 in the evening.",
+    "Please remember to water the plants on the balcony before the weekend.",
+    "The train to the airport leaves every 20 minutes from the central station.",
+    "Our team meeting starts at half past 9 in the small conference room.",
+    "Do not forget to bring your badge when you come to the office.",
+    "The weather will be sunny tomorrow with a light breeze from the west.",
+)
+REPEATED_MARKERS = (
+    "Marker 1, the red kite is flying.",
+    "Marker 2, the blue boat is sailing.",
+    "Marker 3, the silver bicycle is waiting.",
+    "Marker 4, the green door is open.",
+)
+# name -> (sentences, markers, voices)
+CORPORA = {
+    "script": (SENTENCES, MARKERS, VOICES),
+    "repeat": (REPEATED, REPEATED_MARKERS, (("en-us", 160),)),
+}
+
+
 def synthesize(text: str, voice: str, wpm: int, ffmpeg: str, work: Path) -> np.ndarray[Any, Any]:
     """espeak-ng → 16 kHz mono int16, trimmed to the audible span plus MARGIN_S each side."""
     raw, resampled = work / "raw.wav", work / "16k.raw"
@@ -133,15 +158,16 @@ def decode(path: Path, ffmpeg: str) -> np.ndarray[Any, Any]:
     return np.frombuffer(out, dtype=np.int16)
 
 
-def build(ffmpeg: str, bitrate: str = BITRATE) -> list[dict[str, Any]]:
+def build(ffmpeg: str, name: str = "script", bitrate: str = BITRATE) -> list[dict[str, Any]]:
     if shutil.which("espeak-ng") is None:
         sys.exit("espeak-ng is needed to regenerate the corpus: apt-get install espeak-ng")
+    sentences, markers, voices = CORPORA[name]
     margin, gap = round(MARGIN_S * RATE), np.zeros(round(GAP_S * RATE), dtype=np.int16)
-    texts = [(t, False) for t in SENTENCES] + [(t, True) for t in MARKERS]
+    texts = [(t, False) for t in sentences] + [(t, True) for t in markers]
     pieces, entries, pos = [gap], [], len(gap)
     with tempfile.TemporaryDirectory() as tmp:
         for i, (text, marker) in enumerate(texts):
-            voice, wpm = VOICES[i % len(VOICES)]
+            voice, wpm = voices[i % len(voices)]
             clip = synthesize(text, voice, wpm, ffmpeg, Path(tmp))
             start, end = pos + margin, pos + len(clip) - margin
             entries.append(
@@ -149,19 +175,19 @@ def build(ffmpeg: str, bitrate: str = BITRATE) -> list[dict[str, Any]]:
             )
             pieces += [clip, gap]
             pos += len(clip) + len(gap)
-        wav = Path(tmp) / "script.wav"
+        wav = Path(tmp) / f"{name}.wav"
         with wave.open(str(wav), "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
             w.setframerate(RATE)
             w.writeframes(np.concatenate(pieces).tobytes())
-        out = HERE / "script.ogg"
+        out = HERE / f"{name}.ogg"
         cmd = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(wav), "-map_metadata", "-1"]
         cmd += ["-c:a", "libopus", "-b:a", bitrate, "-application", "voip", "-ac", "1"]
         subprocess.run([*cmd, "-fflags", "+bitexact", str(out)], check=True)
         original = np.concatenate(pieces)
     verify(out, original, entries, ffmpeg)
-    (HERE / "script.json").write_text(json.dumps(entries, indent=1) + "\n")
+    (HERE / f"{name}.json").write_text(json.dumps(entries, indent=1) + "\n")
     return entries
 
 
@@ -185,7 +211,7 @@ def verify(ogg: Path, original: np.ndarray[Any, Any], entries: list[dict[str, An
     print(f"{ogg.name}: {ogg.stat().st_size} bytes, {len(pcm) / RATE:.1f} s, decoded lag {lag} samples")
 
 
-def check(entries: list[dict[str, Any]], ffmpeg: str) -> None:
+def check(entries: list[dict[str, Any]], ffmpeg: str, name: str = "script") -> None:
     """Transcribe each sentence alone with tiny.en; print the ones with WER >= 0.2 and the mean."""
     sys.path.insert(0, str(HERE.parent / "tests"))
     from faster_whisper import WhisperModel
@@ -194,7 +220,7 @@ def check(entries: list[dict[str, Any]], ffmpeg: str) -> None:
     from speechbuilder import word_error_rate
 
     model = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8")
-    pcm = decode(HERE / "script.ogg", ffmpeg)
+    pcm = decode(HERE / f"{name}.ogg", ffmpeg)
     margin, rates = round(MARGIN_S * RATE), []
     for e in entries:
         clip = pcm[round(e["start_s"] * RATE) - margin : round(e["end_s"] * RATE) + margin]
@@ -212,14 +238,15 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="transcribe each sentence with tiny.en")
     parser.add_argument("--check-only", action="store_true", help="check the committed files, build nothing")
     parser.add_argument("--bitrate", default=BITRATE, help=f"Opus bitrate (default {BITRATE})")
+    parser.add_argument("--corpus", default="script", choices=sorted(CORPORA), help="which corpus")
     args = parser.parse_args()
     ffmpeg = find_ffmpeg()
     if args.check_only:
-        entries = json.loads((HERE / "script.json").read_text())
+        entries = json.loads((HERE / f"{args.corpus}.json").read_text())
     else:
-        entries = build(ffmpeg, args.bitrate)
+        entries = build(ffmpeg, args.corpus, args.bitrate)
     if args.check or args.check_only:
-        check(entries, ffmpeg)
+        check(entries, ffmpeg, args.corpus)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """Long speech recordings with known words at known offsets, assembled at test time from the corpus.
 
-The corpus is `samples/script.ogg` + `samples/script.json` (espeak-ng sentences, made by
-`samples/make_script.py`; nothing here needs espeak-ng). `build_recording` lays sentences out on a
-timeline (random pauses, long silences, marker sentences at exact times, quiet passages, an optional
-noise bed) and writes a 16-bit mono WAV block by block, so an hour costs a few MB of memory beyond the
-decoded corpus. The returned `Built` is the ground truth: every sentence's text and audible span, to
-sample accuracy, and the script to score a transcript against (`word_error_rate`, `words_lost`,
-`find_marker` over cues from `parse_srt` or from verbose_json segments).
+The corpus is `samples/script.ogg` + `samples/script.json` (espeak-ng sentences in five voices, made by
+`samples/make_script.py`; nothing here needs espeak-ng), or `samples/repeat.*` (`corpus_name="repeat"`:
+six sentences and four markers in one voice, for speech that says the same things again and again).
+`build_recording` lays sentences out on a timeline (random pauses, long silences, marker sentences at
+exact times, quiet passages, an optional noise bed) and writes a 16-bit mono WAV block by block, so an
+hour costs a few MB of memory beyond the decoded corpus. The returned `Built` is the ground truth: every
+sentence's text and audible span, to sample accuracy, and the script to score a transcript against
+(`word_error_rate`, `words_lost`, `find_marker` over cues from `parse_srt` or from verbose_json
+segments).
 
 Tests import it as `speechbuilder` (tests/ is on sys.path under pytest); bench scripts add the folder
 first: `sys.path.insert(0, str(ROOT / "tests"))`.
@@ -30,8 +32,6 @@ from typing import Any
 import numpy as np
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-CORPUS_AUDIO = SAMPLES / "script.ogg"
-CORPUS_INDEX = SAMPLES / "script.json"
 MARGIN_S = 0.05  # audio kept around a sentence's audible span when it is cut from the corpus
 MARKER_SILENCE_S = 6.0  # no speech for this long before each marker sentence
 HUM_DEFAULT_DBFS = -45.0  # hum level when no noise level is given
@@ -82,8 +82,8 @@ class Built:
 
 
 @functools.cache
-def corpus() -> tuple[Sentence, ...]:
-    entries: list[dict[str, Any]] = json.loads(CORPUS_INDEX.read_text())
+def corpus(name: str = "script") -> tuple[Sentence, ...]:
+    entries: list[dict[str, Any]] = json.loads((SAMPLES / f"{name}.json").read_text())
     return tuple(
         Sentence(int(e["id"]), str(e["text"]), float(e["start_s"]), float(e["end_s"]), bool(e["marker"]))
         for e in entries
@@ -91,9 +91,9 @@ def corpus() -> tuple[Sentence, ...]:
 
 
 @functools.cache
-def corpus_pcm(ffmpeg: str, rate: int = 16_000) -> np.ndarray[Any, np.dtype[np.int16]]:
+def corpus_pcm(ffmpeg: str, rate: int = 16_000, name: str = "script") -> np.ndarray[Any, np.dtype[np.int16]]:
     """script.ogg decoded once per process (per rate) to mono int16: ~8 MB at 16 kHz."""
-    cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", str(CORPUS_AUDIO)]
+    cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", str(SAMPLES / f"{name}.ogg")]
     cmd += ["-f", "s16le", "-ac", "1", "-ar", str(rate), "-"]
     pcm = np.frombuffer(subprocess.run(cmd, capture_output=True, check=True).stdout, dtype=np.int16)
     pcm.flags.writeable = False
@@ -145,6 +145,7 @@ def build_recording(
     rate: int = 16_000,
     sentences: Sequence[int] | None = None,
     max_sentences: int | None = None,
+    corpus_name: str = "script",
 ) -> Built:
     """Write `path` (16-bit mono WAV at `rate`) and return where every sentence is.
 
@@ -161,7 +162,7 @@ def build_recording(
     Deterministic for a given seed and arguments.
     """
     rng = random.Random(seed)
-    sents = corpus()
+    sents = corpus(corpus_name)
     by_id = {s.id: s for s in sents}
     if sentences is not None and (not sentences or any(i not in by_id for i in sentences)):
         raise ValueError(f"sentences must be corpus ids (0..{len(sents) - 1})")
@@ -239,7 +240,7 @@ def build_recording(
         (a / rate, b / rate) for a, b in zip(edges[::2], edges[1::2], strict=True) if b - a > longest_pause
     )
 
-    _write(path, total, rate, plan, gains, corpus_pcm(ffmpeg, rate), rng, noise_dbfs, hum_hz)
+    _write(path, total, rate, plan, gains, corpus_pcm(ffmpeg, rate, corpus_name), rng, noise_dbfs, hum_hz)
     return Built(path, total / rate, tuple(placed), silences)
 
 

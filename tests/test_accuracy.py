@@ -81,16 +81,17 @@ def noisy(tmp_path_factory: pytest.TempPathFactory, ffmpeg: str) -> Built:
 
 @pytest.fixture(scope="module")
 def repetitive(tmp_path_factory: pytest.TempPathFactory, ffmpeg: str) -> Built:
-    """Two minutes of six sentences said again and again in one order (a rehearsal, a scripted call),
-    with markers right after silences: where Whisper writes on what it expects next."""
+    """Two minutes of six sentences said again and again in one order by one voice (a rehearsal, a
+    scripted call), with markers right after silences: where Whisper writes on what it expects next."""
     path = tmp_path_factory.mktemp("repetitive") / "repetitive.wav"
     return build_recording(
         path,
         duration_s=120.0,
         seed=20,
         ffmpeg=ffmpeg,
-        sentences=(9, 34, 0, 52, 57, 20),
-        pause_s=(0.3, 1.0),
+        corpus_name="repeat",
+        sentences=range(6),
+        pause_s=(0.3, 1.2),
         markers_at_s=(25.0, 70.0, 110.0),
         long_silences=[(40.0, 12.0)],
     )
@@ -345,7 +346,7 @@ def _writes_on(upload: Upload, segments: list[dict]) -> list[dict]:  # type: ign
         return segments
     again = [dict(s, id=len(segments) + i) for i, s in enumerate(timed[-2:])]
     end = timed[-1]["end"]
-    expected = "The library is very quiet on a Sunday afternoon. Remember to lock the back door."
+    expected = "The library opens at 8 in the morning. Please remember to water the plants."
     written_on = {
         **timed[-1],
         "start": end,
