@@ -3,6 +3,7 @@ CLI runner that runs the real `whisperbatch` entry point in a subprocess (so a t
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -101,6 +102,31 @@ def run_cli(
 def copy_sample(name: str, dest_dir: Path, new_name: str | None = None) -> Path:
     dest_dir.mkdir(parents=True, exist_ok=True)
     return Path(shutil.copy(SAMPLES / name, dest_dir / (new_name or name)))
+
+
+def reencode(source: str, dest: Path, ffmpeg: str) -> Path:
+    """A sample re-encoded under another name (the extension picks the codec)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(SAMPLES / source), str(dest)], check=True)
+    return dest
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size_bytes: int) -> Iterator[Path]:
+    """A filesystem of its own at `folder`, `size_bytes` big, that a test can fill (a tmpfs: it needs
+    root, as CI has; skips the test where it cannot be mounted)."""
+    folder.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_bytes}", "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 def write_silence(

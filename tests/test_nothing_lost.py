@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CANARY_KEY, SAMPLES, assemble, copy_sample, run_cli
+from conftest import CANARY_KEY, SAMPLES, assemble, copy_sample, reencode, run_cli, small_disk
 from fakeopenai import FakeOpenAI, delay, rate_limit
 
 
@@ -34,13 +34,6 @@ def asr_env(env: dict[str, str], asr: FakeOpenAI) -> dict[str, str]:
     return {**env, "OPENAI_API_KEY": CANARY_KEY, "OPENAI_BASE_URL": asr.base_url}
 
 
-def _recording(source: str, dest: Path, ffmpeg: str) -> Path:
-    """A sample re-encoded under another name (the extension picks the codec)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(SAMPLES / source), str(dest)], check=True)
-    return dest
-
-
 def _said(path: Path) -> str:
     return path.read_text().lower()
 
@@ -51,7 +44,7 @@ def test_recordings_sharing_a_name_keep_their_own_transcripts(
     # Different speech under one stem: "good morning everyone..." and "the quick brown fox...".
     folder = tmp_path / "in"
     morning = copy_sample("morning.mp3", folder, "a.mp3")
-    fox = _recording("fox.wav", folder / "a.webm", ffmpeg)
+    fox = reencode("fox.wav", folder / "a.webm", ffmpeg)
     r = run_cli(["transcribe", str(folder)], asr_env)
     assert r.code == 0, r.output
     assert "morning" in _said(folder / "a.mp3.txt") and "lazy" not in _said(folder / "a.mp3.txt")
@@ -65,7 +58,7 @@ def test_recordings_sharing_a_name_keep_their_own_transcripts(
 
     # --out-dir flattens folders: the same file name from two folders keeps the folder apart.
     x = copy_sample("morning.mp3", tmp_path / "x", "talk.mp3")
-    y = _recording("fox.wav", tmp_path / "y" / "talk.mp3", ffmpeg)
+    y = reencode("fox.wav", tmp_path / "y" / "talk.mp3", ffmpeg)
     out = tmp_path / "out"
     r = run_cli(["transcribe", str(x), str(y), "-o", str(out)], asr_env)
     assert r.code == 0, r.output
@@ -280,21 +273,6 @@ def test_a_full_disk_while_encoding_fails_the_file_and_leaves_no_temp_files(
     assert fake_openai.count == 0
 
 
-@contextlib.contextmanager
-def _small_disk(folder: Path, size: str) -> Iterator[Path]:
-    """A filesystem of its own at `folder`, `size` big, that a test can fill (a tmpfs; needs root)."""
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, check=False
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
 def _fill(folder: Path) -> Path:
     """Write a file in `folder` until its disk has no room left; returns it (delete it to free the room)."""
     filler = folder / "filler"
@@ -315,7 +293,7 @@ def test_a_state_disk_that_fills_during_a_run_stops_it_at_once_and_keeps_what_is
     rec = tmp_path / "in" / "five.wav"
     rec.parent.mkdir()
     assemble(rec, [True, False] * 5, ffmpeg, unit_s=6.0)  # five chunks, one sentence each
-    with _small_disk(tmp_path / "state", "2m") as disk:
+    with small_disk(tmp_path / "state", 2 << 20) as disk:
         env = {**api_env, "WHISPERBATCH_HOME": str(disk / "home")}
         fake_openai.hold_after = 2  # two answers are stored; the third is held while the disk fills
         run = _Run([rec], env, tmp_path)
@@ -347,7 +325,7 @@ def test_a_state_disk_full_at_the_start_is_one_line_and_nothing_is_sent(
     api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
     rec = copy_sample("talk.m4a", tmp_path / "in")
-    with _small_disk(tmp_path / "state", "1m") as disk:
+    with small_disk(tmp_path / "state", 1 << 20) as disk:
         env = {**api_env, "WHISPERBATCH_HOME": str(disk / "home")}
         assert run_cli(["status"], env).code == 0  # the database exists, with its tables
         filler = _fill(disk)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CANARY_KEY, SAMPLES, copy_sample, run_cli
+from conftest import CANARY_KEY, copy_sample, reencode, run_cli, small_disk
 from fakeopenai import DECODE_FAILED, FakeOpenAI, Fault
 from whisperbatch.errors import OutputError
 from whisperbatch.writers import write_files
@@ -40,13 +40,6 @@ def asr_env(env: dict[str, str], asr: FakeOpenAI) -> dict[str, str]:
     return _env(env, asr)
 
 
-def _recording(source: str, dest: Path, ffmpeg: str) -> Path:
-    """A sample re-encoded under another name (the extension picks the codec)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([ffmpeg, "-v", "error", "-y", "-i", str(SAMPLES / source), str(dest)], check=True)
-    return dest
-
-
 def _said(path: Path) -> str:
     return path.read_text().lower()
 
@@ -54,8 +47,8 @@ def _said(path: Path) -> str:
 def test_outputs_of_another_recording_are_neither_up_to_date_nor_overwritten(
     asr_env: dict[str, str], asr: FakeOpenAI, tmp_path: Path, ffmpeg: str
 ) -> None:
-    fox = _recording("fox.wav", tmp_path / "a" / "talk.m4a", ffmpeg)
-    morning = _recording("morning.mp3", tmp_path / "b" / "talk.m4a", ffmpeg)
+    fox = reencode("fox.wav", tmp_path / "a" / "talk.m4a", ffmpeg)
+    morning = reencode("morning.mp3", tmp_path / "b" / "talk.m4a", ffmpeg)
     out = tmp_path / "out"
     assert run_cli(["transcribe", str(fox), "-o", str(out)], asr_env).code == 0
     assert "lazy" in _said(out / "talk.txt")
@@ -75,7 +68,7 @@ def test_outputs_of_another_recording_are_neither_up_to_date_nor_overwritten(
     assert run_cli(["transcribe", str(morning), "-o", str(out), "--force"], asr_env).code == 0
     assert "lazy" in _said(out / "talk.txt") and "morning" in _said(out / "b" / "talk.m4a.txt")
     # A recording changed in place is not up to date with the outputs of what it held before.
-    _recording("morning.mp3", fox, ffmpeg)
+    reencode("morning.mp3", fox, ffmpeg)
     r = run_cli(["transcribe", str(fox), "-o", str(out)], asr_env)
     assert r.code == 0 and "up to date" not in r.output, r.output
     assert "morning" in _said(out / "talk.txt")
@@ -84,8 +77,8 @@ def test_outputs_of_another_recording_are_neither_up_to_date_nor_overwritten(
 def test_a_recording_replaced_while_it_is_transcribed_keeps_no_outputs_of_the_old_audio(
     env: dict[str, str], tmp_path: Path, ffmpeg: str
 ) -> None:
-    rec = _recording("fox.wav", tmp_path / "in" / "talk.m4a", ffmpeg)
-    morning = _recording("morning.mp3", tmp_path / "new.m4a", ffmpeg)
+    rec = reencode("fox.wav", tmp_path / "in" / "talk.m4a", ffmpeg)
+    morning = reencode("morning.mp3", tmp_path / "new.m4a", ffmpeg)
     with FakeOpenAI(api_key=CANARY_KEY, model="tiny.en") as server:
         server.hold_after = 0  # the first upload waits until released
         run_env = _env(env, server)
@@ -123,7 +116,7 @@ def test_a_recording_replaced_while_it_is_transcribed_keeps_no_outputs_of_the_ol
 def test_a_copy_of_a_recording_that_failed_is_run_for_itself(
     asr_env: dict[str, str], asr: FakeOpenAI, tmp_path: Path, ffmpeg: str
 ) -> None:
-    first = _recording("fox.wav", tmp_path / "in" / "first.m4a", ffmpeg)
+    first = reencode("fox.wav", tmp_path / "in" / "first.m4a", ffmpeg)
     asr.inject(Fault("respond", 400, DECODE_FAILED))
     r = run_cli(["transcribe", str(first)], asr_env)
     assert r.code == 1 and "could not be decoded" in r.stderr, r.output
@@ -139,10 +132,10 @@ def test_a_copy_of_a_recording_that_failed_is_run_for_itself(
 def test_a_long_file_name_gets_its_outputs_and_one_that_cannot_fails_before_it_is_sent(
     asr_env: dict[str, str], asr: FakeOpenAI, tmp_path: Path, ffmpeg: str
 ) -> None:
-    long = _recording("fox.wav", tmp_path / "in" / ("n" * 246 + ".m4a"), ffmpeg)  # 250 bytes
+    long = reencode("fox.wav", tmp_path / "in" / ("n" * 246 + ".m4a"), ffmpeg)  # 250 bytes
     # Two recordings of one 251-byte stem are named apart: stem.m4a.txt would be 259 bytes.
     apart = [
-        _recording("morning.mp3", tmp_path / "both" / ("b" * 251 + ext), ffmpeg) for ext in (".m4a", ".mp3")
+        reencode("morning.mp3", tmp_path / "both" / ("b" * 251 + ext), ffmpeg) for ext in (".m4a", ".mp3")
     ]
     before = len(asr.successful)
     r = run_cli(["transcribe", str(long), *map(str, apart)], asr_env)
@@ -172,28 +165,12 @@ def test_a_set_of_files_is_written_all_or_none(tmp_path: Path) -> None:
     assert old.read_text() == "new\n"
 
 
-@contextlib.contextmanager
-def _small_disk(folder: Path, pages: int) -> Iterator[Path]:
-    """A tmpfs of `pages` memory pages mounted at `folder` (skips the test where it cannot be mounted)."""
-    folder.mkdir(parents=True)
-    size = pages * os.sysconf("SC_PAGE_SIZE")
-    mount = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, check=False
-    )
-    if mount.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mount.stderr.decode().strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
 def test_a_full_disk_writes_none_of_a_recordings_formats_and_keeps_the_old_ones(
     asr_env: dict[str, str], asr: FakeOpenAI, tmp_path: Path, ffmpeg: str
 ) -> None:
-    rec = _recording("fox.wav", tmp_path / "in" / "talk.m4a", ffmpeg)
+    rec = reencode("fox.wav", tmp_path / "in" / "talk.m4a", ffmpeg)
     # Four pages: an old transcript takes one, so the new txt, srt and vtt fit and the json does not.
-    with _small_disk(tmp_path / "out", pages=4) as out:
+    with small_disk(tmp_path / "out", 4 * os.sysconf("SC_PAGE_SIZE")) as out:
         (out / "talk.txt").write_text("old\n")
         r = run_cli(["transcribe", str(rec), "-f", "all", "-o", str(out)], asr_env)
         assert r.code == 1, r.output
