@@ -58,6 +58,21 @@ def _stored_chunks(home: Path) -> int:
         return 0
 
 
+def _stopped_once(rec: Path, env: dict[str, str], until: Callable[[], bool], what: str, sig: int) -> None:
+    """`whisperbatch transcribe rec`, stopped with `sig` once `until` holds."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "whisperbatch", "transcribe", str(rec)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(until, what)
+    finally:
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+
+
 def _fox_cues(srt: Path) -> list[float]:
     """Start times of the cues that say samples/fox.wav's sentence."""
     return [start for start, _, text in parse_srt(srt.read_text()) if "quick" in text.lower()]
@@ -74,17 +89,7 @@ def test_a_killed_one_off_run_uploads_only_the_missing_chunks_when_run_again(
     home = Path(run_env["WHISPERBATCH_HOME"])
     asr.inject(*[delay(0.5)] * 6)  # slow answers, so the kill lands mid-recording
     before = len(asr.successful)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "whisperbatch", "transcribe", str(rec)],
-        env=run_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(lambda: _stored_chunks(home) >= 2, "two stored chunks")
-    finally:
-        proc.kill()
-        proc.wait()
+    _stopped_once(rec, run_env, lambda: _stored_chunks(home) >= 2, "two stored chunks", signal.SIGKILL)
     kept = _stored_chunks(home)
     assert 2 <= kept < 6 and not rec.with_suffix(".srt").exists()
     # A request in flight at the kill may still be answered; it was never stored, so it is rightly
@@ -119,17 +124,7 @@ def test_an_answer_is_kept_the_moment_it_arrives_though_its_chunk_is_still_asked
     # Chunk 1 and its re-ask, then chunk 2: chunk 2's re-ask is held, so the stop lands while it is
     # in flight and chunk 2's first answer has arrived (and been paid for) but its chunk is unfinished.
     fake_openai.hold_after = 3
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "whisperbatch", "transcribe", str(rec)],
-        env=run_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(lambda: fake_openai.held >= 1, "chunk 2's re-ask in flight")
-    finally:
-        proc.send_signal(sig)
-        proc.wait(timeout=60)
+    _stopped_once(rec, run_env, lambda: fake_openai.held >= 1, "chunk 2's re-ask in flight", sig)
     fake_openai.hold_after = None
     fake_openai.release()
     wait_for(lambda: fake_openai.arrived == len(fake_openai.uploads), "the server to answer what it was sent")
