@@ -319,8 +319,9 @@ def spread_over_speech(text: str, spans: tuple[Span, ...]) -> tuple[Segment, ...
     # k-th stretch's words begin.
     best = [[0.0] + [inf] * n] + [[inf] * (n + 1) for _ in spans]
     back = [[0] * (n + 1) for _ in range(len(spans) + 1)]
+    longest = max(len(w) for w in words) + 1
     for k, share in enumerate(shares, start=1):
-        reach = 3 * share + 40  # no stretch takes more than this many characters
+        reach = 3 * share + 40 + longest  # no stretch takes more (every word fits in some stretch)
         for j in range(n + 1):
             for i in range(j, -1, -1):
                 chars = ends[j] - ends[i]
