@@ -134,6 +134,16 @@ def test_untimed_text_is_spread_over_utterances() -> None:
     assert [(s.start_s, s.text) for s in cjk] == [(0.0, "你好。"), (10.0, "今天很冷！"), (20.0, "再见。")]
 
 
+def test_untimed_text_never_gives_a_stretch_more_than_it_can_hold() -> None:
+    """A blip of speech between two sentences takes no more text than its seconds hold, so nothing laid
+    over speech is later taken for text the audio cannot hold, and every word is kept."""
+    spans = (Span(0.0, 0.3), Span(1.0, 1.4), Span(2.1, 2.4), Span(3.1, 5.1))
+    text = "Absolutely wonderful. Unbelievable, honestly. The train leaves at noon. The train leaves at noon."
+    segs = spread_over_speech(text, spans)
+    assert " ".join(s.text for s in segs) == text
+    assert filter_segments(segs) == list(segs)
+
+
 def test_a_sentence_after_a_pause_starts_on_the_speech_after_the_pause() -> None:
     """A json-only answer of four sentences, the second spoken after a six-second pause, and a model
     that wrote no full stops: each sentence lands on its own stretch of speech, none over the pause."""

@@ -1015,10 +1015,13 @@ class Pipeline:
                 result, gaps = again, again_gaps
         if not self.engine.info.timestamps:  # untimed text cannot say which stretch it missed
             gaps = []
-            if stitch.overfull(result.text, _total_s(chunk.speech or (Span(0.0, chunk.duration_s),))):
+            speech_s = _total_s(chunk.speech or (Span(0.0, chunk.duration_s),))
+            if stitch.overfull(result.text, speech_s):
                 self.on_event(Notice(f"{where}: more text than its speech can hold; asked again"))
                 again = self._asked(path, chunk, task, self.settings.prompt, cache, "again")
                 result = again if len(again.text) < len(result.text) else result
+                if stitch.overfull(result.text, speech_s):  # it came back: none of it is laid over speech
+                    result = dataclasses.replace(result, text="", segments=())
         for gap in gaps:
             stretch = Span(max(0.0, gap.start_s - GAP_PAD_S), min(chunk.duration_s, gap.end_s + GAP_PAD_S))
             try:

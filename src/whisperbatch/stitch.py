@@ -58,14 +58,14 @@ def _chars(text: str) -> int:
     return len("".join(text.split()))
 
 
-def _holds(seconds: float) -> float:
+def holds(seconds: float) -> float:
     """The most characters `seconds` of speech can hold."""
     return MAX_CHARS_PER_S * max(0.0, seconds) + CHARS_SLACK
 
 
 def overfull(text: str, seconds: float) -> bool:
     """More text than `seconds` of speech can hold."""
-    return _chars(text) > _holds(seconds)
+    return _chars(text) > holds(seconds)
 
 
 def _crammed(words: Sequence[Word]) -> list[bool]:
@@ -76,7 +76,7 @@ def _crammed(words: Sequence[Word]) -> list[bool]:
     marked = [False] * len(words)
     for i in range(len(words)):
         for j in range(i + 1, len(words)):
-            room = _holds(words[j].end_s - words[i].start_s)
+            room = holds(words[j].end_s - words[i].start_s)
             if room >= chars[-1] - chars[i]:
                 break  # even every word left from i fits: no run from i is crammed
             if chars[j + 1] - chars[i] > room:

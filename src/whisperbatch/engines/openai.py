@@ -37,6 +37,7 @@ from ..errors import (
 )
 from ..languages import language_code
 from ..models import Chunk, EngineResult, Segment, Span, Task, Usage, Word
+from ..stitch import holds
 from .base import ModelInfo
 
 if TYPE_CHECKING:
@@ -319,13 +320,17 @@ def spread_over_speech(text: str, spans: tuple[Span, ...]) -> tuple[Segment, ...
     # k-th stretch's words begin.
     best = [[0.0] + [inf] * n] + [[inf] * (n + 1) for _ in spans]
     back = [[0] * (n + 1) for _ in range(len(spans) + 1)]
+    # No stretch takes more than its seconds can hold (so none is taken for invented text), nor far
+    # more than its share; where the text is more than the whole chunk can hold, only the share counts
+    # (the pipeline asks such an answer again, and drops it if it comes back).
+    fits = sum(holds(s) for s in seconds) >= ends[-1] - len(words)
     longest = max(len(w) for w in words) + 1
     for k, share in enumerate(shares, start=1):
-        reach = 3 * share + 40 + longest  # no stretch takes more (every word fits in some stretch)
+        reach = 3 * share + 40 + longest
         for j in range(n + 1):
             for i in range(j, -1, -1):
                 chars = ends[j] - ends[i]
-                if chars > reach:
+                if chars > reach or (fits and chars - (j - i) > holds(seconds[k - 1])):
                     break
                 if best[k - 1][i] == inf:
                     continue
