@@ -54,8 +54,8 @@ from accuracy import build_long, build_noisy  # noqa: E402
 from fakeopenai import FakeOpenAI, Upload  # noqa: E402
 from speechbuilder import build_recording, find_marker, parse_srt, word_error_rate  # noqa: E402
 from whisperbatch.audio import find_ffmpeg, usable_cores  # noqa: E402
+from whisperbatch.catalog import model_info  # noqa: E402
 from whisperbatch.config import Settings  # noqa: E402
-from whisperbatch.engines.base import model_info  # noqa: E402
 from whisperbatch.engines.local import bundled_model_dir  # noqa: E402
 from whisperbatch.pipeline import chunk_params, upload_forecast_s  # noqa: E402
 

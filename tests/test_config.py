@@ -10,9 +10,9 @@ import typer
 from typer.testing import CliRunner
 
 from whisperbatch import cli
+from whisperbatch.catalog import model_info
 from whisperbatch.config import load_settings
 from whisperbatch.cues import CueStyle
-from whisperbatch.engines.base import model_info
 from whisperbatch.errors import ConfigError
 
 

@@ -31,9 +31,10 @@ from rich.table import Table
 from typer.core import TyperArgument, TyperCommand
 
 from . import __version__, audio, cost, scratch
+from .catalog import chat_model_info, current_date, default_api_model, lineup_notice, model_info
 from .config import Settings, load_settings
 from .engines import select_engine
-from .engines.base import Engine, current_date, default_api_model, lineup_notice, model_info
+from .engines.base import Engine
 from .errors import ConfigError, StoreError, WhisperbatchError, cause_chain, mask
 from .inputs import collect_inputs
 from .jobs import JobOptions, JobRunner
@@ -42,7 +43,7 @@ from .pipeline import ChunkDone, Event, FileFinished, FileStarted, Notice, chunk
 from .policy import require_prices
 from .service import Interruption, Service, run_files, serve
 from .store import Job, JobStore, LedgerRow, open_store
-from .translate import chat_model_info, translation_target
+from .translate import translation_target
 
 app = typer.Typer(
     name="whisperbatch",

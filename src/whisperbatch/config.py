@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import platformdirs
 from dotenv import dotenv_values
 
+from .catalog import ModelOverride
 from .cues import CueStyle
 from .errors import ConfigError, keep_secret
 from .languages import language_code
@@ -34,25 +35,6 @@ APP = "whisperbatch"
 ENGINES = ("auto", "openai", "local")
 # Sections are for people reading config.toml; keys are flat, so a key may sit in any section.
 SECTIONS = ("run", "openai", "translate", "local", "audio", "subtitles", "service")
-
-
-@dataclass(frozen=True)
-class ModelOverride:
-    """A `[models."NAME"]` table: capabilities, prices or retirement of a model, transcription or chat
-    (`usd_per_m_input`/`usd_per_m_output` price a translation model per million tokens)."""
-
-    usd_per_min: float | None = None
-    timestamps: bool | None = None
-    translate: bool | None = None
-    max_duration_s: float | None = None
-    response_formats: tuple[str, ...] | None = None
-    retires: date | bool | None = None  # false: still served (a compatible server)
-    successor: str | None = None
-    usd_per_m_audio_tokens: float | None = None
-    usd_per_m_text_tokens: float | None = None
-    usd_per_m_output_tokens: float | None = None
-    usd_per_m_input: float | None = None
-    usd_per_m_output: float | None = None
 
 
 _MODEL_HINTS = typing.get_type_hints(ModelOverride)

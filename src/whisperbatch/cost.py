@@ -1,7 +1,7 @@
 """Cost: usage into dollars, forecasts, and the per-folder `costs.csv`.
 
-Prices come from the model tables (engines/base.py for transcription, translate.py for chat models,
-both extendable in config.toml); this module only does the arithmetic, so `estimate` and a real run
+Prices come from the catalog (catalog.py: transcription, chat and local models, extendable in
+config.toml); this module only does the arithmetic, so `estimate` and a real run
 can never disagree about a price. A run is priced from the usage the servers reported: billed seconds
 for per-minute models, tokens for token-billed ones; where a server reports nothing, from the seconds
 uploaded (silences are skipped, so a run usually costs less than its estimate).
@@ -16,10 +16,9 @@ from collections.abc import Iterable
 from dataclasses import astuple, fields
 from pathlib import Path
 
-from .engines.base import ModelInfo
+from .catalog import ChatModelInfo, ModelInfo
 from .errors import OutputError
 from .models import NO_USAGE, CostLine, Task, Usage
-from .translate import ChatModelInfo
 from .writers import atomic_write_text
 
 CSV_COLUMNS = tuple(f.name for f in fields(CostLine))

@@ -43,10 +43,10 @@ from pathlib import Path
 from typing import TypeVar, cast
 
 from . import audio, cost, speech, stitch, writers
+from .catalog import ModelInfo, api_equivalent_usd_per_min
 from .config import Settings
 from .cues import Cue, build_cues
-from .engines.base import Engine, ModelInfo
-from .engines.local import api_equivalent_usd_per_min
+from .engines.base import Engine
 from .errors import (
     AudioError,
     EngineError,

@@ -12,12 +12,11 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from .catalog import ChatModelInfo, ModelInfo
 from .config import Settings
 from .cost import price_hint
-from .engines.base import ModelInfo
 from .errors import BudgetExceeded, ConfigError
 from .store import JobStore
-from .translate import ChatModelInfo
 
 
 @dataclass(frozen=True)

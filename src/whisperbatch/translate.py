@@ -17,12 +17,13 @@ policy (`call`), so a 429 or 5xx waits and retries like a transcription request.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .config import ModelOverride, Settings
+from .catalog import ChatModelInfo, chat_model_info
+from .config import Settings
 from .engines.openai import api_error, sdk_client, sdk_error, unreadable
 from .errors import ConfigError, EngineError
 from .languages import LANGUAGES
@@ -40,36 +41,6 @@ SYSTEM = (
     "own: never merge, split, drop or reorder segments, and never leave one empty. Answer with JSON "
     'only: {"segments": [{"id": <id>, "text": "<translation>"}, ...]} with every id exactly once.'
 )
-
-
-@dataclass(frozen=True)
-class ChatModelInfo:
-    """A translation model's price per million input and output tokens (`price_known` False: unknown)."""
-
-    name: str
-    usd_per_m_input: float
-    usd_per_m_output: float
-    price_known: bool = True
-
-    def usd(self, usage: Usage) -> float | None:
-        if not self.price_known:
-            return None
-        return round(
-            (usage.text_tokens * self.usd_per_m_input + usage.output_tokens * self.usd_per_m_output) / 1e6, 6
-        )
-
-
-CHAT_MODELS: dict[str, ChatModelInfo] = {
-    m.name: m for m in (ChatModelInfo("gpt-5.4-mini", 0.75, 4.50), ChatModelInfo("gpt-5.4-nano", 0.20, 1.25))
-}
-
-
-def chat_model_info(name: str, overrides: Mapping[str, ModelOverride] | None = None) -> ChatModelInfo:
-    """Built-in prices for `name`, or the ones `[models."NAME"]` gives; otherwise unknown, never guessed."""
-    o = (overrides or {}).get(name)
-    if o is not None and o.usd_per_m_input is not None and o.usd_per_m_output is not None:
-        return ChatModelInfo(name, o.usd_per_m_input, o.usd_per_m_output)
-    return CHAT_MODELS.get(name) or ChatModelInfo(name, 0.0, 0.0, price_known=False)
 
 
 def chat_needed(target: str) -> ConfigError:

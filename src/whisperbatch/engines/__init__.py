@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 
+from ..catalog import MODELS, current_date, default_api_model, lineup_notice, model_info
 from ..config import Settings
 from ..errors import ConfigError
 from ..models import Task
-from .base import MODELS, Engine, current_date, default_api_model, lineup_notice, model_info
+from .base import Engine
 
 
 def select_engine(settings: Settings, task: Task, today: date | None = None) -> Engine:

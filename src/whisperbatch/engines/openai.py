@@ -24,6 +24,7 @@ from threading import Thread
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ..catalog import ModelInfo
 from ..cues import ending
 from ..errors import (
     AuthError,
@@ -38,7 +39,6 @@ from ..errors import (
 from ..languages import language_code
 from ..models import Chunk, EngineResult, Segment, Span, Task, Usage, Word
 from ..stitch import holds
-from .base import ModelInfo
 
 if TYPE_CHECKING:
     import openai
