@@ -1,8 +1,9 @@
 """Peak memory of whisperbatch's openai path on long recordings: does it stay flat as recordings grow?
 
 Why this exists: pydub-style "decode the whole file" needs ~635 MB per hour of 44.1 kHz stereo, so a
-3-hour recording would not fit on a small worker. whisperbatch streams instead (audio.py: ffmpeg decodes
-to 16 kHz mono and only about one chunk of PCM is held), and this script checks that promise end to end.
+3-hour recording would not fit on a small worker. whisperbatch streams instead (audio/decode.py: ffmpeg
+decodes to 16 kHz mono and only about one chunk of PCM is held), and this script checks that promise end
+to end.
 The issue's acceptance: peak memory under 250 MB for a 20-minute and a 3-hour 44.1 kHz stereo
 recording through the openai path (against a local instant server), and the 3-hour figure within 1.5x
 of the 20-minute one.
