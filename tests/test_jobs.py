@@ -341,10 +341,10 @@ def test_a_run_ends_with_its_last_job_not_at_the_next_poll(
     for name, value in api_env.items():
         monkeypatch.setenv(name, value)
     settings = load_settings({})
-    store = open_store(settings)
+    store = open_store(settings.store_options())
     runner = JobRunner(
         settings,
-        select_engine(settings, Task.TRANSCRIBE),
+        select_engine(settings.engine_options(), Task.TRANSCRIBE),
         store=store,
         ffmpeg=find_ffmpeg(),
         task=Task.TRANSCRIBE,
@@ -384,8 +384,8 @@ def test_the_next_files_are_prepared_while_every_request_slot_is_busy(
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     settings = load_settings({})
-    store = open_store(settings)
-    engine = select_engine(settings, Task.TRANSCRIBE)
+    store = open_store(settings.store_options())
+    engine = select_engine(settings.engine_options(), Task.TRANSCRIBE)
 
     def runner_for(s: Settings) -> JobRunner:
         return JobRunner(s, engine, store=store, ffmpeg=find_ffmpeg(), task=Task.TRANSCRIBE, one_off=True)

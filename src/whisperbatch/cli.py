@@ -384,13 +384,13 @@ def _prepare(out: Output, options: Options, task: Task) -> Prepared:
         ffmpeg = audio.find_ffmpeg()
         translate_to = None
         if task is Task.TRANSLATE:
-            translate_to = translation_target(settings, settings.engine_name)
+            translate_to = translation_target(settings.translation_options(), settings.engine_name)
             task = Task.TRANSCRIBE if translate_to else Task.TRANSLATE
         today = current_date()
-        engine = select_engine(settings, task, today)
+        engine = select_engine(settings.engine_options(), task, today)
         chat = chat_model_info(settings.translate_model, settings.models) if translate_to else None
-        require_prices(settings, engine.info, chat)
-        store = open_store(settings)
+        require_prices(settings.budget_usd, engine.info, chat)
+        store = open_store(settings.store_options())
     except WhisperbatchError as e:
         raise _fail(out, e) from None
     if engine.name == "openai" and (notice := lineup_notice(engine.info, today)):
@@ -400,7 +400,7 @@ def _prepare(out: Output, options: Options, task: Task) -> Prepared:
 
 def _open_store(out: Output, options: Options) -> JobStore:
     try:
-        return open_store(_settings(options.config, options.flags))
+        return open_store(_settings(options.config, options.flags).store_options())
     except WhisperbatchError as e:
         raise _fail(out, e) from None
 

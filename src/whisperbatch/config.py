@@ -1,23 +1,23 @@
-"""Settings and the one place that decides their precedence.
+"""Settings, the one place that decides their precedence, and the one place that hands them out.
 
 flags > `WHISPERBATCH_*` / `OPENAI_*` environment (and a `.env` file) > config.toml > defaults.
 Every setting is a field of `Settings`; its environment name is `WHISPERBATCH_<FIELD>` and its
-config-file key is the field name in any section, so adding a setting is adding a field. A renamed
-setting keeps its old names working through `_ENV_ALIASES` and `_KEY_ALIASES`.
-The API key is kept out of `repr()` so it cannot leak into a log or a traceback by accident.
+config-file key is the field name in any section, so adding a setting is adding a field
+(config_sources.py reads and checks the values). The API key is kept out of `repr()` so it cannot
+leak into a log or a traceback by accident.
+
+Only configuration and the CLI see the whole `Settings`: each stage takes its own small options
+record (`engine_options()`, `translation_options()`, `store_options()`, `retry_policy()`,
+`cue_style`), built here, so a stage's inputs are named where it is declared and nowhere else.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import tomllib
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,24 +25,22 @@ from urllib.parse import urlsplit
 import platformdirs
 from dotenv import dotenv_values
 
-from .catalog import ModelOverride
+from .catalog import ModelOverride, chat_model_info
+from .config_sources import APP, RANGES, find_config_file, from_env, read_config_file
 from .cues import CueStyle
+from .engines import EngineOptions
 from .errors import ConfigError, keep_secret
 from .languages import language_code
+from .policy import RetryPolicy
+from .store import StoreOptions
+from .translate import TranslationOptions
 from .writers import parse_formats
 
-APP = "whisperbatch"
 ENGINES = ("auto", "openai", "local")
-# Sections are for people reading config.toml; keys are flat, so a key may sit in any section.
-SECTIONS = ("run", "openai", "translate", "local", "audio", "subtitles", "service")
-
-
-_MODEL_HINTS = typing.get_type_hints(ModelOverride)
-
+LOCAL_DEVICES = ("auto", "cpu", "cuda")
 # The local engine decodes one chunk at a time: more files at once only hold more jobs claimed (which
-# other workers on a shared queue could have taken) without finishing any sooner (3 files of 3 minutes
-# on 2 cores: 33-36 s at -j 1, 2 and 4 alike). Two let one file's translation requests to a chat model
-# overlap the next file's transcription.
+# other workers on a shared queue could have taken) without finishing any sooner. Two let one file's
+# translation requests to a chat model overlap the next file's transcription.
 LOCAL_CONCURRENCY = 2
 
 
@@ -132,28 +130,12 @@ class Settings:
         return "openai" if self.has_api_config else "local"
 
     @property
-    def has_chat_config(self) -> bool:
-        """Whether a chat model can be reached: its own server or key, or the transcription server's."""
-        return bool(self.translate_base_url or self.translate_api_key or self.has_api_config)
-
-    @property
     def secrets(self) -> tuple[str, ...]:
         """What no output may show: the API keys, and a database URL's password (with the URL)."""
         found = [self.api_key, self.translate_api_key]
         if self.database and (password := urlsplit(self.database).password):
             found += [self.database, password]
         return tuple(s for s in found if s)
-
-    @property
-    def keyword_list(self) -> tuple[str, ...]:
-        return tuple(k.strip() for k in (self.keywords or "").split(",") if k.strip())
-
-    @property
-    def ledger_path(self) -> Path:
-        """The SQLite file, when the store is SQLite (`database` a path or sqlite:///path, or unset)."""
-        if self.database:
-            return Path(self.database.removeprefix("sqlite://")).expanduser()
-        return self.home / "whisperbatch.sqlite3"
 
     @property
     def cue_style(self) -> CueStyle:
@@ -165,131 +147,59 @@ class Settings:
             max_chars_per_s=self.max_chars_per_s,
         )
 
+    def engine_options(self) -> EngineOptions:
+        return EngineOptions(
+            kind=self.engine_name,
+            model=self.model,
+            overrides=self.models,
+            word_timestamps=self.word_timestamps,
+            api_key=self.api_key,
+            base_url=self.base_url,
+            timeout_s=self.timeout_s,
+            timeout_min_s=self.timeout_min_s,
+            timeout_per_audio_s=self.timeout_per_audio_s,
+            max_upload_bytes=self.max_upload_bytes,
+            keywords=tuple(k.strip() for k in (self.keywords or "").split(",") if k.strip()),
+            local_model=self.local_model,
+            device=self.local_device,
+            compute_type=self.local_compute_type,
+            threads=self.local_threads,
+            beam_size=self.beam_size,
+            batch_size=self.local_batch_size,
+            cache_dir=self.cache_dir,
+        )
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Settings) if f.name != "models"}
-_HINTS = typing.get_type_hints(Settings)
-# Environment names that are not simply WHISPERBATCH_<FIELD>.
-_ENV_ALIASES = {
-    "api_key": ("WHISPERBATCH_API_KEY", "OPENAI_API_KEY"),
-    "base_url": ("WHISPERBATCH_BASE_URL", "OPENAI_BASE_URL"),
-    "budget_usd": ("WHISPERBATCH_BUDGET_USD", "WHISPERBATCH_BUDGET"),
-    "database": ("WHISPERBATCH_DATABASE_URL", "WHISPERBATCH_DATABASE"),
-    "translate_api_key": ("WHISPERBATCH_TRANSLATE_API_KEY",),
-    "max_line_width": ("WHISPERBATCH_MAX_LINE_WIDTH", "WHISPERBATCH_MAX_LINE_CHARS"),
-    "max_line_count": ("WHISPERBATCH_MAX_LINE_COUNT", "WHISPERBATCH_MAX_LINES"),
-}
-# Config-file keys of renamed settings -> their current name (which wins when a file has both).
-_KEY_ALIASES = {"max_line_chars": "max_line_width", "max_lines": "max_line_count"}
+    def translation_options(self) -> TranslationOptions:
+        """A chat model on its own server or key, else on the transcription server with its key."""
+        return TranslationOptions(
+            to=self.translate_to,
+            model=chat_model_info(self.translate_model, self.models),
+            api_key=self.translate_api_key or self.api_key,
+            base_url=self.translate_base_url or self.base_url,
+            timeout_s=self.timeout_s,
+            batch_size=self.translate_batch_size,
+            context=self.translate_context,
+        )
 
+    def store_options(self) -> StoreOptions:
+        """The SQLite file is `database` when that is a path or sqlite:///path, else one in `home`."""
+        sqlite_path = self.home / "whisperbatch.sqlite3"
+        if self.database:
+            sqlite_path = Path(self.database.removeprefix("sqlite://")).expanduser()
+        return StoreOptions(database=self.database, sqlite_path=sqlite_path)
 
-def _convert(name: str, raw: Any, source: str, hint: Any = None) -> Any:
-    """Coerce a config or environment value to the field's type (`hint`, else the setting's), or say
-    which setting is wrong."""
-    hint = hint or _HINTS[name]
-    optional = isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
-    base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
-    if optional and (raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none"))):
-        return None
-    try:
-        if base is bool:
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if base is int:
-            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-                raise ValueError(raw)  # concurrency = 2.7 is a mistake, not 2
-            return int(raw)
-        if base is float:
-            if isinstance(raw, bool):
-                raise ValueError(raw)  # true is not a price
-            return float(raw)
-        if base is Path:
-            return Path(str(raw)).expanduser()
-        return str(raw)
-    except (TypeError, ValueError) as e:
-        kind = {"int": "a whole number", "float": "a number", "bool": "true or false"}.get(base.__name__)
-        raise ConfigError(f"{name} = {raw!r} (from {source}): must be {kind or base.__name__}") from e
-
-
-def find_config_file(explicit: Path | None, env: Mapping[str, str], cwd: Path) -> Path | None:
-    """`--config`, then `$WHISPERBATCH_CONFIG`, then ./config.toml, then the user config dir."""
-    if explicit is not None:
-        if not explicit.is_file():
-            raise ConfigError(f"{explicit}: config file not found")
-        return explicit
-    if env.get("WHISPERBATCH_CONFIG"):
-        path = Path(env["WHISPERBATCH_CONFIG"]).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found (from WHISPERBATCH_CONFIG)")
-        return path
-    for candidate in (cwd / "config.toml", Path(platformdirs.user_config_dir(APP)) / "config.toml"):
-        if candidate.is_file():
-            return candidate
-    return None
+    def retry_policy(self, *, job_max_attempts: int | None = None) -> RetryPolicy:
+        """Requests' and jobs' retries; `job_max_attempts` overrides the setting (1: a file runs once)."""
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            base_s=self.retry_base_s,
+            max_s=self.retry_max_s,
+            job_max_attempts=self.job_max_attempts if job_max_attempts is None else job_max_attempts,
+        )
 
 
-def _read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, ModelOverride]]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read config ({e})") from e
-    values: dict[str, Any] = {}
-    models: dict[str, ModelOverride] = {}
-    for key, value in data.items():
-        if key == "models" and isinstance(value, dict):
-            models = {name: _model_override(path, name, spec) for name, spec in value.items()}
-        elif key in SECTIONS and isinstance(value, dict):
-            values.update(value)
-        else:
-            values[key] = value
-    for old, new in _KEY_ALIASES.items():
-        if old in values:
-            values.setdefault(new, values.pop(old))
-    unknown = sorted(set(values) - set(_FIELDS))
-    if unknown:
-        raise ConfigError(f"{path}: unknown setting(s): {', '.join(unknown)}")
-    return {k: _convert(k, v, str(path)) for k, v in values.items()}, models
-
-
-def _model_override(path: Path, name: str, spec: Any) -> ModelOverride:
-    """One `[models."NAME"]` table, each value of its own type and range: a price that is not a number
-    (or is negative) would otherwise surface as a crash, or a negative bill, in the middle of a run."""
-    known = {f.name for f in dataclasses.fields(ModelOverride)}
-    if not isinstance(spec, dict) or set(spec) - known:
-        raise ConfigError(f"{path}: [models.{name!r}] takes only {', '.join(sorted(known))}")
-    spec = dict(spec)
-    if "response_formats" in spec:
-        spec = {**spec, "response_formats": tuple(spec["response_formats"])}
-    retires = spec.get("retires")
-    if retires is not None and retires is not False and not isinstance(retires, date):
-        raise ConfigError(f"{path}: [models.{name!r}] retires must be a date (2027-02-26) or false")
-    source = f'{path} [models."{name}"]'
-    for key, value in spec.items():
-        if key in ("retires", "response_formats"):
-            continue
-        spec[key] = _convert(key, value, source, _MODEL_HINTS[key])
-        allowed = MODEL_RANGES.get(key)
-        if allowed is not None and spec[key] is not None and not allowed.admits(spec[key]):
-            raise ConfigError(f"{key} = {value!r} (from {source}): must be {allowed}")
-    return ModelOverride(**spec)
-
-
-def _from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Settings found in the environment, and the variable each came from."""
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for name in _FIELDS:
-        for var in _ENV_ALIASES.get(name, (f"WHISPERBATCH_{name.upper()}",)):
-            if var in env and env[var] != "":
-                values[name] = _convert(name, env[var], var)
-                sources[name] = var
-                break
-    return values, sources
+# Each setting's type, by name: what text from a file or the environment is turned into.
+_HINTS = {k: v for k, v in typing.get_type_hints(Settings).items() if k != "models"}
 
 
 def load_settings(
@@ -316,10 +226,10 @@ def load_settings(
     models: dict[str, ModelOverride] = {}
     path = find_config_file(config_path, environ, cwd)
     if path is not None:
-        values, models = _read_config_file(path)
+        values, models = read_config_file(path, _HINTS)
         sources = dict.fromkeys(values, str(path))
-    from_env, env_names = _from_env(environ)
-    values.update(from_env)
+    in_env, env_names = from_env(environ, _HINTS)
+    values.update(in_env)
     sources.update(env_names)
     given = {k: v for k, v in (flags or {}).items() if v is not None}
     values.update(given)
@@ -350,77 +260,6 @@ def _language(value: str, source: str, name: str) -> str | None:
             "give a code such as en, de, fr, zh or a name such as German"
         )
     return code
-
-
-@dataclass(frozen=True)
-class Allowed:
-    """The values a numeric setting may take: `low`/`high` bounds (inclusive unless `open_low`)."""
-
-    low: float | None = None
-    high: float | None = None
-    open_low: bool = False
-    open_high: bool = False
-
-    def admits(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
-            return False
-        return self.high is None or (value < self.high if self.open_high else value <= self.high)
-
-    def __str__(self) -> str:
-        low = None if self.low is None else f"{'more than' if self.open_low else 'at least'} {self.low:g}"
-        high = None if self.high is None else f"{'less than' if self.open_high else 'at most'} {self.high:g}"
-        return " and ".join(x for x in (low, high) if x) or "a finite number"
-
-
-# Every numeric setting and what it may be; `_validate` checks each before anything runs.
-RANGES: dict[str, Allowed] = {
-    "concurrency": Allowed(1, 256),
-    "budget_usd": Allowed(0),
-    "timeout_s": Allowed(0, open_low=True),
-    "timeout_min_s": Allowed(0, open_low=True),
-    "timeout_per_audio_s": Allowed(0),
-    "wait_notice_s": Allowed(0, open_low=True),
-    "max_attempts": Allowed(1),
-    "retry_base_s": Allowed(0),
-    "retry_max_s": Allowed(0),
-    "max_upload_bytes": Allowed(128 * 1024),
-    "translate_batch_size": Allowed(1, 500),
-    "translate_context": Allowed(0, 50),
-    "local_threads": Allowed(0),
-    "local_batch_size": Allowed(1, 64),
-    "beam_size": Allowed(1, 64),
-    "chunk_target_s": Allowed(10),
-    "parallel_chunk_s": Allowed(10),
-    "utterance_max_s": Allowed(2),
-    "min_silence_s": Allowed(0.1, 10),
-    "skip_silence_s": Allowed(0.5),
-    "silence_threshold_dbfs": Allowed(-120, 0),
-    "vad_threshold": Allowed(0, 1, open_low=True, open_high=True),
-    "max_line_width": Allowed(5),
-    "max_line_count": Allowed(1),
-    "max_words_per_line": Allowed(1),
-    "max_cue_s": Allowed(1),
-    "max_chars_per_s": Allowed(0, open_low=True),
-    "settle_s": Allowed(0),
-    "rescan_s": Allowed(0.1),
-    "lease_s": Allowed(1),
-    "job_max_attempts": Allowed(1),
-    "pause_s": Allowed(0),
-    "shutdown_grace_s": Allowed(0),
-}
-LOCAL_DEVICES = ("auto", "cpu", "cuda")
-# What the numbers of a `[models."NAME"]` table may be: prices are never negative.
-MODEL_RANGES: dict[str, Allowed] = {
-    "usd_per_min": Allowed(0),
-    "max_duration_s": Allowed(0, open_low=True),
-    "usd_per_m_audio_tokens": Allowed(0),
-    "usd_per_m_text_tokens": Allowed(0),
-    "usd_per_m_output_tokens": Allowed(0),
-    "usd_per_m_input": Allowed(0),
-    "usd_per_m_output": Allowed(0),
-}
 
 
 def _validate(s: Settings, sources: Mapping[str, str]) -> None:

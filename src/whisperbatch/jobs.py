@@ -40,7 +40,7 @@ from pathlib import Path
 
 from . import audio, writers
 from .config import Settings
-from .engines import select_engine
+from .engines import EngineOptions, select_engine
 from .engines.base import Engine
 from .errors import (
     AudioError,
@@ -56,7 +56,7 @@ from .errors import (
 )
 from .models import FileResult, JobState, Task, transcript_from_json, transcript_to_json
 from .pipeline import Event, FileFinished, Notice, Pipeline, files_preparing, new_run_id
-from .policy import Budget, RetryPolicy, require_prices
+from .policy import Budget, require_prices
 from .scratch import pid_alive
 from .store import Job, JobStore
 from .translate import Translator
@@ -189,7 +189,7 @@ class JobRunner:
         task: Task,
         one_off: bool,
         on_event: Callable[[Event], None] = lambda e: None,
-        engine_for: Callable[[Settings, Task], Engine] = select_engine,
+        engine_for: Callable[[EngineOptions, Task], Engine] = select_engine,
         translate_to: str | None = None,
         folder: Path | None = None,
     ) -> None:
@@ -204,7 +204,7 @@ class JobRunner:
         self.run_id = new_run_id()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stop = threading.Event()  # the one stop signal: no new job, chunk or attempt starts
-        self.policy = RetryPolicy.from_settings(settings, job_max_attempts=1 if one_off else None)
+        self.policy = settings.retry_policy(job_max_attempts=1 if one_off else None)
         self.budget = Budget(store, settings.budget_usd, self.run_id, this_run_only=one_off)
         self.options = JobOptions.of(settings, engine, translate_to)
         self.pipeline = self._new_pipeline(settings, engine, translating=translate_to is not None)
@@ -238,7 +238,7 @@ class JobRunner:
             stop=self.stop,
             budget=self.budget,
             policy=self.policy,
-            translator=Translator.from_settings(settings) if translating else None,
+            translator=Translator.from_options(settings.translation_options()) if translating else None,
             halted=self.halted,
             on_fatal=self._fatal,
         )
@@ -251,12 +251,12 @@ class JobRunner:
             pipeline = self._pipelines.get((options.to_json(), job.task))
             if pipeline is None:
                 settings = options.settings(self.settings)
-                engine = self.engine_for(settings, job.task)
+                engine = self.engine_for(settings.engine_options(), job.task)
                 pipeline = self._new_pipeline(settings, engine, translating=options.translate_to is not None)
                 self._pipelines[(options.to_json(), job.task)] = pipeline
         chat = None if pipeline.translator is None else pipeline.translator.info
         try:
-            require_prices(pipeline.settings, pipeline.engine.info, chat)
+            require_prices(pipeline.settings.budget_usd, pipeline.engine.info, chat)
         except ConfigError as e:
             raise ConfigError(f"{job.path}: not started: {e}") from e
         return pipeline

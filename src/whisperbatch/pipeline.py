@@ -448,7 +448,7 @@ class Pipeline:
         self.run_id = run_id or new_run_id()
         self.stop = stop or threading.Event()
         self.budget = budget
-        self.policy = policy or RetryPolicy.from_settings(settings)
+        self.policy = policy or settings.retry_policy()
         # A fatal answer (key, quota, model) is told at once (`on_fatal`), and no request starts while
         # `halted` says so: the files in progress would only be refused the same way. So is a store
         # that cannot keep an answer: every answer after it would be paid for and lost.

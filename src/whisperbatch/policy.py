@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .catalog import ChatModelInfo, ModelInfo
-from .config import Settings
 from .cost import price_hint
 from .errors import BudgetExceeded, ConfigError
 from .store import JobStore
@@ -25,15 +24,6 @@ class RetryPolicy:
     base_s: float
     max_s: float
     job_max_attempts: int  # runs of a whole file
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, job_max_attempts: int | None = None) -> RetryPolicy:
-        return cls(
-            max_attempts=settings.max_attempts,
-            base_s=settings.retry_base_s,
-            max_s=settings.retry_max_s,
-            job_max_attempts=settings.job_max_attempts if job_max_attempts is None else job_max_attempts,
-        )
 
     def request_delay_s(self, attempt: int, retry_after_s: float | None) -> float:
         """How long to wait before request attempt `attempt + 1`: the server's Retry-After if it sent
@@ -47,10 +37,10 @@ class RetryPolicy:
         return None if attempts >= self.job_max_attempts else self.max_s * attempts
 
 
-def require_prices(settings: Settings, info: ModelInfo, chat: ChatModelInfo | None) -> None:
+def require_prices(budget_usd: float | None, info: ModelInfo, chat: ChatModelInfo | None) -> None:
     """A budget can only hold what it can price: under `--budget` a transcription or chat model whose
     price is not known is refused before anything is sent, naming the setting that prices it."""
-    if settings.budget_usd is None:
+    if budget_usd is None:
         return
     if not info.price_known:
         raise ConfigError(f"--budget needs the price of {info.name}: {price_hint(info.name)}")

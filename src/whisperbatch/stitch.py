@@ -1,7 +1,7 @@
 """Join per-chunk results into one timeline, dropping what Whisper invents.
 
 Whisper hallucinates on silence and music ("Thank you for watching", loops of one phrase). Silent
-stretches are never uploaded (see audio.py); what still slips through is dropped here with the usual
+stretches are never uploaded (see audio/plan.py); what still slips through is dropped here with the usual
 thresholds, before any text is carried into the next chunk's prompt, so one invented line cannot
 seed the next.
 

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .catalog import ChatModelInfo, chat_model_info
-from .config import Settings
+from .catalog import ChatModelInfo
 from .engines.openai import api_error, sdk_client, sdk_error, unreadable
 from .errors import ConfigError, EngineError
 from .languages import LANGUAGES
@@ -49,6 +48,24 @@ def chat_needed(target: str) -> ConfigError:
         "OPENAI_API_KEY, or translate_base_url (an OpenAI-compatible chat server such as Ollama) and "
         "translate_model; offline, the local engine translates into English only (--to en)"
     )
+
+
+@dataclass(frozen=True)
+class TranslationOptions:
+    """Where cues are translated: into which language, by which chat model, on which server."""
+
+    to: str  # a language code
+    model: ChatModelInfo
+    api_key: str | None = field(repr=False)  # the chat server's own key, else the transcription key
+    base_url: str | None  # the chat server's own URL, else the transcription server's
+    timeout_s: float
+    batch_size: int  # cues per request
+    context: int  # neighbouring cues sent either side, not translated
+
+    @property
+    def reachable(self) -> bool:
+        """Whether a chat model can be reached at all: a key or a server."""
+        return bool(self.api_key or self.base_url)
 
 
 class BadReply(EngineError):
@@ -86,16 +103,16 @@ class Translator:
         self.host = urlsplit(str(self._client.base_url)).netloc
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Translator:
-        if not settings.has_chat_config:
-            raise chat_needed(settings.translate_to)
+    def from_options(cls, options: TranslationOptions) -> Translator:
+        if not options.reachable:
+            raise chat_needed(options.to)
         return cls(
-            chat_model_info(settings.translate_model, settings.models),
-            api_key=settings.translate_api_key or settings.api_key,
-            base_url=settings.translate_base_url or settings.base_url,
-            timeout_s=settings.timeout_s,
-            batch_size=settings.translate_batch_size,
-            context=settings.translate_context,
+            options.model,
+            api_key=options.api_key,
+            base_url=options.base_url,
+            timeout_s=options.timeout_s,
+            batch_size=options.batch_size,
+            context=options.context,
         )
 
     def translate(
@@ -209,12 +226,12 @@ def _checked(content: str, ids: list[int]) -> dict[int, str]:
     return got
 
 
-def translation_target(settings: Settings, engine: str) -> str | None:
+def translation_target(options: TranslationOptions, engine: str) -> str | None:
     """The language `translate` asks a chat model for, or None where Whisper translates by itself (the
     local engine, into English: offline, as ever). Raises ConfigError when a chat model is needed and
     none can be reached."""
-    if engine == "local" and settings.translate_to == "en":
+    if engine == "local" and options.to == "en":
         return None
-    if not settings.has_chat_config:
-        raise chat_needed(settings.translate_to)
-    return settings.translate_to
+    if not options.reachable:
+        raise chat_needed(options.to)
+    return options.to
