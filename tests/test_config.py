@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from whisperbatch.catalog import model_info
 from whisperbatch.config import load_settings
 from whisperbatch.cues import CueStyle
 from whisperbatch.errors import ConfigError
+from whisperbatch.translate import translation_target
 
 
 def test_precedence(tmp_path: Path) -> None:
@@ -150,3 +152,24 @@ def test_subtitle_options_reach_the_settings(tmp_path: Path, monkeypatch: pytest
     assert len(seen) == 4
     for flags in seen:
         assert (flags["max_line_width"], flags["max_line_count"], flags["max_words_per_line"]) == (30, 1, 4)
+
+
+def test_each_stage_gets_its_own_options_record(tmp_path: Path) -> None:
+    env = {"OPENAI_API_KEY": "sk-x", "WHISPERBATCH_KEYWORDS": "Kubernetes, gRPC,"}
+    env["WHISPERBATCH_HOME"] = str(tmp_path)
+    s = load_settings({"translate_to": "de", "max_attempts": 4}, env=env, cwd=tmp_path)
+    engine = s.engine_options()
+    assert (engine.kind, engine.keywords, engine.api_key) == ("openai", ("Kubernetes", "gRPC"), "sk-x")
+    chat = s.translation_options()
+    assert (chat.to, chat.model.name, chat.api_key, chat.reachable) == ("de", "gpt-5.4-mini", "sk-x", True)
+    assert "sk-x" not in repr(engine) + repr(chat)
+    assert translation_target(chat, "openai") == "de"
+    assert s.store_options().sqlite_path == tmp_path / "whisperbatch.sqlite3"
+    assert (s.retry_policy().max_attempts, s.retry_policy(job_max_attempts=1).job_max_attempts) == (4, 1)
+    on_file = load_settings({"database": "sqlite:///x/jobs.db"}, env={}, cwd=tmp_path).store_options()
+    assert on_file.sqlite_path == Path("/x/jobs.db")
+    offline = load_settings({"translate_to": "de"}, env={}, cwd=tmp_path).translation_options()
+    assert not offline.reachable
+    with pytest.raises(ConfigError, match="needs a chat model"):
+        translation_target(offline, "local")
+    assert translation_target(dataclasses.replace(offline, to="en"), "local") is None
