@@ -3,8 +3,8 @@
 Why it is shaped this way:
 - An energy threshold cannot tell a voice from fan noise, hum or traffic under it, and a fixed one
   throws away a quiet speaker. Silero VAD (the ONNX model shipped inside faster-whisper, so it works
-  offline) can, does not care how loud the speaker is, and runs some 400 times faster than real time
-  on two cores.
+  offline) can, does not care how loud the speaker is, and is cheap enough to score every
+  frame.
 - faster-whisper's `get_speech_timestamps` wants the whole recording as one float array; the chunker
   streams (memory stays flat for hours of audio), so the model is run block by block here, each block
   primed with a second of the audio before it, and Silero's hysteresis (start at `threshold`, end
@@ -52,7 +52,7 @@ def _vad_session() -> Any:
     """Silero VAD as faster-whisper ships it, loaded with onnxruntime alone.
 
     Why not `faster_whisper.vad.get_vad_model()`: importing faster_whisper pulls in CTranslate2, PyAV and
-    tokenizers, some 45 MB that the openai engine never uses; the model file and the call are the same.
+    tokenizers, which the openai engine never uses; the model file and the call are the same.
     """
     import onnxruntime
 

@@ -1,6 +1,6 @@
 """ffmpeg decoding straight to 16 kHz mono s16le (what Whisper uses anyway), read through a pipe.
 
-pydub decodes a whole file into memory (an hour of 44.1 kHz stereo is ~635 MB, peaking near 2 GB);
+pydub decodes a whole file into memory (an hour of 44.1 kHz stereo is ~635 MB of samples);
 reading blocks from a pipe holds only the window being planned (about one chunk), so memory does not
 grow with the recording's length.
 """
