@@ -51,6 +51,8 @@ class Forecast:
 
 @dataclass(frozen=True)
 class FileForecast:
+    """One recording's forecast."""
+
     path: Path
     forecast: Forecast
 
