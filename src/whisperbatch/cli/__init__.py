@@ -18,15 +18,8 @@ from rich.console import Console
 
 from .. import __version__
 from ..models import Task
-from .enqueue import enqueue
-from .estimate import estimate_command
+from . import enqueue, estimate, report, retry, status, transcribe, watch, worker
 from .options import HelpCommand
-from .report import report
-from .retry import retry
-from .status import status
-from .transcribe import TRANSCRIBE_HELP, TRANSLATE_HELP, one_off
-from .watch import watch
-from .worker import worker
 
 app = typer.Typer(
     name="whisperbatch",
@@ -37,10 +30,12 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 # Every command's help in plain words (HelpCommand), in the order `--help` lists them.
-app.command("transcribe", help=TRANSCRIBE_HELP, cls=HelpCommand)(one_off(Task.TRANSCRIBE))
-app.command("translate", help=TRANSLATE_HELP, cls=HelpCommand)(one_off(Task.TRANSLATE))
-app.command("estimate", cls=HelpCommand)(estimate_command)
-for _command in (report, watch, worker, enqueue, status, retry):
+app.command("transcribe", help=transcribe.TRANSCRIBE_HELP, cls=HelpCommand)(
+    transcribe.one_off(Task.TRANSCRIBE)
+)
+app.command("translate", help=transcribe.TRANSLATE_HELP, cls=HelpCommand)(transcribe.one_off(Task.TRANSLATE))
+app.command("estimate", cls=HelpCommand)(estimate.estimate_command)
+for _command in (report.report, watch.watch, worker.worker, enqueue.enqueue, status.status, retry.retry):
     app.command(cls=HelpCommand)(_command)
 
 
