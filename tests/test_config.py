@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from whisperbatch import cli
 from whisperbatch.catalog import model_info
+from whisperbatch.cli import wiring
+from whisperbatch.cli.options import Options
 from whisperbatch.config import load_settings
 from whisperbatch.cues import CueStyle
 from whisperbatch.errors import ConfigError
@@ -134,11 +136,11 @@ def test_bad_subtitle_settings(
 def test_subtitle_options_reach_the_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[dict[str, Any]] = []
 
-    def prepare(out: object, options: cli.Options, task: object) -> None:
+    def prepare(out: object, options: Options, task: object) -> None:
         seen.append(options.flags)
         raise typer.Exit(0)
 
-    monkeypatch.setattr(cli, "_prepare", prepare)
+    monkeypatch.setattr(wiring, "prepare", prepare)
     options = ["--max-line-width", "30", "--max-line-count", "1", "--max-words-per-line", "4"]
     commands = (
         ["transcribe", "a.m4a"],
