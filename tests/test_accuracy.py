@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import CANARY_KEY, run_cli
-from fakeopenai import FakeOpenAI, Upload
-from speechbuilder import (
+from whisperbatch.testing import FakeOpenAI, Upload
+from whisperbatch.testing.speechbuilder import (
     Built,
     build_recording,
     find_marker,

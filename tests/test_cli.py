@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 from conftest import SAMPLES, copy_sample, run_cli
-from fakeopenai import FakeOpenAI
-from speechbuilder import build_recording
 from whisperbatch.cli import app
+from whisperbatch.testing import FakeOpenAI
+from whisperbatch.testing.speechbuilder import build_recording
 
 
 def _bad_files(work: Path) -> list[Path]:

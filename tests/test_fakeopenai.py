@@ -16,7 +16,7 @@ import numpy as np
 import openai
 import pytest
 
-from fakeopenai import (
+from whisperbatch.testing import (
     ChatFault,
     FakeOpenAI,
     Upload,
@@ -32,7 +32,7 @@ from fakeopenai import (
     server_error,
     unauthorized,
 )
-from speechbuilder import (
+from whisperbatch.testing.speechbuilder import (
     Built,
     Placed,
     build_recording,
@@ -275,8 +275,7 @@ def test_silence_has_no_segments_unless_hallucinating(
 
 def test_standalone_instant_mode(make_client: MakeClient) -> None:
     """The benchmark entry point: READY line, serves, exits 0 on SIGTERM."""
-    script = Path(__file__).resolve().parent / "fakeopenai.py"
-    cmd = [sys.executable, str(script), "--port", "0", "--instant"]
+    cmd = [sys.executable, "-m", "whisperbatch.testing", "--port", "0", "--instant"]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
         try:
             assert proc.stdout is not None
@@ -524,7 +523,7 @@ def test_gpt_transcribe_languages_and_keywords(server: FakeOpenAI, client: opena
     assert refused.status == 400 and refused.language == "fr" and refused.languages == ("fr",)
 
 
-# --- speech recordings built from the corpus (tests/speechbuilder.py) -------------------------------------
+# --- speech recordings built from the corpus (whisperbatch.testing.speechbuilder) ----------------------
 
 
 def _pcm(path: Path) -> np.ndarray:
@@ -792,8 +791,7 @@ def test_real_model_finds_a_marker_after_silence(
 
 
 def test_standalone_model_mode(make_client: MakeClient, three_sentences: Built) -> None:
-    script = Path(__file__).resolve().parent / "fakeopenai.py"
-    cmd = [sys.executable, str(script), "--port", "0", "--model", "tiny.en"]
+    cmd = [sys.executable, "-m", "whisperbatch.testing", "--port", "0", "--model", "tiny.en"]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
         try:
             assert proc.stdout is not None

@@ -23,8 +23,6 @@ from typing import Any
 import pytest
 
 from conftest import CANARY_KEY, assemble, copy_sample, run_cli, two_sentence_recordings
-from fakeopenai import FakeOpenAI, Upload, delay, insufficient_quota, unauthorized
-from speechbuilder import parse_srt
 from whisperbatch.audio import find_ffmpeg, probe
 from whisperbatch.config import Settings, load_settings
 from whisperbatch.engines import select_engine
@@ -32,6 +30,8 @@ from whisperbatch.jobs import JobRunner
 from whisperbatch.models import JobState, Task
 from whisperbatch.service import serve
 from whisperbatch.store import open_store
+from whisperbatch.testing import FakeOpenAI, Upload, delay, insufficient_quota, unauthorized
+from whisperbatch.testing.speechbuilder import parse_srt
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from conftest import CANARY_KEY, SAMPLES, TODAY, run_cli
-from fakeopenai import FakeOpenAI
-from speechbuilder import Built, build_recording, find_marker, parse_srt
 from whisperbatch.config import ModelOverride
 from whisperbatch.engines.base import LINEUP_CHANGE, default_api_model, lineup_notice, model_info
 from whisperbatch.errors import ConfigError
+from whisperbatch.testing import FakeOpenAI
+from whisperbatch.testing.speechbuilder import Built, build_recording, find_marker, parse_srt
 
 AFTER = "2027-03-01"
 BEFORE = TODAY

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from conftest import copy_sample, run_cli, write_silence
-from speechbuilder import parse_srt
 from whisperbatch.engines.local import bundled_model_dir, device_and_compute_type, heard_in, speech_clips
 from whisperbatch.models import Segment, Span, Word
+from whisperbatch.testing.speechbuilder import parse_srt
 
 
 def test_transcribe_english_sample_offline(env: dict[str, str], tmp_path: Path) -> None:

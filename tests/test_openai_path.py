@@ -18,7 +18,7 @@ from conftest import (
     run_cli,
     write_silence,
 )
-from fakeopenai import (
+from whisperbatch.testing import (
     FakeOpenAI,
     drop_connection,
     insufficient_quota,
@@ -27,7 +27,7 @@ from fakeopenai import (
     truncated,
     unauthorized,
 )
-from speechbuilder import parse_srt
+from whisperbatch.testing.speechbuilder import parse_srt
 
 MAX_BODY = 26_214_400
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from conftest import CANARY_KEY, copy_sample, reencode, run_cli, small_disk
-from fakeopenai import DECODE_FAILED, FakeOpenAI, Fault
 from whisperbatch.errors import OutputError
+from whisperbatch.testing import DECODE_FAILED, FakeOpenAI, Fault
 from whisperbatch.writers import write_files
 
 

@@ -17,9 +17,17 @@ from pathlib import Path
 import pytest
 
 from conftest import CANARY_KEY, SAMPLES, copy_sample, run_cli
-from fakeopenai import FakeOpenAI, drop_id, empty_text, merge_two, not_json, rate_limit, server_error
-from speechbuilder import Built, build_recording, normalise, parse_srt
 from whisperbatch.cost import CSV_COLUMNS
+from whisperbatch.testing import (
+    FakeOpenAI,
+    drop_id,
+    empty_text,
+    merge_two,
+    not_json,
+    rate_limit,
+    server_error,
+)
+from whisperbatch.testing.speechbuilder import Built, build_recording, normalise, parse_srt
 from whisperbatch.translate import CHAT_MODELS
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CANARY_KEY, SAMPLES, assemble, copy_sample, distinct_words, run_cli
-from fakeopenai import FakeOpenAI, delay, echo_authorization, insufficient_quota
+from whisperbatch.testing import FakeOpenAI, delay, echo_authorization, insufficient_quota
 from whisperbatch.watcher import SettleTracker, is_candidate
 
 

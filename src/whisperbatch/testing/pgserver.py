@@ -175,7 +175,7 @@ def running_server(base_dir: Path) -> Iterator[str]:
             raise RuntimeError(f"initdb failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
         with (data / "postgresql.conf").open("a") as conf:
             conf.write(
-                "\n# tests/pgserver.py\n"
+                "\n# whisperbatch.testing.pgserver\n"
                 "listen_addresses = '127.0.0.1'\n"
                 f"unix_socket_directories = '{sock}'\n"
                 "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"

@@ -10,8 +10,7 @@ sentence's text and audible span, to sample accuracy, and the script to score a 
 (`word_error_rate`, `words_lost`, `find_marker` over cues from `parse_srt` or from verbose_json
 segments).
 
-Tests import it as `speechbuilder` (tests/ is on sys.path under pytest); bench scripts add the folder
-first: `sys.path.insert(0, str(ROOT / "tests"))`.
+The corpus is read from a source checkout's samples/ folder, where whisperbatch's tests and benchmarks run.
 """
 
 from __future__ import annotations
@@ -31,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+from .recordings import SAMPLES
+
 MARGIN_S = 0.05  # audio kept around a sentence's audible span when it is cut from the corpus
 MARKER_SILENCE_S = 6.0  # no speech for this long before each marker sentence
 HUM_DEFAULT_DBFS = -45.0  # hum level when no noise level is given
