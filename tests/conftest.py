@@ -1,5 +1,10 @@
 """Shared fixtures: an isolated home, real sample audio, long recordings assembled at test time, and a
-CLI runner that runs the real `whisperbatch` entry point in a subprocess (so a traceback would show)."""
+CLI runner that runs the real `whisperbatch` entry point in a subprocess (so a traceback would show).
+
+Tests come in tiers, one folder each: unit/ (no process started, no model, no long audio: the inner
+loop, `pytest tests/unit`), integration/ (real ffmpeg, models and servers in the test's process) and
+e2e/ (the CLI run as a process, long recordings). Every test outside unit/ is marked `slow`, and those
+in e2e/ `e2e` too, so `-m "not slow"` is the unit tier and `-m "not e2e"` leaves out the processes."""
 
 from __future__ import annotations
 
@@ -8,8 +13,9 @@ import itertools
 import os
 import shutil
 import subprocess
+import time
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +32,18 @@ from whisperbatch.testing.recordings import two_sentence_recordings as two_sente
 
 TODAY = "2026-11-23"
 CANARY_KEY = "sk-test-canary-7fQ2xZ9pLm4Rt8Vw1Yb6Nc3Hd5Kj0Gs"
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else ""
+        if tier != "unit":
+            item.add_marker(pytest.mark.slow)
+        if tier == "e2e":
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +90,15 @@ def env(tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> d
     work.mkdir()
     monkeypatch.chdir(work)
     return dict(os.environ)
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    """Poll until true; the deadline only bounds a hung test, nothing here measures speed."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
 
 
 def copy_sample(name: str, dest_dir: Path, new_name: str | None = None) -> Path:

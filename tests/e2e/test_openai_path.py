@@ -32,7 +32,6 @@ from whisperbatch.testing.speechbuilder import parse_srt
 MAX_BODY = 26_214_400
 
 
-@pytest.mark.slow
 def test_hour_long_recording_keeps_late_timestamps(
     api_env: dict[str, str], fake_openai: FakeOpenAI, ffmpeg: str, tmp_path: Path
 ) -> None:

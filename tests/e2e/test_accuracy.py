@@ -25,8 +25,6 @@ from whisperbatch.testing.speechbuilder import (
     words_lost,
 )
 
-pytestmark = pytest.mark.slow
-
 CUE_MAX_S = 7.0
 LINE_MAX = 42
 # Small chunks: many cuts, many requests, so whatever goes wrong at a cut shows in a short recording.

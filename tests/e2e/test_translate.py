@@ -30,8 +30,6 @@ from whisperbatch.testing import (
 from whisperbatch.testing.speechbuilder import Built, build_recording, normalise, parse_srt
 from whisperbatch.translate import CHAT_MODELS
 
-pytestmark = pytest.mark.slow
-
 AFTER = "2027-03-01"  # the line-up after the shutdown: gpt-transcribe, no translations endpoint
 MINI = CHAT_MODELS["gpt-5.4-mini"]
 
