@@ -44,14 +44,8 @@ from pathlib import Path
 
 from whisperbatch.audio import find_ffmpeg
 from whisperbatch.testing import FakeOpenAI
-from whisperbatch.testing.speechbuilder import (
-    Built,
-    build_recording,
-    find_marker,
-    parse_srt,
-    word_error_rate,
-    words_lost,
-)
+from whisperbatch.testing.scoring import find_marker, parse_srt, word_error_rate, words_lost
+from whisperbatch.testing.speechbuilder import Built, build_recording
 
 ROOT = Path(__file__).resolve().parent.parent
 

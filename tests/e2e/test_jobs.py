@@ -22,7 +22,7 @@ import pytest
 from conftest import CANARY_KEY, assemble, copy_sample, run_cli, two_sentence_recordings, wait_for
 from whisperbatch.audio import probe
 from whisperbatch.testing import FakeOpenAI, Upload, delay, insufficient_quota
-from whisperbatch.testing.speechbuilder import parse_srt
+from whisperbatch.testing.scoring import parse_srt
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ import pytest
 
 from conftest import CANARY_KEY, SAMPLES, TODAY, run_cli
 from whisperbatch.testing import FakeOpenAI
-from whisperbatch.testing.speechbuilder import Built, build_recording, find_marker, parse_srt
+from whisperbatch.testing.scoring import find_marker, parse_srt
+from whisperbatch.testing.speechbuilder import Built, build_recording
 
 AFTER = "2027-03-01"
 BEFORE = TODAY

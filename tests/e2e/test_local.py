@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import copy_sample, run_cli, write_silence
-from whisperbatch.testing.speechbuilder import parse_srt
+from whisperbatch.testing.scoring import parse_srt
 
 
 def test_transcribe_english_sample_offline(env: dict[str, str], tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from whisperbatch.testing import (
     truncated,
     unauthorized,
 )
-from whisperbatch.testing.speechbuilder import parse_srt
+from whisperbatch.testing.scoring import parse_srt
 
 MAX_BODY = 26_214_400
 

@@ -27,7 +27,8 @@ from whisperbatch.testing import (
     rate_limit,
     server_error,
 )
-from whisperbatch.testing.speechbuilder import Built, build_recording, normalise, parse_srt
+from whisperbatch.testing.scoring import normalise, parse_srt
+from whisperbatch.testing.speechbuilder import Built, build_recording
 from whisperbatch.translate import CHAT_MODELS
 
 AFTER = "2027-03-01"  # the line-up after the shutdown: gpt-transcribe, no translations endpoint

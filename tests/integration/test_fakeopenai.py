@@ -33,14 +33,8 @@ from whisperbatch.testing import (
     server_error,
     unauthorized,
 )
-from whisperbatch.testing.speechbuilder import (
-    Built,
-    build_recording,
-    find_marker,
-    parse_srt,
-    word_error_rate,
-    words_lost,
-)
+from whisperbatch.testing.scoring import find_marker, parse_srt, word_error_rate, words_lost
+from whisperbatch.testing.speechbuilder import Built, build_recording
 
 FOX = SAMPLES / "fox.wav"
 KEY = "sk-test-canary-0000"

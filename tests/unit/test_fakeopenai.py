@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from whisperbatch.testing.speechbuilder import (
-    Placed,
-    find_marker,
-    word_error_rate,
-    words_lost,
-)
+from whisperbatch.testing.scoring import find_marker, word_error_rate, words_lost
+from whisperbatch.testing.speechbuilder import Placed
 
 
 def test_scoring_helpers() -> None:

@@ -22,7 +22,7 @@ import pytest
 from whisperbatch.cues import Cue, CueStyle, build_cues, to_ms
 from whisperbatch.errors import ConfigError, OutputError
 from whisperbatch.models import CostLine, Segment, Span, Task, Transcript, Word
-from whisperbatch.testing.speechbuilder import parse_srt
+from whisperbatch.testing.scoring import parse_srt
 from whisperbatch.writers import (
     FORMATS,
     atomic_write_text,

@@ -1,7 +1,9 @@
 """Test doubles shipped beside the code, for whisperbatch's own tests and benchmarks and for anyone who
 builds on it: a loopback OpenAI-compatible server with a fault vocabulary (`FakeOpenAI`), a stub engine
-that answers from a script (`StubEngine`), a throwaway PostgreSQL server (`pgserver`) and recordings with
-known words at known times (`speechbuilder`, which reads the corpus in a source checkout's samples/).
+that answers from a script (`StubEngine`), a throwaway PostgreSQL server (`pgserver`), recordings with
+known words at known times and the scores of a transcript against them (`speechbuilder`, `recordings`,
+`scoring`: they read the corpus in a source checkout's samples/), and the CLI run as a process
+(`process`).
 
 They live in the package, not in tests/, so tests and bench/ import them like any other module.
 """

@@ -13,7 +13,9 @@ from .server import FakeOpenAI
 
 def main(argv: list[str] | None = None) -> int:
     """Standalone mode for benchmarks: prints `READY <base_url>` and serves until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="python -m whisperbatch.testing", description="A fake of the OpenAI API on 127.0.0.1."
+    )
     parser.add_argument("--port", type=int, default=0)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--instant", action="store_true", help="do not decode; answer one canned segment")
