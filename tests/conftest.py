@@ -23,6 +23,8 @@ import pytest
 
 from whisperbatch.audio import find_ffmpeg
 from whisperbatch.testing.pgserver import create_database, running_server
+
+# Shared with bench/, so they live in whisperbatch.testing; the tests take them from here.
 from whisperbatch.testing.process import Result as Result
 from whisperbatch.testing.process import run_cli as run_cli
 from whisperbatch.testing.recordings import FOX_ONSET_S as FOX_ONSET_S
@@ -32,8 +34,6 @@ from whisperbatch.testing.recordings import two_sentence_recordings as two_sente
 
 TODAY = "2026-11-23"
 CANARY_KEY = "sk-test-canary-7fQ2xZ9pLm4Rt8Vw1Yb6Nc3Hd5Kj0Gs"
-
-
 TESTS = Path(__file__).resolve().parent
 
 

@@ -9,10 +9,9 @@ import inspect
 import pytest
 
 from unit import test_store as contract
-from unit.test_store import Opener, store
+from unit.test_store import Opener
+from unit.test_store import store as store  # the tests' fixture, over this module's `opener`
 from whisperbatch.store.postgres import PostgresStore
-
-__all__ = ["store"]
 
 for _name, _test in vars(contract).items():
     if _name.startswith("test_") and {"store", "opener"} & set(inspect.signature(_test).parameters):
