@@ -5,22 +5,18 @@ real socket also exercises the SDK's multipart upload, its error mapping and its
 side uses only the stdlib and numpy, so `python -m whisperbatch.testing --port 0` works as a standalone
 server for `bench/` scripts.
 
-Two kinds of "ASR":
+The audio endpoints (`transcriptions`) answer in one of two ways (`asr`):
 - energy (default): speech regions become segments whose timestamps are real and whose text comes from
   `server.transcriber`, so chunking and offset arithmetic can be asserted against the samples;
-- a real Whisper model (`FakeOpenAI(model="tiny.en")`, `--model tiny.en`): every upload is transcribed
-  by faster-whisper with its own defaults, as faster-whisper-server/speaches do (beam 5, conditioning on
-  previous text, temperature fallback, no VAD), so lost words and drifting times show in the answers.
-  `server.edit` can then make it misbehave deterministically.
+- a real Whisper model (`FakeOpenAI(model="tiny.en")`, `--model tiny.en`), so lost words and drifting
+  times show in the answers. `server.edit` can then make it misbehave deterministically.
+`server.inject(...)` queues faults (`faults`) that the next audio requests consume, in order.
 
-A translator at `POST /v1/chat/completions`: the last user message is a JSON payload ({"source_language",
-"target_language", "glossary", "before", "segments": [{"id", "text"}], "after"}) and the answer's content
-is `{"segments": [{"id", "text"}]}`, translated word by word through small lexicons (French to English
-when the target is "en", English to German for "de", a "[xx] " prefix for any other target).
-`server.inject_chat(...)` queues faults and misbehaviours (`drop_id()`, `merge_two()`, `empty_text()`,
-`not_json()`) that only chat requests consume; they are recorded in `server.chats`, never in `uploads`.
-`server.missing_models` answers 404 model_not_found for the models in it, and
-`server.translations_endpoint = False` makes `/v1/audio/translations` a removed endpoint (404).
+A translator answers at `POST /v1/chat/completions` (`chat`). `server.inject_chat(...)` queues faults and
+misbehaviours (`drop_id()`, `merge_two()`, `empty_text()`, `not_json()`) that only chat requests consume;
+they are recorded in `server.chats`, never in `uploads`. `server.missing_models` answers 404
+model_not_found for the models in it, and `server.translations_endpoint = False` makes
+`/v1/audio/translations` a removed endpoint (404).
 """
 
 from __future__ import annotations

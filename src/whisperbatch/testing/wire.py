@@ -62,8 +62,10 @@ Segments = list[dict[str, Any]]
 Edit = Callable[[Upload, Segments], Segments]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Reply:
+    """An answer as it goes back: status, body and the headers beyond Content-Type and Content-Length."""
+
     status: int
     body: bytes
     content_type: str = "application/json"
@@ -71,6 +73,7 @@ class Reply:
 
 
 def json_reply(status: int, obj: Any, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    """`obj` as a JSON answer."""
     return Reply(status, json.dumps(obj).encode(), "application/json", headers)
 
 
@@ -84,6 +87,7 @@ def json_object(body: bytes | None) -> dict[str, Any]:
 
 
 def str_field(obj: dict[str, Any], key: str) -> str:
+    """A string field of a JSON object; "" when it is missing or not a string."""
     value = obj.get(key)
     return value if isinstance(value, str) else ""
 
