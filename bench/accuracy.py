@@ -5,7 +5,7 @@ true time), word error rate and words lost against the script the recording was 
 longest cue and widest line, speech reported as gaps, text inside stretches without speech, and the
 minutes billed against the minutes of audio.
 
-Recordings are built at run time from the espeak-ng corpus (tests/speechbuilder.py):
+Recordings are built at run time from the espeak-ng corpus (whisperbatch.testing.speechbuilder):
 - long: 62 minutes of repetitive speech, four marker sentences right after silences at 1:35, 25:10,
   47:30 and 61:30, and a few long silences;
 - noisy: 15 minutes of speech over pink noise and 50 Hz hum (about -48 dBFS), five minutes of one quiet
@@ -14,7 +14,7 @@ Recordings are built at run time from the espeak-ng corpus (tests/speechbuilder.
   order, as in rehearsals, lectures and scripted calls, where Whisper writes on past the speech in its
   window what it expects next; short pauses, four markers right after silences, a few long silences.
 
-Runs: `api` (the openai engine against tests/fakeopenai.py serving faster-whisper tiny.en, or
+Runs: `api` (the openai engine against whisperbatch.testing serving faster-whisper tiny.en, or
 `--server-model base`, with the default model: whisper-1, answering verbose_json), `api-json` (the same
 server and engine with `--model gpt-transcribe`, which the server answers in json only, text without
 times: whisperbatch cuts the audio into groups of utterances of at most 30 s and lays the text over
@@ -42,12 +42,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from whisperbatch.audio import find_ffmpeg
+from whisperbatch.testing import FakeOpenAI
+from whisperbatch.testing.scoring import find_marker, parse_srt, word_error_rate, words_lost
+from whisperbatch.testing.speechbuilder import Built, build_recording
 
-from fakeopenai import FakeOpenAI  # noqa: E402
-from speechbuilder import Built, build_recording, find_marker, parse_srt, word_error_rate, words_lost  # noqa: E402
-from whisperbatch.audio import find_ffmpeg  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DUMMY_KEY = "sk-bench-accuracy-dummy-key"
 RUNS = {

@@ -16,8 +16,8 @@ What it does:
   2.9 s pause: a cut point, but not long enough to skip); every 15th minute is a "break": one sentence
   then 50 s of silence, which is never uploaded. So chunks reach the 10-minute target (the largest
   PCM window the chunker ever holds) and the silence-skipping path runs too.
-- Starts `tests/fakeopenai.py --instant` (answers at once without decoding), one per recording, so
-  its request count is that recording's number of uploads.
+- Starts `python -m whisperbatch.testing --instant` (answers at once without decoding), one per
+  recording, so its request count is that recording's number of uploads.
 - Runs the real `whisperbatch` console-script entry point (`transcribe FILE --format srt --quiet`) in
   a child Python process through a tiny wrapper. When the command finishes, the wrapper reads
   `getrusage(RUSAGE_SELF).ru_maxrss`: the kernel's high-water mark of that process's resident set
@@ -56,7 +56,6 @@ from whisperbatch.audio import find_ffmpeg
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
-FAKE_SERVER = ROOT / "tests" / "fakeopenai.py"
 DUMMY_KEY = "sk-bench-memory-dummy-key"
 UNIT_S = 60
 BREAK_EVERY = 15  # every 15th minute is a break: one sentence, then a long silence
@@ -176,11 +175,13 @@ def make_recording(ffmpeg: str, path: Path, duration_s: float, units: tuple[Path
 
 
 class InstantServer:
-    """tests/fakeopenai.py --instant as a subprocess; `stop()` returns how many requests it served."""
+    """`python -m whisperbatch.testing --instant` as a subprocess; `stop()` returns how many requests it
+    served."""
 
     def __init__(self) -> None:
+        cmd = [sys.executable, "-m", "whisperbatch.testing", "--port", "0", "--instant"]
         self.proc = subprocess.Popen(
-            [sys.executable, str(FAKE_SERVER), "--port", "0", "--instant", "--api-key", DUMMY_KEY],
+            [*cmd, "--api-key", DUMMY_KEY],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

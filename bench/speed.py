@@ -2,14 +2,14 @@
 
 Sections (`--only`, default all), each printing its rows and the ratio the acceptance reads:
 
-- `local`: 10 minutes of speech (tests/speechbuilder.py, markers at 1:40, 5:00 and 8:20), the bundled
-  base model, int8, the cores this process may use. whisperbatch's default local run (`transcribe
+- `local`: 10 minutes of speech (whisperbatch.testing.speechbuilder, markers at 1:40, 5:00 and 8:20), the
+  bundled base model, int8, the cores this process may use. whisperbatch's default local run (`transcribe
   --engine local`) against faster-whisper's `BatchedInferencePipeline` (batch 8, word timestamps, beam
   5, same model, compute type and threads) called directly, both as fresh processes from start to
   exit (imports and model load included); and `WhisperModel.transcribe` (sequential, its defaults) for
   the word error rate only. Runs alternate `--rounds` times (2) and the fastest of each counts, since
   a shared machine slows single runs at random. Word error rates and marker offsets are printed.
-- `api`: the 62-minute recording of bench/accuracy.py against tests/fakeopenai.py in this process,
+- `api`: the 62-minute recording of bench/accuracy.py against whisperbatch.testing in this process,
   answering each request after 3 s per audio minute (`--pace`). `-j 1` with carried context against
   the sum of the server's answer times; `-j 4` and `-j 10` (defaults otherwise) against the ideal:
   the larger of (sum of answer times / j) and the longest single answer.
@@ -45,19 +45,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import memory  # noqa: E402
 from accuracy import build_long, build_noisy  # noqa: E402
 
-from fakeopenai import FakeOpenAI, Upload  # noqa: E402
-from speechbuilder import build_recording, find_marker, parse_srt, word_error_rate  # noqa: E402
 from whisperbatch.audio import find_ffmpeg, usable_cores  # noqa: E402
 from whisperbatch.catalog import model_info  # noqa: E402
 from whisperbatch.config import Settings  # noqa: E402
 from whisperbatch.engines.local import bundled_model_dir  # noqa: E402
 from whisperbatch.pipeline import chunk_params, upload_forecast_s  # noqa: E402
+from whisperbatch.testing import FakeOpenAI, Upload  # noqa: E402
+from whisperbatch.testing.scoring import find_marker, parse_srt, word_error_rate  # noqa: E402
+from whisperbatch.testing.speechbuilder import build_recording  # noqa: E402
 
 KEY = "sk-bench-speed-dummy-key"
 SECTIONS = ("local", "api", "files", "3h", "estimate")

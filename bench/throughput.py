@@ -5,13 +5,13 @@ ratio to the 1-worker run of the same backend. Absolute figures depend on the ma
 printed too); the ratios compare runs made in the same process tree, which is what to read.
 
 How it measures:
-- Recordings: `--files` (24) distinct recordings built once (tests/conftest.py,
+- Recordings: `--files` (24) distinct recordings built once (whisperbatch.testing.recordings,
   `two_sentence_recordings`): a sentence (samples/fox.wav), a pause, a sentence, in units of
   6.0 + 0.05*i seconds so no two are the same; each is cut into two chunks, so a run uploads
   2 x files chunks. Each run gets a fresh copy of the folder (so no outputs from an earlier run), a
   fresh store (a new SQLite file, or a new database on one
-  throwaway PostgreSQL server from tests/pgserver.py) and a fresh WHISPERBATCH_HOME.
-- Server: tests/fakeopenai.py in this process, a fresh one per run, answering every request after
+  throwaway PostgreSQL server from whisperbatch.testing.pgserver) and a fresh WHISPERBATCH_HOME.
+- Server: whisperbatch.testing in this process, a fresh one per run, answering every request after
   `--latency` seconds (2, about what the API takes for a short chunk) of simulated network time
   (delay faults queued for every request the run can make, 2 per chunk; leftovers die with the
   server). It answers without decoding (`asr=False`), so this process takes almost no CPU.
@@ -43,13 +43,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from whisperbatch.audio import find_ffmpeg
+from whisperbatch.testing import FakeOpenAI, delay
+from whisperbatch.testing.pgserver import create_database, running_server
+from whisperbatch.testing.process import run_cli
+from whisperbatch.testing.recordings import two_sentence_recordings
 
-from conftest import CANARY_KEY, run_cli, two_sentence_recordings  # noqa: E402
-from fakeopenai import FakeOpenAI, delay  # noqa: E402
-from pgserver import create_database, running_server  # noqa: E402
-from whisperbatch.audio import find_ffmpeg  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+DUMMY_KEY = "sk-bench-throughput-dummy-key"
 
 BACKENDS = ("sqlite", "postgresql")
 CHUNKS_PER_FILE = 2
@@ -88,10 +89,10 @@ def one_run(
     shutil.copytree(master, share)
     home.mkdir()
     logs.mkdir()
-    with FakeOpenAI(api_key=CANARY_KEY, asr=False) as server:  # no decoding: this process stays idle
+    with FakeOpenAI(api_key=DUMMY_KEY, asr=False) as server:  # no decoding: this process stays idle
         server.inject(*[delay(latency_s)] * (files * CHUNKS_PER_FILE * 2))
         env = base_env() | {
-            "OPENAI_API_KEY": CANARY_KEY,
+            "OPENAI_API_KEY": DUMMY_KEY,
             "OPENAI_BASE_URL": server.base_url,
             "WHISPERBATCH_DATABASE_URL": database,
             "WHISPERBATCH_HOME": str(home),

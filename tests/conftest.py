@@ -1,5 +1,10 @@
 """Shared fixtures: an isolated home, real sample audio, long recordings assembled at test time, and a
-CLI runner that runs the real `whisperbatch` entry point in a subprocess (so a traceback would show)."""
+CLI runner that runs the real `whisperbatch` entry point in a subprocess (so a traceback would show).
+
+Tests come in tiers, one folder each: unit/ (no process started, no model, no long audio: the inner
+loop, `pytest tests/unit`), integration/ (real ffmpeg, models and servers in the test's process) and
+e2e/ (the CLI run as a process, long recordings). Every test outside unit/ is marked `slow`, and those
+in e2e/ `e2e` too, so `-m "not slow"` is the unit tier and `-m "not e2e"` leaves out the processes."""
 
 from __future__ import annotations
 
@@ -8,23 +13,37 @@ import itertools
 import os
 import shutil
 import subprocess
-import sys
+import time
 import wave
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pgserver import create_database, running_server
 from whisperbatch.audio import find_ffmpeg
+from whisperbatch.testing.pgserver import create_database, running_server
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+# Shared with bench/, so they live in whisperbatch.testing; the tests take them from here.
+from whisperbatch.testing.process import Result as Result
+from whisperbatch.testing.process import run_cli as run_cli
+from whisperbatch.testing.recordings import FOX_ONSET_S as FOX_ONSET_S
+from whisperbatch.testing.recordings import SAMPLES
+from whisperbatch.testing.recordings import assemble as assemble
+from whisperbatch.testing.recordings import two_sentence_recordings as two_sentence_recordings
+
 TODAY = "2026-11-23"
 CANARY_KEY = "sk-test-canary-7fQ2xZ9pLm4Rt8Vw1Yb6Nc3Hd5Kj0Gs"
-# The speech in samples/fox.wav starts this far in (espeak output padded with silence).
-FOX_ONSET_S = 0.6
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = item.path.relative_to(TESTS).parts[0] if item.path.is_relative_to(TESTS) else ""
+        if tier != "unit":
+            item.add_marker(pytest.mark.slow)
+        if tier == "e2e":
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")
@@ -73,30 +92,13 @@ def env(tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> d
     return dict(os.environ)
 
 
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def run_cli(
-    args: Sequence[str], env: dict[str, str], *, cwd: Path | None = None, timeout: float = 600
-) -> Result:
-    proc = subprocess.run(
-        [sys.executable, "-m", "whisperbatch", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        timeout=timeout,
-        check=False,
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    """Poll until true; the deadline only bounds a hung test, nothing here measures speed."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
 
 
 def copy_sample(name: str, dest_dir: Path, new_name: str | None = None) -> Path:
@@ -151,53 +153,9 @@ def write_silence(
     return path
 
 
-def assemble(
-    path: Path,
-    pattern: Sequence[bool],
-    ffmpeg: str,
-    *,
-    unit_s: float = 10.0,
-    rate: int = 16000,
-    channels: int = 1,
-) -> list[float]:
-    """A long recording from 10-second units, speech (samples/fox.wav) where `pattern` is True.
-
-    Returns the true onsets of speech in seconds. Units are joined with the concat demuxer, so an
-    hour is written in about a second without holding it in memory.
-    """
-    work = path.parent / f".{path.stem}-units"
-    work.mkdir(exist_ok=True)
-    speech, silence = work / "speech.wav", work / "silence.wav"
-    fmt = ["-ar", str(rate), "-ac", str(channels), "-c:a", "pcm_s16le"]
-    layout = "mono" if channels == 1 else "stereo"
-    listing = work / "list.txt"
-
-    def ff(*args: str) -> None:
-        subprocess.run([ffmpeg, "-y", "-v", "error", *args], check=True)
-
-    ff("-i", str(SAMPLES / "fox.wav"), "-af", f"apad=whole_dur={unit_s}", *fmt, str(speech))
-    ff("-f", "lavfi", "-t", str(unit_s), "-i", f"anullsrc=r={rate}:cl={layout}", *fmt, str(silence))
-    listing.write_text("".join(f"file '{speech if s else silence}'\n" for s in pattern))
-    ff("-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(path))
-    shutil.rmtree(work)
-    return [i * unit_s + FOX_ONSET_S for i, s in enumerate(pattern) if s]
-
-
-def two_sentence_recordings(folder: Path, count: int, ffmpeg: str) -> list[Path]:
-    """`count` different recordings of two sentences each (two chunks): units of slightly different
-    lengths, so no two have the same content."""
-    folder.mkdir(parents=True)
-    made = []
-    for i in range(count):
-        path = folder / f"rec{i:02d}.wav"
-        assemble(path, [True, False, True], ffmpeg, unit_s=6.0 + 0.05 * i)
-        made.append(path)
-    return made
-
-
 @pytest.fixture()
 def fake_openai() -> Iterator[object]:
-    from fakeopenai import FakeOpenAI
+    from whisperbatch.testing import FakeOpenAI
 
     with FakeOpenAI(api_key=CANARY_KEY) as server:
         server.transcriber = distinct_words

@@ -17,12 +17,19 @@ from pathlib import Path
 import pytest
 
 from conftest import CANARY_KEY, SAMPLES, copy_sample, run_cli
-from fakeopenai import FakeOpenAI, drop_id, empty_text, merge_two, not_json, rate_limit, server_error
-from speechbuilder import Built, build_recording, normalise, parse_srt
 from whisperbatch.catalog import CHAT_MODELS
 from whisperbatch.cost import CSV_COLUMNS
-
-pytestmark = pytest.mark.slow
+from whisperbatch.testing import (
+    FakeOpenAI,
+    drop_id,
+    empty_text,
+    merge_two,
+    not_json,
+    rate_limit,
+    server_error,
+)
+from whisperbatch.testing.scoring import normalise, parse_srt
+from whisperbatch.testing.speechbuilder import Built, build_recording
 
 AFTER = "2027-03-01"  # the line-up after the shutdown: gpt-transcribe, no translations endpoint
 MINI = CHAT_MODELS["gpt-5.4-mini"]

@@ -18,7 +18,7 @@ from conftest import (
     run_cli,
     write_silence,
 )
-from fakeopenai import (
+from whisperbatch.testing import (
     FakeOpenAI,
     drop_connection,
     insufficient_quota,
@@ -27,12 +27,11 @@ from fakeopenai import (
     truncated,
     unauthorized,
 )
-from speechbuilder import parse_srt
+from whisperbatch.testing.scoring import parse_srt
 
 MAX_BODY = 26_214_400
 
 
-@pytest.mark.slow
 def test_hour_long_recording_keeps_late_timestamps(
     api_env: dict[str, str], fake_openai: FakeOpenAI, ffmpeg: str, tmp_path: Path
 ) -> None:

@@ -16,7 +16,8 @@ import numpy as np
 import openai
 import pytest
 
-from fakeopenai import (
+from conftest import SAMPLES
+from whisperbatch.testing import (
     ChatFault,
     FakeOpenAI,
     Upload,
@@ -32,17 +33,9 @@ from fakeopenai import (
     server_error,
     unauthorized,
 )
-from speechbuilder import (
-    Built,
-    Placed,
-    build_recording,
-    find_marker,
-    parse_srt,
-    word_error_rate,
-    words_lost,
-)
+from whisperbatch.testing.scoring import find_marker, parse_srt, word_error_rate, words_lost
+from whisperbatch.testing.speechbuilder import Built, build_recording
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 FOX = SAMPLES / "fox.wav"
 KEY = "sk-test-canary-0000"
 
@@ -275,8 +268,7 @@ def test_silence_has_no_segments_unless_hallucinating(
 
 def test_standalone_instant_mode(make_client: MakeClient) -> None:
     """The benchmark entry point: READY line, serves, exits 0 on SIGTERM."""
-    script = Path(__file__).resolve().parent / "fakeopenai.py"
-    cmd = [sys.executable, str(script), "--port", "0", "--instant"]
+    cmd = [sys.executable, "-m", "whisperbatch.testing", "--port", "0", "--instant"]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
         try:
             assert proc.stdout is not None
@@ -524,7 +516,7 @@ def test_gpt_transcribe_languages_and_keywords(server: FakeOpenAI, client: opena
     assert refused.status == 400 and refused.language == "fr" and refused.languages == ("fr",)
 
 
-# --- speech recordings built from the corpus (tests/speechbuilder.py) -------------------------------------
+# --- speech recordings built from the corpus (whisperbatch.testing.speechbuilder) ----------------------
 
 
 def _pcm(path: Path) -> np.ndarray:
@@ -592,33 +584,6 @@ def test_built_recording_noise_bed_and_other_rates(tmp_path: Path, ffmpeg: str) 
     assert -49.5 < _rms_dbfs(pcm, 11.0, 19.0, rate=22_050) < -45.0
     with pytest.raises(ValueError):
         build_recording(tmp_path / "x.wav", duration_s=30, seed=1, ffmpeg=ffmpeg, markers_at_s=[29.0])
-
-
-def test_scoring_helpers() -> None:
-    ref = "The purple giraffe borrowed my umbrella on Tuesday. It rained."
-    assert word_error_rate(ref, "the purple giraffe, borrowed my umbrella on tuesday it rained") == 0.0
-    assert word_error_rate(ref, "The purple giraffe borrowed my umbrella.") == pytest.approx(4 / 10)
-    assert words_lost(ref, "The purple giraffe borrowed my umbrella.") == 4
-    assert words_lost(ref, "The purple cat borrowed my umbrella on Tuesday. It rained.") == 0
-    assert word_error_rate("Don't stop", "dont stop") == 0.0 and word_error_rate("", "") == 0.0
-    marker = Placed("The purple giraffe borrowed my umbrella on Tuesday.", 40.0, 42.5, True)
-    cues = [
-        (30.0, 33.0, "Some other words."),
-        (39.9, 41.2, "The purple giraffe"),
-        (41.2, 42.6, "borrowed my umbrella on Tuesday."),
-        (60.0, 62.0, "The purple giraffe borrowed nothing."),
-    ]
-    assert find_marker(cues, marker) == (39.9, 42.6, "The purple giraffe borrowed my umbrella on Tuesday.")
-    assert find_marker([c for c in cues if c[0] != 41.2], marker) is None
-    # Misheard ("roof on the"), after a sentence holding the missing word: the marker's own cue.
-    golden = Placed("The golden elephant danced on the roof of the cathedral.", 165.0, 168.0, True)
-    near = [
-        (153.5, 156.0, "The printer ran out of ink in the middle of my report."),
-        (164.7, 168.2, "The golden"),
-        (168.2, 169.0, "elephant danced on the roof on the cathedral."),
-    ]
-    heard = "The golden elephant danced on the roof on the cathedral."
-    assert find_marker(near, golden) == (164.7, 169.0, heard)
 
 
 # --- real transcription with faster-whisper (tiny.en) -----------------------------------------------------
@@ -792,8 +757,7 @@ def test_real_model_finds_a_marker_after_silence(
 
 
 def test_standalone_model_mode(make_client: MakeClient, three_sentences: Built) -> None:
-    script = Path(__file__).resolve().parent / "fakeopenai.py"
-    cmd = [sys.executable, str(script), "--port", "0", "--model", "tiny.en"]
+    cmd = [sys.executable, "-m", "whisperbatch.testing", "--port", "0", "--model", "tiny.en"]
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
         try:
             assert proc.stdout is not None

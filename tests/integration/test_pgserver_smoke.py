@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psycopg
 
-from pgserver import create_database, running_server
+from whisperbatch.testing.pgserver import create_database, running_server
 
 
 def test_server_database_select_and_listen_notify(tmp_path: Path) -> None:

@@ -20,9 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CANARY_KEY, copy_sample, reencode, run_cli, small_disk
-from fakeopenai import DECODE_FAILED, FakeOpenAI, Fault
-from whisperbatch.errors import OutputError
-from whisperbatch.writers import write_files
+from whisperbatch.testing import DECODE_FAILED, FakeOpenAI, Fault
 
 
 @pytest.fixture(scope="module")
@@ -147,22 +145,6 @@ def test_a_long_file_name_gets_its_outputs_and_one_that_cannot_fails_before_it_i
     assert len(asr.successful) == before + 1  # only the recording whose outputs can be written
     assert sorted(p.name for p in apart[0].parent.iterdir()) == sorted(p.name for p in apart)
     assert not [p for p in tmp_path.rglob(".*") if p.is_file()]
-
-
-def test_a_set_of_files_is_written_all_or_none(tmp_path: Path) -> None:
-    """A failure while the set is written (here: one folder cannot be made) leaves every file as it was,
-    and no temp file behind; the full-disk case below is the same through the CLI."""
-    old = tmp_path / "talk.txt"
-    old.write_text("old\n")
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("x")
-    with pytest.raises(OutputError) as info:
-        write_files({old: "new\n", tmp_path / "talk.srt": "1\n", blocker / "talk.json": "{}"})
-    assert str(info.value).startswith(f"{blocker / 'talk.json'}: cannot write (")
-    assert sorted(os.listdir(tmp_path)) == ["not-a-folder", "talk.txt"] and old.read_text() == "old\n"
-    assert write_files({old: "new\n", tmp_path / "talk.srt": "1\n"}) == (old, tmp_path / "talk.srt")
-    assert sorted(os.listdir(tmp_path)) == ["not-a-folder", "talk.srt", "talk.txt"]
-    assert old.read_text() == "new\n"
 
 
 def test_a_full_disk_writes_none_of_a_recordings_formats_and_keeps_the_old_ones(

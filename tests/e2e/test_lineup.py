@@ -7,16 +7,14 @@ gpt-transcribe in json only, as the real one does, so cue times come from our ow
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
 import pytest
 
 from conftest import CANARY_KEY, SAMPLES, TODAY, run_cli
-from fakeopenai import FakeOpenAI
-from speechbuilder import Built, build_recording, find_marker, parse_srt
-from whisperbatch.catalog import LINEUP_CHANGE, ModelOverride, default_api_model, lineup_notice, model_info
-from whisperbatch.errors import ConfigError
+from whisperbatch.testing import FakeOpenAI
+from whisperbatch.testing.scoring import find_marker, parse_srt
+from whisperbatch.testing.speechbuilder import Built, build_recording
 
 AFTER = "2027-03-01"
 BEFORE = TODAY
@@ -105,19 +103,3 @@ def test_a_model_the_server_does_not_have_stops_the_run_once(
     assert asr.count - before == 1  # asked once, not once per file
     assert r.stderr.count("not started: the run was stopped") == 2, r.stderr
     assert not list(tmp_path.glob("*.srt"))
-
-
-def test_the_table_and_its_overrides() -> None:
-    assert default_api_model(date(2027, 2, 25)) == "whisper-1"
-    assert default_api_model(LINEUP_CHANGE) == "gpt-transcribe"
-    gpt = model_info("gpt-transcribe")
-    assert gpt.languages_param and not gpt.timestamps and gpt.response_formats == ("json",)
-    assert lineup_notice(gpt, date(2030, 1, 1)) is None
-    for name in ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"):
-        with pytest.raises(ConfigError, match="gpt-transcribe"):
-            lineup_notice(model_info(name), LINEUP_CHANGE)
-    # A compatible server that keeps serving whisper-1: `[models."whisper-1"] retires = false`.
-    kept = model_info("whisper-1", {"whisper-1": ModelOverride(retires=False)})
-    assert lineup_notice(kept, date(2030, 1, 1)) is None
-    # Other servers' own model names carry no date.
-    assert model_info("Systran/faster-whisper-small").retires is None

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CANARY_KEY, SAMPLES, assemble, copy_sample, distinct_words, run_cli
-from fakeopenai import FakeOpenAI, delay, echo_authorization, insufficient_quota
-from whisperbatch.watcher import SettleTracker, is_candidate
+from whisperbatch.testing import FakeOpenAI, delay, echo_authorization, insufficient_quota
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
@@ -277,40 +276,6 @@ def test_once_processes_then_exits_and_quota_pauses(
     r = run_cli(["watch", str(inbox), "--once"], watch_env)  # quota back: the queue drains
     assert r.code == 0, r.output
     assert outputs_done(b)() and outputs_done(c)()
-
-
-def test_candidates_and_settling() -> None:
-    assert is_candidate(Path("a/talk.M4A"))
-    for name in (
-        "talk.m4a.part",
-        ".talk.m4a",
-        "talk.mp3.crdownload",
-        "talk.tmp",
-        "talk.txt",
-        "talk.srt",
-        "~talk.wav",
-        "talk.m4a.error.txt",
-    ):
-        assert not is_candidate(Path(name)), name
-
-
-def test_settle_tracker_waits_for_stillness(tmp_path: Path) -> None:
-    now = [0.0]
-    tracker = SettleTracker(2.0, clock=lambda: now[0])
-    f = tmp_path / "a.wav"
-    f.write_bytes(b"x")
-    tracker.touch(f)
-    now[0] = 1.5
-    assert tracker.poll() == []
-    f.write_bytes(b"xy")  # still growing: the clock starts again
-    assert tracker.poll() == []
-    now[0] = 3.0
-    assert tracker.poll() == []
-    now[0] = 3.6
-    assert tracker.poll() == [f]
-    tracker.touch(f)  # the same version again (a rescan): not handed out twice
-    now[0] = 10.0
-    assert tracker.poll() == []
 
 
 def test_polling_observer_for_network_mounts(

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SAMPLES, Result, copy_sample, run_cli
-from fakeopenai import FakeOpenAI
+from whisperbatch.testing import FakeOpenAI
 
 GOOD = "talk.m4a"
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import threading
 import time
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -120,33 +118,6 @@ def test_chunks_are_prepared_ahead_of_the_consumer(ffmpeg: str, tmp_path: Path) 
     assert _heard_s(first.path, ffmpeg) == pytest.approx(first.duration_s, abs=0.02)
 
 
-def test_a_failure_while_preparing_reaches_the_consumer_in_order() -> None:
-    def items() -> Iterator[int]:
-        yield 1
-        yield 2
-        raise AudioError(Path("talk.m4a"), "cannot decode audio (truncated)")
-
-    got: list[int] = []
-    with pytest.raises(AudioError, match="truncated"):
-        got.extend(ahead(items(), 1))
-    assert got == [1, 2]
-
-
-def test_stopping_early_closes_what_prepares() -> None:
-    closed = threading.Event()
-
-    def items() -> Iterator[int]:
-        try:
-            yield from itertools.count()
-        finally:
-            closed.set()
-
-    prepared = ahead(items(), 2)
-    assert next(prepared) == 0
-    prepared.close()
-    assert closed.is_set()
-
-
 def test_chunks_over_the_byte_cap_are_split_and_numbered_in_order(ffmpeg: str, tmp_path: Path) -> None:
     """Pieces are encoded side by side; one that encodes over the cap is halved at a quiet point, and
     the chunks still come out numbered in order, back to back, each under the cap."""
@@ -164,31 +135,3 @@ def test_chunks_over_the_byte_cap_are_split_and_numbered_in_order(ffmpeg: str, t
         assert _heard_s(c.path, ffmpeg) == pytest.approx(c.duration_s, abs=0.02)
     split = [c for c in chunks if c.path.stem.endswith(("a", "b"))]
     assert split, "no piece was split for the cap"
-
-
-def test_a_shared_gate_lets_one_producer_work_at_a_time() -> None:
-    """Producers sharing a gate never produce at once, and one waiting to hand over an item (its
-    consumer is slow) does not hold the gate."""
-    gate = threading.Semaphore(1)
-    working = 0
-    most = 0
-    lock = threading.Lock()
-
-    def items(name: str) -> Iterator[str]:
-        nonlocal working, most
-        for i in range(5):
-            with lock:
-                working += 1
-                most = max(most, working)
-            time.sleep(0.01)
-            with lock:
-                working -= 1
-            yield f"{name}{i}"
-
-    first = ahead(items("a"), 1, gate)
-    second = ahead(items("b"), 1, gate)
-    with closing(first), closing(second):
-        assert next(first) == "a0"  # `first` now waits with a1 ready, outside the gate
-        assert list(second) == [f"b{i}" for i in range(5)]
-        assert list(first) == [f"a{i}" for i in range(1, 5)]
-    assert most == 1

@@ -7,11 +7,9 @@ six sentences and four markers in one voice, for speech that says the same thing
 exact times, quiet passages, an optional noise bed) and writes a 16-bit mono WAV block by block, so an
 hour costs a few MB of memory beyond the decoded corpus. The returned `Built` is the ground truth: every
 sentence's text and audible span, to sample accuracy, and the script to score a transcript against
-(`word_error_rate`, `words_lost`, `find_marker` over cues from `parse_srt` or from verbose_json
-segments).
+(with `whisperbatch.testing.scoring`).
 
-Tests import it as `speechbuilder` (tests/ is on sys.path under pytest); bench scripts add the folder
-first: `sys.path.insert(0, str(ROOT / "tests"))`.
+The corpus is read from a source checkout's samples/ folder, where whisperbatch's tests and benchmarks run.
 """
 
 from __future__ import annotations
@@ -21,17 +19,17 @@ import itertools
 import json
 import math
 import random
-import re
 import subprocess
 import wave
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+from .recordings import SAMPLES
+
 MARGIN_S = 0.05  # audio kept around a sentence's audible span when it is cut from the corpus
 MARKER_SILENCE_S = 6.0  # no speech for this long before each marker sentence
 HUM_DEFAULT_DBFS = -45.0  # hum level when no noise level is given
@@ -167,62 +165,20 @@ def build_recording(
     if sentences is not None and (not sentences or any(i not in by_id for i in sentences)):
         raise ValueError(f"sentences must be corpus ids (0..{len(sents) - 1})")
     clips = {s.id: _clip(s, rate) for s in sents}
-    marker_ids = [s.id for s in sents if s.marker]
+    markers = [clips[s.id] for s in sents if s.marker]
     total = round(duration_s * rate)
     lo, hi = pause_s
 
     def pause() -> int:
         return round(rng.uniform(lo, hi) * rate)
 
-    # Stretches no filler may enter, in samples: long silences, and each marker with its silence before.
-    # The flag says whether a pause follows (after a marker) or speech resumes at once (after a silence).
-    blocked: list[tuple[int, int, bool]] = [
-        (round(s * rate), round((s + n) * rate), False) for s, n in long_silences
-    ]
-    plan: list[tuple[int, _Clip]] = []  # (sample where the audible span starts, clip)
-    for k, at in enumerate(sorted(markers_at_s)):
-        clip = clips[marker_ids[k % len(marker_ids)]]
-        start = round(at * rate)
-        if start - clip.lead < 0 or start - clip.lead + clip.length > total:
-            raise ValueError(f"marker at {at} s does not fit in {duration_s} s")
-        plan.append((start, clip))
-        blocked.append((max(0, start - round(MARKER_SILENCE_S * rate)), start + clip.speech, True))
-    blocked.sort()
-    for (_, a_end, _), (b_start, _, _) in itertools.pairwise(blocked):
-        if b_start < a_end:
-            raise ValueError("long silences and markers (with their silence before) overlap")
-    if blocked and (blocked[0][0] < 0 or blocked[-1][1] > total):
-        raise ValueError("long silences and markers must lie within the recording")
-
-    pool_ids = list(sentences) if sentences is not None else [s.id for s in sents if not s.marker]
-    order = _pool(pool_ids, sentences is None, rng)
-    upcoming = next(order)
-    cursor = pause()
-    fillers = 0
-    while max_sentences is None or fillers < max_sentences:
-        ahead = next((b for b in blocked if b[1] > cursor), None)
-        if ahead is not None and ahead[0] <= cursor:  # inside a blocked stretch: jump past it
-            cursor = ahead[1] + (pause() if ahead[2] else 0)
-            continue
-        limit = ahead[0] if ahead is not None else total
-
-        def fits(c: _Clip, at: int = cursor, limit: int = limit) -> bool:
-            return at - c.lead >= 0 and at + c.speech <= limit and at + c.length - c.lead <= total
-
-        chosen: _Clip | None = clips[upcoming] if fits(clips[upcoming]) else None
-        if chosen is not None:
-            upcoming = next(order)
-        else:  # the next in line is too long for the room left: any shorter one from the pool
-            fitting = sorted({i for i in pool_ids if fits(clips[i])})
-            chosen = clips[rng.choice(fitting)] if fitting else None
-        if chosen is None:
-            if ahead is None:
-                break
-            cursor = ahead[0]  # leave the rest of the room silent; the loop then jumps past the block
-            continue
-        plan.append((cursor, chosen))
-        fillers += 1
-        cursor += chosen.speech + pause()
+    plan, blocked = _markers_planned(markers, markers_at_s, long_silences, rate, total, duration_s)
+    pool = (
+        [clips[i] for i in sentences]
+        if sentences is not None
+        else [clips[s.id] for s in sents if not s.marker]
+    )
+    plan += _fillers(pool, sentences is None, blocked, total, max_sentences, rng, pause)
     plan.sort(key=lambda p: p[0])
 
     quiet_spans = [(round(s * rate), round((s + n) * rate)) for s, n in quiet]
@@ -242,6 +198,83 @@ def build_recording(
 
     _write(path, total, rate, plan, gains, corpus_pcm(ffmpeg, rate, corpus_name), rng, noise_dbfs, hum_hz)
     return Built(path, total / rate, tuple(placed), silences)
+
+
+# A stretch no filler may enter, in samples: (start, end, whether a pause follows it). A pause follows a
+# marker; speech resumes at once after a long silence.
+_Blocked = tuple[int, int, bool]
+
+
+def _markers_planned(
+    markers: Sequence[_Clip],
+    markers_at_s: Sequence[float],
+    long_silences: Sequence[tuple[float, float]],
+    rate: int,
+    total: int,
+    duration_s: float,
+) -> tuple[list[tuple[int, _Clip]], list[_Blocked]]:
+    """The marker sentences placed at their times (cycled), and the stretches fillers must keep out of:
+    the long silences, and each marker with its silence before."""
+    blocked: list[_Blocked] = [(round(s * rate), round((s + n) * rate), False) for s, n in long_silences]
+    plan: list[tuple[int, _Clip]] = []  # (sample where the audible span starts, clip)
+    for k, at in enumerate(sorted(markers_at_s)):
+        clip = markers[k % len(markers)]
+        start = round(at * rate)
+        if start - clip.lead < 0 or start - clip.lead + clip.length > total:
+            raise ValueError(f"marker at {at} s does not fit in {duration_s} s")
+        plan.append((start, clip))
+        blocked.append((max(0, start - round(MARKER_SILENCE_S * rate)), start + clip.speech, True))
+    blocked.sort()
+    for (_, a_end, _), (b_start, _, _) in itertools.pairwise(blocked):
+        if b_start < a_end:
+            raise ValueError("long silences and markers (with their silence before) overlap")
+    if blocked and (blocked[0][0] < 0 or blocked[-1][1] > total):
+        raise ValueError("long silences and markers must lie within the recording")
+    return plan, blocked
+
+
+def _fillers(
+    pool: Sequence[_Clip],
+    shuffle: bool,
+    blocked: Sequence[_Blocked],
+    total: int,
+    max_sentences: int | None,
+    rng: random.Random,
+    pause: Callable[[], int],
+) -> list[tuple[int, _Clip]]:
+    """Filler sentences from `pool` (in order, or shuffled pass after pass) laid out around the blocked
+    stretches, each where its audible span starts; one too long for the room left gives way to any
+    shorter one from the pool, and where none fits the room stays silent."""
+    by_id = {c.sentence.id: c for c in pool}
+    pool_ids = [c.sentence.id for c in pool]
+    order = _pool(pool_ids, shuffle, rng)
+    upcoming = next(order)
+    cursor = pause()
+    plan: list[tuple[int, _Clip]] = []
+    while max_sentences is None or len(plan) < max_sentences:
+        ahead = next((b for b in blocked if b[1] > cursor), None)
+        if ahead is not None and ahead[0] <= cursor:  # inside a blocked stretch: jump past it
+            cursor = ahead[1] + (pause() if ahead[2] else 0)
+            continue
+        limit = ahead[0] if ahead is not None else total
+
+        def fits(c: _Clip, at: int = cursor, limit: int = limit) -> bool:
+            return at - c.lead >= 0 and at + c.speech <= limit and at + c.length - c.lead <= total
+
+        chosen: _Clip | None = by_id[upcoming] if fits(by_id[upcoming]) else None
+        if chosen is not None:
+            upcoming = next(order)
+        else:  # the next in line is too long for the room left: any shorter one from the pool
+            fitting = sorted({i for i in pool_ids if fits(by_id[i])})
+            chosen = by_id[rng.choice(fitting)] if fitting else None
+        if chosen is None:
+            if ahead is None:
+                break
+            cursor = ahead[0]  # leave the rest of the room silent; the loop then jumps past the block
+            continue
+        plan.append((cursor, chosen))
+        cursor += chosen.speech + pause()
+    return plan
 
 
 def _pink_loop(rms: float, seed: int) -> np.ndarray[Any, np.dtype[np.float32]]:
@@ -301,102 +334,3 @@ def _write(
                 for h, a in harmonics:
                     out += (a * hum_scale * np.sin(2 * np.pi * hum_hz * h * t)).astype(np.float32)
             w.writeframes(np.clip(np.rint(out), -32768, 32767).astype("<i2").tobytes())
-
-
-_APOSTROPHES = re.compile(r"['’`]")
-_NON_WORD = re.compile(r"[^\w\s]|_")
-
-
-def normalise(text: str) -> str:
-    """Lowercase, apostrophes dropped (don't → dont), other punctuation as spaces, spaces collapsed."""
-    return " ".join(_NON_WORD.sub(" ", _APOSTROPHES.sub("", text.lower())).split())
-
-
-def _words_output(reference: str, hypothesis: str) -> Any:
-    import jiwer
-
-    return jiwer.process_words(normalise(reference), normalise(hypothesis))
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """WER after `normalise`; an empty reference scores 0 against an empty hypothesis, else 1."""
-    if not normalise(reference):
-        return 0.0 if not normalise(hypothesis) else 1.0
-    return float(_words_output(reference, hypothesis).wer)
-
-
-def words_lost(reference: str, hypothesis: str) -> int:
-    """Reference words the hypothesis dropped: deletions in jiwer's alignment (substitutions not counted)."""
-    if not normalise(reference):
-        return 0
-    return int(_words_output(reference, hypothesis).deletions)
-
-
-Cue = tuple[float, float, str]
-
-
-_SRT_TIME = re.compile(r"(\d+):(\d\d):(\d\d)[,.](\d{3})")
-
-
-def parse_srt(text: str) -> list[Cue]:
-    """SRT (or VTT) cues as (start_s, end_s, text), the shape `find_marker` takes."""
-    cues: list[Cue] = []
-    for block in text.replace("\r\n", "\n").strip().split("\n\n"):
-        lines = block.splitlines()
-        timing = next((i for i, line in enumerate(lines) if " --> " in line), None)
-        if timing is None:
-            continue
-        times = [_SRT_TIME.search(part) for part in lines[timing].split(" --> ")[:2]]
-        secs = [
-            int(h) * 3600 + int(m) * 60 + int(sec) + int(ms) / 1000
-            for h, m, sec, ms in (t.groups() for t in times if t is not None)
-        ]
-        if len(secs) == 2:
-            cues.append((secs[0], secs[1], " ".join(lines[timing + 1 :])))
-    return cues
-
-
-def find_marker(cues: Sequence[Cue], marker: Placed, *, share: float = 0.7, span: int = 3) -> Cue | None:
-    """The cue that carries `marker`: (start_s, end_s, text), or None when it was lost.
-
-    The marker's normalised words are aligned, in order, with the words of all cues in time order (a
-    local alignment, Smith-Waterman: a word matched scores 2, one misheard, missing or extra costs 1).
-    The best alignment must match at least `share` of the marker's words; among equally good ones the
-    one starting nearest the marker's time wins. Whisper may split a sentence over neighbouring cues, so
-    the cues from its first to its last matched word come back merged (first start, last end, texts
-    joined), up to `span` of them. In order, not as a bag of words: a word of the sentence before (the
-    "of" in "out of ink") must not pull that sentence's cue into a marker misheard as "roof on the".
-    """
-    wanted = normalise(marker.text).split()
-    tokens = [(word, k) for k, cue in enumerate(cues) for word in normalise(cue[2]).split()]
-    # Per cell: (score, words matched, index of the alignment's first token).
-    row: list[tuple[int, int, int]] = [(0, 0, j) for j in range(len(tokens) + 1)]
-    ends: list[tuple[int, int, int, int]] = []  # (score, matched, first token, last token)
-    for want in wanted:
-        new = [(0, 0, 0)]
-        for j, (word, _) in enumerate(tokens, start=1):
-            hit = word == want
-            s, m, first = row[j - 1]
-            options = [
-                (s + (2 if hit else -1), m + hit, first),
-                (row[j][0] - 1, row[j][1], row[j][2]),
-                (new[j - 1][0] - 1, new[j - 1][1], new[j - 1][2]),
-                (0, 0, j),
-            ]
-            best_here = max(options, key=lambda o: (o[0], o[1]))
-            new.append(best_here)
-            if hit and best_here == options[0]:
-                ends.append((best_here[0], best_here[1], best_here[2], j - 1))
-        row = new
-    found = [e for e in ends if e[1] >= share * len(wanted)]
-    if not found:
-        return None
-    top = max(e[0] for e in found)
-    _, _, first, last = min(
-        (e for e in found if e[0] == top), key=lambda e: abs(cues[tokens[e[2]][1]][0] - marker.start_s)
-    )
-    a, b = tokens[first][1], tokens[last][1]
-    if b - a + 1 > span:
-        return None
-    run = cues[a : b + 1]
-    return (run[0][0], run[-1][1], " ".join(c[2].strip() for c in run))

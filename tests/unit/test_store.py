@@ -1,7 +1,7 @@
 """The job store's contract: what every backend must do, tested through the `JobStore` protocol alone.
 
-`opener` is parametrised by backend (an SQLite file, and a database on a real PostgreSQL server the
-tests start), so both run the same tests.
+Here `opener` opens an SQLite file; tests/integration/test_store_postgres.py runs the same tests on a
+database on a real PostgreSQL server the tests start.
 """
 
 from __future__ import annotations
@@ -17,18 +17,14 @@ import pytest
 
 from whisperbatch.models import CostLine, JobState, Spend, Task
 from whisperbatch.store import MIGRATIONS, JobStore, SqliteStore
-from whisperbatch.store.postgres import PostgresStore
 
 Opener = Callable[[], JobStore]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite"])
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
     """Opens (or reopens) one store of the given backend."""
-    if request.param == "sqlite":
-        return lambda: SqliteStore(tmp_path / "state.sqlite3")
-    url = request.getfixturevalue("pg_url")
-    return lambda: PostgresStore(url)
+    return lambda: SqliteStore(tmp_path / "state.sqlite3")
 
 
 @pytest.fixture()

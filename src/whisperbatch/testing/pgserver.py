@@ -23,7 +23,7 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -158,60 +158,11 @@ def running_server(base_dir: Path) -> Iterator[str]:
             root.chmod(0o755)
             for p in (root, sock):
                 os.chown(p, run_as["user"], run_as["group"])
-        done = pg(
-            pg_bin / "initdb",
-            "-D",
-            data,
-            "-A",
-            "trust",
-            "-U",
-            "postgres",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"initdb failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-        with (data / "postgresql.conf").open("a") as conf:
-            conf.write(
-                "\n# tests/pgserver.py\n"
-                "listen_addresses = '127.0.0.1'\n"
-                f"unix_socket_directories = '{sock}'\n"
-                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
-                "max_connections = 50\nshared_buffers = 16MB\n"
-            )
-        for attempt in range(5):  # a free port can be taken by another test before the server binds it
-            port = _free_port()
-            done = pg(
-                pg_bin / "pg_ctl",
-                "-D",
-                data,
-                "-l",
-                log,
-                "-w",
-                "-t",
-                str(int(START_TIMEOUT_S)),
-                "-o",
-                f"-p {port}",
-                "start",
-            )
-            if done.returncode == 0:
-                started = True
-                break
-            if attempt == 4 or "could not bind" not in _tail(log):
-                raise RuntimeError(f"pg_ctl start failed ({done.returncode}):\n{done.stderr}\n{_tail(log)}")
+        _initdb(pg, pg_bin, data, sock)
+        port = _start(pg, pg_bin, data, log)
+        started = True
         url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:  # pg_ctl -w waited on the socket; make sure TCP answers too
-            try:
-                with psycopg.connect(url, connect_timeout=5) as conn:
-                    conn.execute("SELECT 1")
-                break
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        _wait_for_tcp(url)
         yield url
     finally:
         if started:
@@ -220,6 +171,65 @@ def running_server(base_dir: Path) -> Iterator[str]:
                 with contextlib.suppress(OSError, ValueError, IndexError):
                     os.kill(int((data / "postmaster.pid").read_text().split()[0]), 9)
         shutil.rmtree(root, ignore_errors=True)
+
+
+# Runs one PostgreSQL tool as the server's user, in the server's environment.
+_Run = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+def _initdb(pg: _Run, pg_bin: Path, data: Path, sock: Path) -> None:
+    """A fresh cluster in `data` that listens on 127.0.0.1 and its socket folder, tuned for throwaway use."""
+    done = pg(
+        pg_bin / "initdb",
+        "-D",
+        data,
+        "-A",
+        "trust",
+        "-U",
+        "postgres",
+        "-E",
+        "UTF8",
+        "--locale=C",
+        "--no-sync",
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"initdb failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    with (data / "postgresql.conf").open("a") as conf:
+        conf.write(
+            "\n# whisperbatch.testing.pgserver\n"
+            "listen_addresses = '127.0.0.1'\n"
+            f"unix_socket_directories = '{sock}'\n"
+            "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+            "max_connections = 50\nshared_buffers = 16MB\n"
+        )
+
+
+def _start(pg: _Run, pg_bin: Path, data: Path, log: Path) -> int:
+    """Start the server on a free port and return the port. A free port can be taken by another test
+    before the server binds it: then it tries another, up to five in all."""
+    timeout = str(int(START_TIMEOUT_S))
+    for _ in range(5):
+        port = _free_port()
+        done = pg(pg_bin / "pg_ctl", "-D", data, "-l", log, "-w", "-t", timeout, "-o", f"-p {port}", "start")
+        if done.returncode == 0:
+            return port
+        if "could not bind" not in _tail(log):
+            break
+    raise RuntimeError(f"pg_ctl start failed ({done.returncode}):\n{done.stderr}\n{_tail(log)}")
+
+
+def _wait_for_tcp(url: str) -> None:
+    """pg_ctl -w waited on the socket; make sure TCP answers too."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            with psycopg.connect(url, connect_timeout=5) as conn:
+                conn.execute("SELECT 1")
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def create_database(url: str, name: str) -> str:

@@ -14,18 +14,9 @@ from pathlib import Path
 import pytest
 
 from conftest import CANARY_KEY, run_cli
-from fakeopenai import FakeOpenAI, Upload
-from speechbuilder import (
-    Built,
-    build_recording,
-    find_marker,
-    normalise,
-    parse_srt,
-    word_error_rate,
-    words_lost,
-)
-
-pytestmark = pytest.mark.slow
+from whisperbatch.testing import FakeOpenAI, Upload
+from whisperbatch.testing.scoring import find_marker, normalise, parse_srt, word_error_rate, words_lost
+from whisperbatch.testing.speechbuilder import Built, build_recording
 
 CUE_MAX_S = 7.0
 LINE_MAX = 42

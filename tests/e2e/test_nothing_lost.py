@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CANARY_KEY, SAMPLES, assemble, copy_sample, reencode, run_cli, small_disk
-from fakeopenai import FakeOpenAI, delay, rate_limit
+from whisperbatch.testing import FakeOpenAI, delay, rate_limit
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Writers and cues: golden files for every format, the cue builder's rules and properties over
 random input, and the atomic writes.
 
-Regenerate the golden files after an intended change with `UPDATE_GOLDEN=1 pytest tests/test_writers.py`,
+Regenerate the golden files after an intended change with `UPDATE_GOLDEN=1 pytest tests/unit/test_writers.py`,
 then read the diff: the files are the specification.
 """
 
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from speechbuilder import parse_srt
 from whisperbatch.cues import Cue, CueStyle, build_cues, to_ms
 from whisperbatch.errors import ConfigError, OutputError
 from whisperbatch.models import CostLine, Segment, Span, Task, Transcript, Word
+from whisperbatch.testing.scoring import parse_srt
 from whisperbatch.writers import (
     FORMATS,
     atomic_write_text,

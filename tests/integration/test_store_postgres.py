@@ -1,0 +1,25 @@
+"""The job store's contract (tests/unit/test_store.py) on a database on a real PostgreSQL server the
+tests start: every test there that takes a store, or opens one, runs here too, with `opener` opening a
+PostgreSQL store instead of an SQLite file."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from unit import test_store as contract
+from unit.test_store import Opener
+from unit.test_store import store as store  # the tests' fixture, over this module's `opener`
+from whisperbatch.store.postgres import PostgresStore
+
+for _name, _test in vars(contract).items():
+    if _name.startswith("test_") and {"store", "opener"} & set(inspect.signature(_test).parameters):
+        globals()[_name] = _test
+
+
+@pytest.fixture(params=["postgresql"])
+def opener(request: pytest.FixtureRequest) -> Opener:
+    """Opens (or reopens) one store of the given backend."""
+    url = request.getfixturevalue("pg_url")
+    return lambda: PostgresStore(url)
