@@ -60,6 +60,10 @@ class SqlStore:
         with self._tx() as tx:
             return tx.all(query, **params)
 
+    def _write(self, query: Query, /, **params: Any) -> None:
+        with self._tx() as tx:
+            tx.run(query, **params)
+
     def _apply_migrations(self, tx: Tx) -> list[str]:
         tx.run(q.CREATE_MIGRATIONS_TABLE)
         done = {r["name"] for r in tx.all(q.APPLIED_MIGRATIONS)}
@@ -108,8 +112,7 @@ class SqlStore:
         return BudgetCheck(granted, left)
 
     def release_budget(self, key: str) -> None:
-        with self._tx() as tx:
-            tx.run(q.RELEASE_BUDGET, key=key)
+        self._write(q.RELEASE_BUDGET, key=key)
 
     # ---- jobs ---------------------------------------------------------------------------------------
 
@@ -199,8 +202,7 @@ class SqlStore:
         )
 
     def renew(self, owner: str, lease_s: float) -> None:
-        with self._tx() as tx:
-            tx.run(q.RENEW_LEASES, lease_expires=time.time() + lease_s, owner=owner)
+        self._write(q.RENEW_LEASES, lease_expires=time.time() + lease_s, owner=owner)
 
     def finish(self, key: str, transcript: Transcript, usd: float | None) -> None:
         with self._tx() as tx:
@@ -237,37 +239,28 @@ class SqlStore:
         """`--force`: run a job again from scratch for `path` with this run's `options` (its outputs go
         where this run asks), forgetting its stored chunks, transcript and translations."""
         with self._tx() as tx:
-            tx.run(
-                q.REDO_JOB,
-                path=str(path),
-                options=options_to_json(options),
-                run_id=run_id,
-                now=time.time(),
-                key=key,
-            )
+            self._queue_again(tx, q.REDO_JOB, key, path, options, run_id)
             self._forget(tx, key)
-            self._notify(tx)
-
-    @staticmethod
-    def _forget(tx: Tx, key: str) -> None:
-        """Drop a job's stored answers and translations (not its ledger rows: they were paid)."""
-        for query in (q.FORGET_CHUNK_RESULTS, q.FORGET_ANSWERS, q.FORGET_TRANSLATIONS):
-            tx.run(query, key=key)
 
     def reopen(self, key: str, path: Path, *, options: Mapping[str, Any], run_id: str | None = None) -> None:
         """Queue a done job again with new `options` (another translation), keeping its transcript: the
         run that takes it translates what is stored and uploads nothing. A failed job asked for again
         is tried again the same way, for `path`: the file asked for, not the one that failed."""
         with self._tx() as tx:
-            tx.run(
-                q.REOPEN_JOB,
-                path=str(path),
-                options=options_to_json(options),
-                run_id=run_id,
-                now=time.time(),
-                key=key,
-            )
-            self._notify(tx)
+            self._queue_again(tx, q.REOPEN_JOB, key, path, options, run_id)
+
+    def _queue_again(
+        self, tx: Tx, query: Query, key: str, path: Path, options: Mapping[str, Any], run_id: str | None
+    ) -> None:
+        stored = options_to_json(options)
+        tx.run(query, path=str(path), options=stored, run_id=run_id, now=time.time(), key=key)
+        self._notify(tx)
+
+    @staticmethod
+    def _forget(tx: Tx, key: str) -> None:
+        """Drop a job's stored answers and translations (not its ledger rows: they were paid)."""
+        for query in (q.FORGET_CHUNK_RESULTS, q.FORGET_ANSWERS, q.FORGET_TRANSLATIONS):
+            tx.run(query, key=key)
 
     def retry_failed(self, keys: list[str] | None = None) -> int:
         with self._tx() as tx:
@@ -284,39 +277,36 @@ class SqlStore:
     def save_chunk_result(
         self, key: str, idx: int, offset_s: float, duration_s: float, result: EngineResult
     ) -> None:
-        with self._tx() as tx:
-            tx.run(
-                q.SAVE_CHUNK_RESULT,
-                key=key,
-                idx=idx,
-                offset_s=offset_s,
-                duration_s=duration_s,
-                result=result_to_json(result),
-            )
+        self._write(
+            q.SAVE_CHUNK_RESULT,
+            key=key,
+            idx=idx,
+            offset_s=offset_s,
+            duration_s=duration_s,
+            result=result_to_json(result),
+        )
 
     def answer(self, key: str, request: str) -> EngineResult | None:
         rows = self._rows(q.ANSWER, key=key, request=request)
         return result_from_json(rows[0]["result"]) if rows else None
 
     def save_answer(self, key: str, request: str, result: EngineResult) -> None:
-        with self._tx() as tx:
-            tx.run(q.SAVE_ANSWER, key=key, request=request, result=result_to_json(result))
+        self._write(q.SAVE_ANSWER, key=key, request=request, result=result_to_json(result))
 
     def translation(self, key: str) -> list[str] | None:
         rows = self._rows(q.TRANSLATION, key=key)
         return texts_from_json(rows[0]["texts"]) if rows else None
 
     def save_translation(self, key: str, job_key: str, target: str, model: str, texts: Sequence[str]) -> None:
-        with self._tx() as tx:
-            tx.run(
-                q.SAVE_TRANSLATION,
-                key=key,
-                job_key=job_key,
-                target=target,
-                model=model,
-                texts=texts_to_json(texts),
-                now=time.time(),
-            )
+        self._write(
+            q.SAVE_TRANSLATION,
+            key=key,
+            job_key=job_key,
+            target=target,
+            model=model,
+            texts=texts_to_json(texts),
+            now=time.time(),
+        )
 
     # ---- which recording each output was written from --------------------------------------------------
 
