@@ -1,13 +1,15 @@
 """The store's records, each made from a row by name at the store's edge (`Job.from_row`).
 
 A row's JSON columns are decoded here, so callers get a job's transcript as a `Transcript` and its
-options as a mapping, never a text to parse.
+options as a mapping, never a text to parse. A transcript is decoded when first asked for: listing a
+run's jobs, which the runner does whenever its workers fall idle, never pays for decoding them all.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,7 +33,6 @@ class Job:
     state: JobState
     attempts: int
     error: str | None
-    transcript: Transcript | None
     usd: float | None
     updated_at: float
     lease_owner: str | None = None
@@ -40,6 +41,12 @@ class Job:
     # What a worker runs it with (the fields of `jobs.JobOptions`); {} for a job from before options
     # were kept.
     options: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+    _transcript_json: str | None = dataclasses.field(default=None, repr=False)
+
+    @cached_property
+    def transcript(self) -> Transcript | None:
+        """The transcript its last finished run made, or None."""
+        return None if self._transcript_json is None else transcript_from_json(self._transcript_json)
 
     @classmethod
     def from_row(cls, r: Row) -> Job:
@@ -52,13 +59,13 @@ class Job:
             state=JobState(r["state"]),
             attempts=int(r["attempts"]),
             error=r["error"],
-            transcript=None if r["transcript"] is None else transcript_from_json(r["transcript"]),
             usd=r["usd"],
             updated_at=r["updated_at"],
             lease_owner=r["lease_owner"],
             lease_expires=r["lease_expires"],
             run_id=r["run_id"],
             options=options_from_json(r["options"]),
+            _transcript_json=r["transcript"],
         )
 
 
