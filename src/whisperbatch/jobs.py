@@ -34,9 +34,10 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import audio, writers
 from .config import Settings
@@ -54,7 +55,7 @@ from .errors import (
     WhisperbatchError,
     cause_chain,
 )
-from .models import FileResult, JobState, Task, transcript_from_json, transcript_to_json
+from .models import FileResult, JobState, Task
 from .pipeline import Event, FileFinished, Notice, Pipeline, files_preparing, new_run_id
 from .policy import Budget, require_prices
 from .scratch import pid_alive
@@ -101,10 +102,12 @@ class JobOptions:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> JobOptions | None:
+    def from_dict(cls, data: Mapping[str, Any]) -> JobOptions | None:
         """None for jobs made before options were kept (they run with the runner's own settings)."""
-        data = json.loads(text or "{}")
         return cls(**data) if data else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), separators=(",", ":"), sort_keys=True)
@@ -246,7 +249,7 @@ class JobRunner:
     def pipeline_for(self, job: Job) -> Pipeline:
         """The pipeline for a job's own options (raises ConfigError when this host cannot run them, or
         cannot price them under its budget: a job may name another model than this host's)."""
-        options = JobOptions.from_json(job.options) or self.options
+        options = JobOptions.from_dict(job.options) or self.options
         with self._pipelines_lock:
             pipeline = self._pipelines.get((options.to_json(), job.task))
             if pipeline is None:
@@ -286,20 +289,20 @@ class JobRunner:
                 path,
                 st.st_size,
                 st.st_mtime_ns,
-                options=self.options.to_json(),
+                options=self.options.as_dict(),
                 run_id=self.run_id,
             )
         except OSError as e:
             raise AudioError(path, f"cannot read ({e.strerror or e})") from e
         if force and job.state in (JobState.DONE, JobState.FAILED) and key not in self._forced:
             self._forced.add(key)
-            self.store.redo(key, path, options=self.options.to_json(), run_id=self.run_id)
+            self.store.redo(key, path, options=self.options.as_dict(), run_id=self.run_id)
             self.say(f"{path}: done again from the start (--force)")
         elif job.state is JobState.DONE and self.write_from_store(job, path) is None:
-            self.store.reopen(key, path, options=self.options.to_json(), run_id=self.run_id)
+            self.store.reopen(key, path, options=self.options.as_dict(), run_id=self.run_id)
             self.say(f"{path}: transcribed before; translating into {self.options.translate_to}, no upload")
         elif job.state is JobState.FAILED and self.one_off:  # asked for again: tried again, for this file
-            self.store.reopen(key, path, options=self.options.to_json(), run_id=self.run_id)
+            self.store.reopen(key, path, options=self.options.as_dict(), run_id=self.run_id)
         elif job.state is JobState.FAILED:
             if not error_file(path).exists():
                 same = "" if job.path == path else f"same recording as {job.path}, which "
@@ -317,9 +320,7 @@ class JobRunner:
         if job.transcript is None or pipeline.up_to_date(path, job.task, job.key):
             return ()
         try:
-            result = pipeline.write_stored(
-                path, job.task, job.key, transcript_from_json(job.transcript), same_as=job.path
-            )
+            result = pipeline.write_stored(path, job.task, job.key, job.transcript, same_as=job.path)
         except WhisperbatchError as e:
             self.say(f"{path}: {e}")
             return ()
@@ -441,7 +442,7 @@ class JobRunner:
             return
         self._resumed()
         assert result.transcript is not None and result.cost is not None
-        self.store.finish(job.key, transcript_to_json(result.transcript), result.cost.usd)
+        self.store.finish(job.key, result.transcript, result.cost.usd)
         if not self.one_off:
             error_file(path).unlink(missing_ok=True)
         kept = result.chunks_total - result.chunks_uploaded

@@ -6,11 +6,9 @@ type-check time and units live in the names (`start_s`, `size_bytes`), never in 
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 
 class Task(StrEnum):
@@ -241,48 +239,3 @@ class RunSummary:
     @property
     def failed(self) -> tuple[FileResult, ...]:
         return tuple(r for r in self.results if not r.ok)
-
-
-# ---- JSON round-trips for what the job store keeps ------------------------------------------------
-
-
-def segments_to_json(segments: tuple[Segment, ...]) -> list[dict[str, object]]:
-    return [asdict(s) for s in segments]
-
-
-def segments_from_json(items: list[dict[str, Any]]) -> tuple[Segment, ...]:
-    return tuple(
-        Segment(**{**item, "words": tuple(Word(**w) for w in item.get("words", ()))}) for item in items
-    )
-
-
-def result_to_json(result: EngineResult) -> str:
-    return json.dumps({**asdict(result), "segments": segments_to_json(result.segments)})
-
-
-def result_from_json(text: str) -> EngineResult:
-    data = json.loads(text)
-    usage = data.get("usage")
-    return EngineResult(
-        **{
-            **data,
-            "segments": segments_from_json(data["segments"]),
-            "usage": None if usage is None else Usage(**usage),
-        }
-    )
-
-
-def transcript_to_json(t: Transcript) -> str:
-    return json.dumps({**asdict(t), "segments": segments_to_json(t.segments), "task": str(t.task)})
-
-
-def transcript_from_json(text: str) -> Transcript:
-    data = json.loads(text)
-    return Transcript(
-        **{
-            **data,
-            "segments": segments_from_json(data["segments"]),
-            "task": Task(data["task"]),
-            "gaps": tuple(Span(**g) for g in data.get("gaps", ())),
-        }
-    )

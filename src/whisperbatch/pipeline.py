@@ -71,12 +71,9 @@ from .models import (
     Task,
     Transcript,
     Usage,
-    result_from_json,
-    result_to_json,
-    transcript_from_json,
 )
 from .policy import Budget, RetryPolicy
-from .store import JobStore
+from .store import JobStore, ResultStore
 from .translate import BadReply, Reply, Translator
 
 COSTS_CSV = "costs.csv"
@@ -389,21 +386,18 @@ class ChunkCache:
     each arrives (before anything else can fail, re-asks included), so a resumed job sends only what is
     missing and no answer is paid for twice."""
 
-    def __init__(self, store: JobStore | None, key: str) -> None:
+    def __init__(self, store: ResultStore | None, key: str) -> None:
         self.store, self.key = store, key
         self.sent: set[int] = set()  # chunks a request was sent for in this run
 
     def get(self, chunk: Chunk) -> EngineResult | None:
         if self.store is None:
             return None
-        text = self.store.chunk_result(self.key, chunk.index, chunk.offset_s, chunk.duration_s)
-        return None if text is None else result_from_json(text)
+        return self.store.chunk_result(self.key, chunk.index, chunk.offset_s, chunk.duration_s)
 
     def put(self, chunk: Chunk, result: EngineResult) -> None:
         if self.store is not None:
-            self.store.save_chunk_result(
-                self.key, chunk.index, chunk.offset_s, chunk.duration_s, result_to_json(result)
-            )
+            self.store.save_chunk_result(self.key, chunk.index, chunk.offset_s, chunk.duration_s, result)
 
     @staticmethod
     def _request(chunk: Chunk, name: str) -> str:
@@ -413,13 +407,12 @@ class ChunkCache:
         """The answer to request `name` about `chunk` ("first", "again", a stretch), if one arrived."""
         if self.store is None:
             return None
-        text = self.store.answer(self.key, self._request(chunk, name))
-        return None if text is None else result_from_json(text)
+        return self.store.answer(self.key, self._request(chunk, name))
 
     def save_answer(self, chunk: Chunk, name: str, result: EngineResult) -> None:
         self.sent.add(chunk.index)
         if self.store is not None:
-            self.store.save_answer(self.key, self._request(chunk, name), result_to_json(result))
+            self.store.save_answer(self.key, self._request(chunk, name), result)
 
 
 class Pipeline:
@@ -680,7 +673,7 @@ class Pipeline:
     def _stored_transcript(self, key: str) -> Transcript | None:
         """The transcript of a job done before and queued again for another translation."""
         job = None if self.store is None or self.translator is None else self.store.job(key)
-        return None if job is None or job.transcript is None else transcript_from_json(job.transcript)
+        return None if job is None else job.transcript
 
     # ---- translation -------------------------------------------------------------------------------
 
@@ -694,8 +687,7 @@ class Pipeline:
         identity: list[object] = [key, self.settings.translate_to, self.translator.model]
         identity += [[c.start_ms, c.end_ms, " ".join(c.lines)] for c in cues]
         tkey = hashlib.sha256(json.dumps(identity).encode()).hexdigest()
-        texts = None if self.store is None else self.store.translation(tkey)
-        return cues, tkey, None if texts is None else list(json.loads(texts))
+        return cues, tkey, None if self.store is None else self.store.translation(tkey)
 
     def _translated(self, transcript: Transcript, cues: list[Cue], texts: Sequence[str]) -> Transcript:
         return dataclasses.replace(
@@ -728,7 +720,7 @@ class Pipeline:
             raise EngineError(str(e), path=path) from e
         if self.store is not None:
             self.store.save_translation(
-                tkey, key, self.settings.translate_to, self.translator.model, json.dumps(result.texts)
+                tkey, key, self.settings.translate_to, self.translator.model, result.texts
             )
         return self._translated(transcript, cues, result.texts)
 

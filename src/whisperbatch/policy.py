@@ -15,7 +15,7 @@ from pathlib import Path
 from .catalog import ChatModelInfo, ModelInfo
 from .cost import price_hint
 from .errors import BudgetExceeded, ConfigError
-from .store import JobStore
+from .store import Ledger
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Budget:
     ledger's whole history (the service's budget, across restarts and hosts).
     """
 
-    def __init__(self, store: JobStore, limit_usd: float | None, run_id: str, *, this_run_only: bool) -> None:
+    def __init__(self, store: Ledger, limit_usd: float | None, run_id: str, *, this_run_only: bool) -> None:
         self.store, self.limit_usd, self.run_id, self.this_run_only = store, limit_usd, run_id, this_run_only
 
     def reserve(self, key: str, path: Path, usd: float) -> None:

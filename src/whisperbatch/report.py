@@ -134,5 +134,5 @@ def jobs_report(jobs: Sequence[Job]) -> JobsReport:
 
 
 def _translate_to(job: Job) -> str | None:
-    options = JobOptions.from_json(job.options)
+    options = JobOptions.from_dict(job.options)
     return None if options is None else options.translate_to

@@ -33,8 +33,9 @@ def line(file: str = "a.m4a", usd: float | None = 0.01, **more: object) -> CostL
     return CostLine(file, usd=usd, **fields)  # type: ignore[arg-type]
 
 
-def job(name: str, state: JobState, options: str = "{}") -> Job:
-    return Job(1, name, "sha", Task.TRANSCRIBE, Path(name), state, 1, None, None, None, 0.0, options=options)
+def job(name: str, state: JobState, options: JobOptions | None = None) -> Job:
+    data = {} if options is None else options.as_dict()
+    return Job(1, name, "sha", Task.TRANSCRIBE, Path(name), state, 1, None, None, None, 0.0, options=data)
 
 
 def test_totals_sum_each_amount_and_an_unknown_one_stays_unknown() -> None:
@@ -86,8 +87,8 @@ def test_jobs_counted_in_every_state_with_their_translation_target() -> None:
     into_german = JobOptions("openai", "whisper-1", translate_to="de", translate_model="gpt-5.4-mini")
     jobs = [
         job("a", JobState.DONE),
-        job("b", JobState.FAILED, into_german.to_json()),
-        job("c", JobState.DONE, JobOptions("openai", "whisper-1").to_json()),
+        job("b", JobState.FAILED, into_german),
+        job("c", JobState.DONE, JobOptions("openai", "whisper-1")),
     ]
     report = jobs_report(jobs)
     assert dict(report.counts) == {

@@ -15,8 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from whisperbatch.models import CostLine, JobState, Spend, Task
-from whisperbatch.store import MIGRATIONS, JobStore, SqliteStore
+from whisperbatch.models import (
+    CostLine,
+    EngineResult,
+    JobState,
+    Segment,
+    Span,
+    Spend,
+    Task,
+    Transcript,
+    Usage,
+    Word,
+)
+from whisperbatch.store import MIGRATIONS, JobStore, SqliteStore, queries
+from whisperbatch.store.migrations import migration_sql
 
 Opener = Callable[[], JobStore]
 
@@ -38,11 +50,22 @@ def _enqueue(store: JobStore, key: str, path: str = "/rec/a.m4a", run_id: str | 
     store.enqueue(key, "sha-" + key, Task.TRANSCRIBE, Path(path), 100, 1, run_id=run_id)
 
 
+def _result(text: str) -> EngineResult:
+    """An answer as the engine gives it, with words and usage, as the store must keep it."""
+    segment = Segment(0.0, 1.5, text, words=(Word(0.0, 1.5, text, 0.9),), avg_logprob=-0.2)
+    return EngineResult(text=text, segments=(segment,), language="en", usage=Usage(seconds=1.5))
+
+
+def _transcript(text: str) -> Transcript:
+    segment = Segment(0.0, 1.5, text, words=(Word(0.0, 1.5, text),))
+    return Transcript((segment,), "en", 1.5, "openai", "whisper-1", Task.TRANSCRIBE, gaps=(Span(2.0, 3.0),))
+
+
 def test_enqueue_is_idempotent_and_remembers_the_file(store: JobStore) -> None:
-    first = store.enqueue("k1", "sha", Task.TRANSCRIBE, Path("/rec/a.m4a"), 100, 7, options='{"x":1}')
+    first = store.enqueue("k1", "sha", Task.TRANSCRIBE, Path("/rec/a.m4a"), 100, 7, options={"x": 1})
     again = store.enqueue("k1", "sha", Task.TRANSCRIBE, Path("/rec/renamed.m4a"), 100, 8, run_id="r2")
     assert first.id == again.id and again.state is JobState.QUEUED and again.path == Path("/rec/a.m4a")
-    assert again.options == '{"x":1}' and again.run_id == "r2"  # the run that asked last may run it
+    assert again.options == {"x": 1} and again.run_id == "r2"  # the run that asked last may run it
     assert store.seen(Path("/rec/a.m4a"), 100, 7) == "sha"
     assert store.seen(Path("/rec/a.m4a"), 100, 9) is None  # another version of the file
     assert [j.key for j in store.jobs()] == ["k1"] and store.jobs(JobState.DONE) == []
@@ -97,9 +120,9 @@ def test_outputs_are_recorded_with_the_recording_and_job_that_wrote_them(store: 
 
 def test_a_failed_job_can_forget_what_was_stored_for_it(store: JobStore) -> None:
     _enqueue(store, "k1")
-    store.save_chunk_result("k1", 0, 0.0, 10.0, "{}")
+    store.save_chunk_result("k1", 0, 0.0, 10.0, _result("a"))
     store.fail("k1", "kept")
-    assert store.chunk_result("k1", 0, 0.0, 10.0) == "{}"
+    assert store.chunk_result("k1", 0, 0.0, 10.0) == _result("a")
     store.fail("k1", "changed", forget=True)
     job = store.job("k1")
     assert job is not None and job.state is JobState.FAILED and job.error == "changed"
@@ -135,7 +158,7 @@ def test_concurrent_claims_never_take_a_job_twice(opener: Opener) -> None:
             while (job := own.claim(name, lease_s=30)) is not None:
                 with lock:
                     taken.append(job.key)
-                own.finish(job.key, "{}", 0.0)
+                own.finish(job.key, _transcript(job.key), 0.0)
         finally:
             own.close()
 
@@ -164,9 +187,9 @@ def test_requeue_finish_fail_and_retry(store: JobStore) -> None:
     assert refunded is not None and refunded.attempts == 0
     again = store.claim("me", lease_s=30)
     assert again is not None and again.key == "k2"
-    store.finish("k2", '{"t": 1}', 0.25)
+    store.finish("k2", _transcript("t"), 0.25)
     done = store.job("k2")
-    assert done is not None and done.state is JobState.DONE and done.transcript == '{"t": 1}'
+    assert done is not None and done.state is JobState.DONE and done.transcript == _transcript("t")
     assert done.usd == 0.25 and done.lease_owner is None
     _enqueue(store, "k3")
     claimed = store.claim("me", lease_s=30)
@@ -182,19 +205,19 @@ def test_requeue_finish_fail_and_retry(store: JobStore) -> None:
 
 def test_chunk_results_are_kept_until_the_job_is_redone(store: JobStore) -> None:
     _enqueue(store, "k1")
-    store.save_chunk_result("k1", 0, 0.0, 600.0, '{"text": "a"}')
-    store.save_chunk_result("k1", 1, 600.0, 412.5, '{"text": "b"}')
-    assert store.chunk_result("k1", 1, 600.0, 412.5) == '{"text": "b"}'
+    store.save_chunk_result("k1", 0, 0.0, 600.0, _result("a"))
+    store.save_chunk_result("k1", 1, 600.0, 412.5, _result("b"))
+    assert store.chunk_result("k1", 1, 600.0, 412.5) == _result("b")
     assert store.chunk_result("k1", 1, 600.0, 400.0) is None  # cut elsewhere: not the same chunk
-    store.save_chunk_result("k1", 1, 600.0, 412.5, '{"text": "c"}')
-    assert store.chunk_result("k1", 1, 600.0, 412.5) == '{"text": "c"}'
-    store.save_answer("k1", "2@1012.5+30.000 first", '{"text": "d"}')
-    assert store.answer("k1", "2@1012.5+30.000 first") == '{"text": "d"}'
+    store.save_chunk_result("k1", 1, 600.0, 412.5, _result("c"))
+    assert store.chunk_result("k1", 1, 600.0, 412.5) == _result("c")
+    store.save_answer("k1", "2@1012.5+30.000 first", _result("d"))
+    assert store.answer("k1", "2@1012.5+30.000 first") == _result("d")
     assert store.answer("k1", "2@1012.5+30.000 again") is None and store.answer("k2", "x") is None
-    store.redo("k1", Path("/rec/b.m4a"), options='{"format":"vtt"}')
+    store.redo("k1", Path("/rec/b.m4a"), options={"format": "vtt"})
     redone = store.job("k1")
     assert redone is not None and redone.path == Path("/rec/b.m4a") and redone.state is JobState.QUEUED
-    assert redone.options == '{"format":"vtt"}'  # the asking run's outputs
+    assert redone.options == {"format": "vtt"}  # the asking run's outputs
     assert store.chunk_result("k1", 0, 0.0, 600.0) is None
     assert store.answer("k1", "2@1012.5+30.000 first") is None
 
@@ -202,17 +225,17 @@ def test_chunk_results_are_kept_until_the_job_is_redone(store: JobStore) -> None
 def test_a_done_job_reopened_for_a_translation_keeps_its_transcript(store: JobStore) -> None:
     _enqueue(store, "k1")
     assert store.claim("host:1:a", lease_s=30) is not None
-    store.save_chunk_result("k1", 0, 0.0, 60.0, '{"text": "a"}')
-    store.finish("k1", '{"segments": []}', 0.006)
-    store.save_translation("t-de", "k1", "de", "gpt-5.4-mini", '["Hallo"]')
-    assert store.translation("t-de") == '["Hallo"]' and store.translation("t-fr") is None
-    store.reopen("k1", Path("/rec/a.m4a"), options='{"translate_to":"fr"}', run_id="r2")
+    store.save_chunk_result("k1", 0, 0.0, 60.0, _result("a"))
+    store.finish("k1", _transcript("a"), 0.006)
+    store.save_translation("t-de", "k1", "de", "gpt-5.4-mini", ["Hallo"])
+    assert store.translation("t-de") == ["Hallo"] and store.translation("t-fr") is None
+    store.reopen("k1", Path("/rec/a.m4a"), options={"translate_to": "fr"}, run_id="r2")
     job = store.job("k1")
     assert job is not None and job.state is JobState.QUEUED and job.run_id == "r2"
-    assert job.transcript == '{"segments": []}' and job.options == '{"translate_to":"fr"}'
+    assert job.transcript == _transcript("a") and job.options == {"translate_to": "fr"}
     assert store.chunk_result("k1", 0, 0.0, 60.0) is not None and store.translation("t-de") is not None
     # --force forgets everything the job made: chunks, transcript, translations.
-    store.redo("k1", Path("/rec/a.m4a"), options="{}")
+    store.redo("k1", Path("/rec/a.m4a"), options={})
     job = store.job("k1")
     assert job is not None and job.transcript is None
     assert store.chunk_result("k1", 0, 0.0, 60.0) is None and store.translation("t-de") is None
@@ -302,7 +325,7 @@ def test_an_old_database_upgrades_in_place(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)")
     for name, sql in MIGRATIONS[:3]:
-        db.executescript(";".join(SqliteStore.migration_sql(sql, pk="INTEGER PRIMARY KEY", real="REAL")))
+        db.executescript(";".join(migration_sql(sql, pk="INTEGER PRIMARY KEY", real="REAL")))
         db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
     db.execute(
         "INSERT INTO jobs (key, content_sha256, task, path, state, created_at, updated_at)"
@@ -318,7 +341,7 @@ def test_an_old_database_upgrades_in_place(tmp_path: Path) -> None:
     store = SqliteStore(path)
     try:
         old = store.job("old")
-        assert old is not None and old.state is JobState.DONE and old.options == "{}" and old.run_id is None
+        assert old is not None and old.state is JobState.DONE and old.options == {} and old.run_id is None
         assert store.migrate() == []
         assert [r.line.transcribe_usd for r in store.ledger()] == [0.006]  # an old row's usd: transcription
     finally:
@@ -332,7 +355,7 @@ def test_a_ledger_from_before_unknown_prices_upgrades_with_its_rows(tmp_path: Pa
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)")
     for name, sql in MIGRATIONS[:5]:
-        db.executescript(";".join(SqliteStore.migration_sql(sql, pk="INTEGER PRIMARY KEY", real="REAL")))
+        db.executescript(";".join(migration_sql(sql, pk="INTEGER PRIMARY KEY", real="REAL")))
         db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
     for file, usd in (("a.m4a", 0.006), ("b.m4a", 0.003)):
         db.execute(
@@ -410,3 +433,24 @@ def test_sqlite_wakes_its_own_idle_workers_at_once(tmp_path: Path) -> None:
             break
     assert woke.is_set()
     store.close()
+
+
+def test_every_cost_line_field_has_its_ledger_column() -> None:
+    """The ledger's statements name each column: a field added to `CostLine` must be added to them."""
+    fields = {f.name for f in dataclasses.fields(CostLine)}
+    assert fields <= set(queries.INSERT_COST.names) and fields <= set(queries.UPDATE_COST.names)
+
+
+def test_every_sqlite_statement_is_valid_sql(tmp_path: Path) -> None:
+    """Each named statement SQLite runs compiles against the migrated schema (EXPLAIN runs nothing)."""
+    store = SqliteStore(tmp_path / "state.sqlite3")
+    try:
+        statements = [v for v in vars(queries).values() if isinstance(v, queries.Query) and v.sqlite]
+        assert len(statements) > 30
+        db = sqlite3.connect(tmp_path / "state.sqlite3")
+        for query in statements:
+            text = (query.sqlite or "").format_map({name: f":{name}" for name in query.names})
+            db.execute("EXPLAIN " + text, dict.fromkeys(query.names))
+        db.close()
+    finally:
+        store.close()

@@ -1,7 +1,9 @@
-"""The job store: jobs, finished chunk results, seen files and the spend ledger, behind `JobStore`.
+"""The job store: jobs, what they made, seen files, output records and the spend ledger.
 
-Two backends share one protocol, one SQL text and one list of migrations: SQLite, the embedded
-default under WHISPERBATCH_HOME, and PostgreSQL, for workers on several hosts sharing one queue.
+Callers use it through its roles (`JobQueue`, `Ledger`, `ResultStore`, `OutputLog`; `JobStore` is all
+of them) and get typed records back. Two backends share the roles, one file of named statements and one
+list of migrations: SQLite, the embedded default under WHISPERBATCH_HOME, and PostgreSQL, for workers
+on several hosts sharing one queue.
 """
 
 from __future__ import annotations
@@ -10,16 +12,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
-from .base import MIGRATIONS, BudgetCheck, Job, JobStore, LedgerRow, OutputRecord
+from .migrations import MIGRATIONS
+from .records import BudgetCheck, Job, LedgerRow, OutputRecord
+from .roles import JobQueue, JobStore, Ledger, OutputLog, ResultStore
 from .sqlite import SqliteStore
 
 __all__ = [
     "MIGRATIONS",
     "BudgetCheck",
     "Job",
+    "JobQueue",
     "JobStore",
+    "Ledger",
     "LedgerRow",
+    "OutputLog",
     "OutputRecord",
+    "ResultStore",
     "SqliteStore",
     "StoreOptions",
     "open_store",

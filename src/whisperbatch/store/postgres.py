@@ -13,7 +13,7 @@
 Why not procrastinate: it is a good PostgreSQL task queue, but its jobs are calls of Python functions
 with its own schema, lock and retry model, and it has no SQLite backend. Our queue also holds each
 job's finished chunks, the spend ledger and the budget's reservations, and must behave the same on
-the embedded SQLite store; one set of statements (`SqlStore`) over both backends keeps one behaviour,
+the embedded SQLite store; one set of named statements (`queries`) over both backends keeps one behaviour,
 where procrastinate would add a second queue beside the one SQLite needs.
 """
 
@@ -21,17 +21,22 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from ..errors import ConfigError, StoreError
-from .base import NOTIFY_CHANNEL, Row, SqlStore, Tx
+from . import queries as q
+from .migrations import POSTGRES_TYPES
+from .queries import Query
+from .records import Row
+from .sql import SqlStore, Tx
 
-PK, REAL = "BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION"
 _MIGRATION_LOCK, _BUDGET_LOCK = 0x77687370, 0x77686264  # advisory lock ids ("whsp", "whbd")
 
 
@@ -40,21 +45,30 @@ def redacted(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
+@cache
+def _statement(query: Query) -> sql.Composed:
+    """The statement with psycopg's own placeholder for each `{name}`."""
+    return sql.SQL(query.postgres).format(**{name: sql.Placeholder(name) for name in query.names})
+
+
 class _PgTx:
     def __init__(self, cur: psycopg.Cursor[dict[str, Any]]) -> None:
         self.cur = cur
 
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        self.cur.execute(sql.replace("?", "%s"), tuple(params))
+    def all(self, query: Query, /, **params: Any) -> list[Row]:
+        self.cur.execute(_statement(query), params)
         return list(self.cur.fetchall()) if self.cur.description else []
 
-    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
-        self.cur.execute(sql.replace("?", "%s"), tuple(params))
+    def run(self, query: Query, /, **params: Any) -> int:
+        self.cur.execute(_statement(query), params)
         return self.cur.rowcount
+
+    def ddl(self, statement: str) -> None:
+        self.cur.execute(statement)
 
 
 class PostgresStore(SqlStore):
-    _lock_clause = " FOR UPDATE SKIP LOCKED"
+    column_types = POSTGRES_TYPES
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -89,15 +103,15 @@ class PostgresStore(SqlStore):
                 raise StoreError(f"{redacted(self.url)}: state database error ({_reason(e)})") from e
 
     def _lock_budget(self, tx: Tx) -> None:
-        tx.all("SELECT pg_advisory_xact_lock(?)", (_BUDGET_LOCK,))
+        tx.all(q.ADVISORY_LOCK, lock_id=_BUDGET_LOCK)
 
     def _notify(self, tx: Tx) -> None:
-        tx.all("SELECT pg_notify(?, '')", (NOTIFY_CHANNEL,))
+        tx.all(q.NOTIFY_WORKERS)
 
     def migrate(self) -> list[str]:
         with self._tx() as tx:
-            tx.all("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
-            return self._apply_migrations(tx, PK, REAL)
+            tx.all(q.ADVISORY_LOCK, lock_id=_MIGRATION_LOCK)
+            return self._apply_migrations(tx)
 
     def wait_for_work(self, timeout_s: float) -> None:
         """Sleep until a NOTIFY says a job became runnable, or `timeout_s` passes. The listening
@@ -109,7 +123,7 @@ class PostgresStore(SqlStore):
         try:
             if self._listener is None:
                 self._listener = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
-                self._listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                self._listener.execute(_statement(q.LISTEN_WORKERS))
             for _ in self._listener.notifies(timeout=timeout_s, stop_after=1):
                 pass
         except psycopg.Error:  # the claim that follows reports a lost server; here, stop waiting

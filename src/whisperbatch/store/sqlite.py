@@ -12,30 +12,46 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sqlite3
+import string
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, StoreError
-from .base import Row, SqlStore, Tx
+from .migrations import SQLITE_TYPES
+from .queries import Query
+from .records import Row
+from .sql import SqlStore, Tx
 
-PK, REAL = "INTEGER PRIMARY KEY", "REAL"
+
+@cache
+def _text(query: Query) -> str:
+    """The statement in sqlite3's named style: `{name}` becomes `:name`."""
+    if query.sqlite is None:
+        raise NotImplementedError("a PostgreSQL-only statement")
+    return string.Formatter().vformat(query.sqlite, (), {name: f":{name}" for name in query.names})
 
 
 class _SqliteTx:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
 
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return self.db.execute(sql, tuple(params)).fetchall()
+    def all(self, query: Query, /, **params: Any) -> list[Row]:
+        return self.db.execute(_text(query), params).fetchall()
 
-    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return self.db.execute(sql, tuple(params)).rowcount
+    def run(self, query: Query, /, **params: Any) -> int:
+        return self.db.execute(_text(query), params).rowcount
+
+    def ddl(self, statement: str) -> None:
+        self.db.execute(statement)
 
 
 class SqliteStore(SqlStore):
+    column_types = SQLITE_TYPES
+
     def __init__(self, path: Path, *, poll_s: float = 0.2) -> None:
         self.path = path
         self.poll_s = poll_s
@@ -76,7 +92,7 @@ class SqliteStore(SqlStore):
 
     def migrate(self) -> list[str]:
         with self._tx() as tx:
-            return self._apply_migrations(tx, PK, REAL)
+            return self._apply_migrations(tx)
 
     def _notify(self, tx: Tx) -> None:
         with self._woken:

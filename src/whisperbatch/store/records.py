@@ -1,0 +1,112 @@
+"""The store's records, each made from a row by name at the store's edge (`Job.from_row`).
+
+A row's JSON columns are decoded here, so callers get a job's transcript as a `Transcript` and its
+options as a mapping, never a text to parse. A transcript is decoded when first asked for: listing a
+run's jobs, which the runner does whenever its workers fall idle, never pays for decoding them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..models import CostLine, JobState, Spend, Task, Transcript
+from .codec import options_from_json, transcript_from_json
+
+
+class Row(Protocol):
+    """A row as either driver returns it: its values by column name."""
+
+    def __getitem__(self, key: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    key: str
+    content_sha256: str
+    task: Task
+    path: Path
+    state: JobState
+    attempts: int
+    error: str | None
+    usd: float | None
+    updated_at: float
+    lease_owner: str | None = None
+    lease_expires: float | None = None
+    run_id: str | None = None  # the run that last asked for it
+    # What a worker runs it with (the fields of `jobs.JobOptions`); {} for a job from before options
+    # were kept.
+    options: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+    _transcript_json: str | None = dataclasses.field(default=None, repr=False)
+
+    @cached_property
+    def transcript(self) -> Transcript | None:
+        """The transcript its last finished run made, or None."""
+        return None if self._transcript_json is None else transcript_from_json(self._transcript_json)
+
+    @classmethod
+    def from_row(cls, r: Row) -> Job:
+        return cls(
+            id=int(r["id"]),
+            key=r["key"],
+            content_sha256=r["content_sha256"],
+            task=Task(r["task"]),
+            path=Path(r["path"]),
+            state=JobState(r["state"]),
+            attempts=int(r["attempts"]),
+            error=r["error"],
+            usd=r["usd"],
+            updated_at=r["updated_at"],
+            lease_owner=r["lease_owner"],
+            lease_expires=r["lease_expires"],
+            run_id=r["run_id"],
+            options=options_from_json(r["options"]),
+            _transcript_json=r["transcript"],
+        )
+
+
+_LINE_FIELDS = tuple(f.name for f in dataclasses.fields(CostLine))
+
+
+def cost_line_params(line: CostLine) -> dict[str, Any]:
+    """A cost line as the ledger statements' parameters, one per column."""
+    return {name: getattr(line, name) for name in _LINE_FIELDS} | {"task": str(line.task)}
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    run_id: str
+    recorded_at: float
+    line: CostLine
+    state: Spend
+    job_key: str | None = None
+
+    @classmethod
+    def from_row(cls, r: Row) -> LedgerRow:
+        line = CostLine(**{**{name: r[name] for name in _LINE_FIELDS}, "task": Task(r["task"])})
+        return cls(r["run_id"], r["recorded_at"], line, Spend(r["state"]), r["job_key"])
+
+
+@dataclass(frozen=True)
+class OutputRecord:
+    """An output file, the recording it was written for and the job whose transcript it holds."""
+
+    path: Path
+    source: Path
+    job_key: str
+
+    @classmethod
+    def from_row(cls, r: Row) -> OutputRecord:
+        return cls(Path(r["path"]), Path(r["source"]), str(r["job_key"]))
+
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    """The answer to a reservation: whether it was granted, and what was left before it."""
+
+    granted: bool
+    left_usd: float
