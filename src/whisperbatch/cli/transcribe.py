@@ -22,7 +22,7 @@ from ..service import Interruption, run_files
 from . import wiring
 from .options import RUN, TRANSLATING, Options, Paths, shared_options
 from .output import Output, cost_table, fail
-from .wiring import EXIT_FAILED, EXIT_STOPPED, engine_line, job_runner
+from .wiring import EXIT_FAILED, EXIT_STOPPED, job_runner
 
 TRANSCRIBE_HELP = (
     "Transcribe recordings; outputs are written beside each one (or under --out-dir). A run stopped"
@@ -56,7 +56,7 @@ def _process(task: Task, paths: list[str], *, force: bool, options: Options) -> 
     inputs = collect_inputs(paths)
     for missing in inputs.missing:
         out.error(f"{missing}: no such file or folder")
-    out.info(f"engine: {engine_line(ready)}")
+    out.info(f"engine: {ready.engine_line()}")
     runner = job_runner(out, ready, one_off=True)
     try:
         with scratch.run_folder() as tmp, out:

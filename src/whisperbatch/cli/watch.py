@@ -15,7 +15,7 @@ from ..service import Service, serve
 from . import wiring
 from .options import RUN, Options, TaskOpt, shared_options
 from .output import Output, fail
-from .wiring import EXIT_FAILED, engine_line, job_runner, parse_task, service_exit
+from .wiring import EXIT_FAILED, job_runner, parse_task, service_exit
 
 
 @shared_options(*RUN)
@@ -42,7 +42,7 @@ def watch(
     service = Service(
         runner, root=folder.absolute(), recursive=recursive, polling=polling, force=force, once=once
     )
-    doing = "enqueueing only" if no_work else f"engine {engine_line(ready)}"
+    doing = "enqueueing only" if no_work else f"engine {ready.engine_line()}"
     out.info(
         f"watching {folder} ({task}; {doing}; store {ready.store})"
         + ("" if once else "; Ctrl-C or SIGTERM to stop")

@@ -1,0 +1,71 @@
+"""What a run needs, from settings: ffmpeg, the engine, its prices and the store, each checked before
+anything runs. The CLI's commands and the library call `whisperbatch.transcribe` open a session the
+same way, so a script meets the same checks (a model that is gone, a budget over unknown prices) as a
+command line does, raised as `WhisperbatchError` instead of printed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from types import TracebackType
+
+from . import audio
+from .catalog import chat_model_info, current_date, lineup_notice
+from .config import Settings
+from .engines import select_engine
+from .engines.base import Engine
+from .models import Task
+from .policy import require_prices
+from .store import JobStore, open_store
+from .translate import translation_target
+
+
+@dataclass(frozen=True)
+class Session:
+    """Settings, ffmpeg, engine and store for a run. `task` is what the engine does: a translation
+    through a chat model transcribes, then translates into `translate_to`. `notice` says when an API
+    model is going (None when it is not). Closing it closes the store."""
+
+    settings: Settings
+    ffmpeg: str
+    engine: Engine
+    store: JobStore
+    task: Task
+    translate_to: str | None
+    notice: str | None = None
+
+    def engine_line(self) -> str:
+        """`local, model base (offline)`, `openai, model whisper-1 at api.openai.com; translating …`."""
+        engine = self.engine
+        where = f" at {getattr(engine, 'host', '')}" if engine.name == "openai" else " (offline)"
+        line = f"{engine.name}, model {engine.model}{where}"
+        if self.translate_to:
+            line += f"; translating into {self.translate_to} with {self.settings.translate_model}"
+        return line
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+
+def open_session(settings: Settings, task: Task, today: date | None = None) -> Session:
+    """Check everything a run of `task` needs and open the store; raises WhisperbatchError (a model that
+    is gone, prices unknown under a budget, no ffmpeg, a store that cannot be opened)."""
+    ffmpeg = audio.find_ffmpeg()
+    translate_to = None
+    if task is Task.TRANSLATE:
+        translate_to = translation_target(settings.translation_options(), settings.engine_name)
+        task = Task.TRANSCRIBE if translate_to else Task.TRANSLATE
+    today = today or current_date()
+    engine = select_engine(settings.engine_options(), task, today)
+    chat = chat_model_info(settings.translate_model, settings.models) if translate_to else None
+    require_prices(settings.budget_usd, engine.info, chat)
+    store = open_store(settings.store_options())
+    notice = lineup_notice(engine.info, today) if engine.name == "openai" else None
+    return Session(settings, ffmpeg, engine, store, task, translate_to, notice)
