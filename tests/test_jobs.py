@@ -28,9 +28,8 @@ from speechbuilder import parse_srt
 from whisperbatch.audio import find_ffmpeg, probe
 from whisperbatch.config import Settings, load_settings
 from whisperbatch.engines import select_engine
-from whisperbatch.jobs import JobRunner
+from whisperbatch.jobs import ONE_OFF, JobRunner, serve
 from whisperbatch.models import JobState, Task
-from whisperbatch.service import serve
 from whisperbatch.store import open_store
 
 
@@ -78,7 +77,7 @@ def _fox_cues(srt: Path) -> list[float]:
     return [start for start, _, text in parse_srt(srt.read_text()) if "quick" in text.lower()]
 
 
-def test_a_killed_one_off_run_uploads_only_the_missing_chunks_when_run_again(
+def test_a_killed_transcribe_run_uploads_only_the_missing_chunks_when_run_again(
     env: dict[str, str], asr: FakeOpenAI, ffmpeg: str, tmp_path: Path
 ) -> None:
     rec = tmp_path / "in" / "long.wav"
@@ -226,7 +225,7 @@ def test_the_service_budget_counts_what_was_spent_once(
     assert fake_openai.count == 2
 
 
-def test_a_one_off_budget_stops_before_the_file_that_would_exceed_it(
+def test_a_transcribe_budget_stops_before_the_file_that_would_exceed_it(
     api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
     one = copy_sample("talk.m4a", tmp_path / "in", "a.m4a")
@@ -348,11 +347,11 @@ def test_a_run_ends_with_its_last_job_not_at_the_next_poll(
         store=store,
         ffmpeg=find_ffmpeg(),
         task=Task.TRANSCRIBE,
-        one_off=True,
+        mode=ONE_OFF,
     )
     f = copy_sample("talk.m4a", tmp_path / "in")
-    runner.pipeline.plan_outputs([f])
-    job = runner.admit(f, force=False)
+    runner.outputs.plan([f])
+    job = runner.admission.admit(f, force=False)
     assert job is not None
     runner.start()
 
@@ -388,14 +387,14 @@ def test_the_next_files_are_prepared_while_every_request_slot_is_busy(
     engine = select_engine(settings, Task.TRANSCRIBE)
 
     def runner_for(s: Settings) -> JobRunner:
-        return JobRunner(s, engine, store=store, ffmpeg=find_ffmpeg(), task=Task.TRANSCRIBE, one_off=True)
+        return JobRunner(s, engine, store=store, ffmpeg=find_ffmpeg(), task=Task.TRANSCRIBE, mode=ONE_OFF)
 
     assert runner_for(dataclasses.replace(settings, budget_usd=5.0)).files_at_once() == 1
     runner = runner_for(settings)
     assert runner.files_at_once() > 2
     files = [copy_sample(name, tmp_path / "in") for name in ("talk.m4a", "morning.mp3", "script.ogg")]
-    runner.pipeline.plan_outputs(files)
-    keys = [job.key for f in files if (job := runner.admit(f, force=False)) is not None]
+    runner.outputs.plan(files)
+    keys = [job.key for f in files if (job := runner.admission.admit(f, force=False)) is not None]
     fake_openai.hold_after = 0
     runner.start()
 
@@ -422,3 +421,32 @@ def test_the_next_files_are_prepared_while_every_request_slot_is_busy(
         assert states() == [JobState.QUEUED] * 3  # the next run resumes them, no attempt counted
         assert not any(f.with_suffix(".txt").exists() for f in files)
     store.close()
+
+
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals that overlap at any one moment."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    now = most = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def test_concurrency_bounds_requests_in_flight_across_job_options(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    """`-j 2` is the whole process's bound: a worker running jobs enqueued with two different formats
+    has at most 2 requests at the server at any moment, not 2 per set of options."""
+    names = {"srt": ("talk.m4a", "morning.mp3", "german.m4a"), "vtt": ("french.m4a", "repeat.ogg", "fox.wav")}
+    for fmt, samples in names.items():
+        paths = [str(copy_sample(name, tmp_path / fmt)) for name in samples]
+        assert run_cli(["enqueue", "-f", fmt, *paths], api_env).code == 0
+    fake_openai.inject(*[delay(0.5)] * 60)
+    r = run_cli(["worker", "--once", "-j", "2"], api_env)
+    assert r.code == 0, r.output
+    for fmt, samples in names.items():
+        assert all((tmp_path / fmt / name).with_suffix(f".{fmt}").exists() for name in samples)
+    answered = [(u.received_s, u.received_s + u.answer_s) for u in fake_openai.uploads if u.status == 200]
+    assert len(answered) >= 6
+    assert most_at_once(answered) <= 2

@@ -36,11 +36,10 @@ from .engines import select_engine
 from .engines.base import Engine, current_date, default_api_model, lineup_notice, model_info
 from .errors import ConfigError, StoreError, WhisperbatchError, cause_chain, mask
 from .inputs import collect_inputs
-from .jobs import JobOptions, JobRunner
+from .jobs import ONE_OFF, SERVICE, Interruption, JobOptions, JobRunner, RunMode, Service, run_files, serve
 from .models import CostLine, JobState, RunSummary, Spend, Task
 from .pipeline import ChunkDone, Event, FileFinished, FileStarted, Notice, chunk_params, upload_forecast_s
 from .policy import require_prices
-from .service import Interruption, Service, run_files, serve
 from .store import Job, JobStore, LedgerRow, open_store
 from .translate import chat_model_info, translation_target
 
@@ -419,14 +418,14 @@ def _with_store(out: Output, options: Options, use: Callable[[JobStore], _T]) ->
         store.close()
 
 
-def _runner(out: Output, ready: Prepared, *, one_off: bool, folder: Path | None = None) -> JobRunner:
+def _runner(out: Output, ready: Prepared, mode: RunMode, *, folder: Path | None = None) -> JobRunner:
     return JobRunner(
         ready.settings,
         ready.engine,
         store=ready.store,
         ffmpeg=ready.ffmpeg,
         task=ready.task,
-        one_off=one_off,
+        mode=mode,
         on_event=out.event,
         translate_to=ready.translate_to,
         folder=folder,
@@ -449,7 +448,7 @@ def _process(task: Task, paths: list[str], *, force: bool, options: Options) -> 
     for missing in inputs.missing:
         out.error(f"{missing}: no such file or folder")
     out.info(f"engine: {_engine_line(ready)}")
-    runner = _runner(out, ready, one_off=True)
+    runner = _runner(out, ready, ONE_OFF)
     try:
         with scratch.run_folder() as tmp, out:
             out.expect_files(len(inputs.files))
@@ -568,7 +567,7 @@ def _duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def _one_off(task: Task) -> Callable[..., None]:
+def _files_command(task: Task) -> Callable[..., None]:
     """transcribe and translate share every option but translate's own (`--to`); only the task differs."""
 
     @shared_options(*(n for n in RUN if task is Task.TRANSLATE or n not in TRANSLATING))
@@ -587,13 +586,13 @@ app.command(
     "transcribe",
     help="Transcribe recordings; outputs are written beside each one (or under --out-dir). A run stopped"
     " any way resumes where it left off.",
-)(_one_off(Task.TRANSCRIBE))
+)(_files_command(Task.TRANSCRIBE))
 app.command(
     "translate",
     help="Translate recordings: into English by default, into any language with --to (a chat model"
     " translates the transcript, each cue keeping its times). Outputs are <stem>.<lang>.<ext> beside the"
     " transcript's.",
-)(_one_off(Task.TRANSLATE))
+)(_files_command(Task.TRANSLATE))
 
 
 @app.command()
@@ -784,7 +783,7 @@ def watch(
     if not folder.is_dir():
         raise _fail(out, ConfigError(f"{folder}: not a folder"))
     ready = _prepare(out, options, chosen)
-    runner = _runner(out, ready, one_off=False, folder=folder.absolute())
+    runner = _runner(out, ready, SERVICE, folder=folder.absolute())
     service = Service(
         runner, root=folder.absolute(), recursive=recursive, polling=polling, force=force, once=once
     )
@@ -831,7 +830,7 @@ def worker(
     concurrency. Recordings must be readable here at the path stored (a shared mount)."""
     out = Output(quiet=options.quiet, verbose=options.verbose, log=True)
     ready = _prepare(out, options, Task.TRANSCRIBE)
-    runner = _runner(out, ready, one_off=False)
+    runner = _runner(out, ready, SERVICE)
     out.info(
         f"worker {runner.owner} on {ready.store}, {ready.settings.concurrency} at once"
         + ("" if once else "; Ctrl-C or SIGTERM to stop")
@@ -867,14 +866,14 @@ def enqueue(
     inputs = collect_inputs(paths)
     for missing in inputs.missing:
         out.error(f"{missing}: no such file or folder")
-    runner = _runner(out, ready, one_off=False)
-    runner.pipeline.plan_outputs(inputs.files)
+    runner = _runner(out, ready, SERVICE)
+    runner.outputs.plan(inputs.files)
     failed = bool(inputs.missing)
     added = 0
     try:
         for path in inputs.files:
             try:
-                job = runner.admit(path, force=force)
+                job = runner.admission.admit(path, force=force)
             except StoreError as e:  # no file can be queued: said once
                 raise _fail(out, e) from None
             except WhisperbatchError as e:
