@@ -53,10 +53,11 @@ class GateOptions:
         return cls(concurrency=settings.concurrency, wait_notice_s=settings.wait_notice_s)
 
 
-@dataclass
+@dataclass(eq=False)
 class Bill:
     """What one recording has cost in this run so far: requests answered and requests in flight.
-    `price` turns it into its cost line (the recording's engine and translator price it)."""
+    `price` turns it into its cost line (the recording's engine and translator price it). Each bill is
+    its own: two are never equal."""
 
     path: Path
     job_key: str
