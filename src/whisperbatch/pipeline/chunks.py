@@ -24,8 +24,7 @@ from ..config import Settings
 from ..engines.base import Engine
 from ..errors import Stopped, StoreError
 from ..models import Chunk, EngineResult, Segment, Span, Task, Transcript
-from .events import ChunkDone, Event, Notice, gaps_message
-from .gate import Gate
+from .events import ChunkDone, Notice, gaps_message
 from .prepare import ahead, chunk_params
 from .recording import Recording
 from .repair import Asker, AskOptions
@@ -81,18 +80,11 @@ def _short(decoded_s: float, declared_s: float) -> bool:
 class ChunkStage:
     """Makes a recording's transcript from its chunks."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        gate: Gate,
-        options: ChunkOptions,
-        *,
-        ffmpeg: str,
-        on_event: Callable[[Event], None],
-    ) -> None:
-        self.engine, self.gate, self.options = engine, gate, options
-        self.ffmpeg, self.on_event = ffmpeg, on_event
-        self.asker = Asker(engine, gate, options.ask, ffmpeg=ffmpeg, on_event=on_event)
+    def __init__(self, asker: Asker, options: ChunkOptions) -> None:
+        """`asker` asks about each chunk (with `options.ask`), through its engine and gate."""
+        self.asker, self.options = asker, options
+        self.engine, self.gate = asker.engine, asker.gate
+        self.ffmpeg, self.on_event = asker.ffmpeg, asker.on_event
 
     def transcript(
         self, rec: Recording, take_turn: Callable[[threading.Event], None]

@@ -30,6 +30,7 @@ from .events import Event, FileStarted
 from .gate import Bill, Gate
 from .outputs import OutputBook, OutputOptions
 from .recording import Draft, Recording, Stage
+from .repair import Asker
 from .translation import TranslateOptions, TranslationStage
 
 
@@ -70,7 +71,8 @@ class Pipeline:
         self.gate, self.ffmpeg, self.store, self.budget = gate, ffmpeg, store, budget
         self.on_event = on_event
         self.outputs = book.outputs(options.outputs)
-        self.chunks = ChunkStage(engine, gate, options.chunks, ffmpeg=ffmpeg, on_event=on_event)
+        asker = Asker(engine, gate, options.chunks.ask, ffmpeg=ffmpeg, on_event=on_event)
+        self.chunks = ChunkStage(asker, options.chunks)
         self.translation: TranslationStage | None = None
         if translator is not None and options.translation is not None:
             self.translation = TranslationStage(
