@@ -60,7 +60,7 @@ def _fox_cues(srt: Path) -> list[float]:
     return [start for start, _, text in parse_srt(srt.read_text()) if "quick" in text.lower()]
 
 
-def test_a_killed_one_off_run_uploads_only_the_missing_chunks_when_run_again(
+def test_a_killed_transcribe_run_uploads_only_the_missing_chunks_when_run_again(
     env: dict[str, str], asr: FakeOpenAI, ffmpeg: str, tmp_path: Path
 ) -> None:
     rec = tmp_path / "in" / "long.wav"
@@ -208,7 +208,7 @@ def test_the_service_budget_counts_what_was_spent_once(
     assert fake_openai.count == 2
 
 
-def test_a_one_off_budget_stops_before_the_file_that_would_exceed_it(
+def test_a_transcribe_budget_stops_before_the_file_that_would_exceed_it(
     api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
     one = copy_sample("talk.m4a", tmp_path / "in", "a.m4a")
@@ -313,3 +313,30 @@ def test_a_worker_that_cannot_read_a_recording_fails_it_for_another_host(
     assert "requeued 1 failed job" in run_cli(["retry"], api_env).stderr
     assert run_cli(["worker", "--once"], api_env).code == 0
     assert rec.with_suffix(".txt").exists() and fake_openai.count == 1
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals that overlap at any one moment."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    now = most = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def test_concurrency_bounds_requests_in_flight_across_job_options(
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    """`-j 2` is the whole process's bound: a worker running jobs enqueued with two different formats
+    has at most 2 requests at the server at any moment, not 2 per set of options."""
+    names = {"srt": ("talk.m4a", "morning.mp3", "german.m4a"), "vtt": ("french.m4a", "repeat.ogg", "fox.wav")}
+    for fmt, samples in names.items():
+        paths = [str(copy_sample(name, tmp_path / fmt)) for name in samples]
+        assert run_cli(["enqueue", "-f", fmt, *paths], api_env).code == 0
+    fake_openai.inject(*[delay(0.5)] * 60)
+    r = run_cli(["worker", "--once", "-j", "2"], api_env)
+    assert r.code == 0, r.output
+    for fmt, samples in names.items():
+        assert all((tmp_path / fmt / name).with_suffix(f".{fmt}").exists() for name in samples)
+    answered = [(u.received_s, u.received_s + u.answer_s) for u in fake_openai.uploads if u.status == 200]
+    assert len(answered) >= 6
+    assert most_at_once(answered) <= 2

@@ -13,9 +13,8 @@ from conftest import copy_sample, wait_for
 from whisperbatch.audio import find_ffmpeg
 from whisperbatch.config import Settings, load_settings
 from whisperbatch.engines import select_engine
-from whisperbatch.jobs import JobRunner
+from whisperbatch.jobs import ONE_OFF, JobRunner, serve
 from whisperbatch.models import JobState, Task
-from whisperbatch.service import serve
 from whisperbatch.store import open_store
 from whisperbatch.testing import FakeOpenAI, unauthorized
 
@@ -35,11 +34,11 @@ def test_a_run_ends_with_its_last_job_not_at_the_next_poll(
         store=store,
         ffmpeg=find_ffmpeg(),
         task=Task.TRANSCRIBE,
-        one_off=True,
+        mode=ONE_OFF,
     )
     f = copy_sample("talk.m4a", tmp_path / "in")
-    runner.pipeline.plan_outputs([f])
-    job = runner.admit(f, force=False)
+    runner.outputs.plan([f])
+    job = runner.admission.admit(f, force=False)
     assert job is not None
     runner.start()
 
@@ -75,14 +74,14 @@ def test_the_next_files_are_prepared_while_every_request_slot_is_busy(
     engine = select_engine(settings.engine_options(), Task.TRANSCRIBE)
 
     def runner_for(s: Settings) -> JobRunner:
-        return JobRunner(s, engine, store=store, ffmpeg=find_ffmpeg(), task=Task.TRANSCRIBE, one_off=True)
+        return JobRunner(s, engine, store=store, ffmpeg=find_ffmpeg(), task=Task.TRANSCRIBE, mode=ONE_OFF)
 
     assert runner_for(dataclasses.replace(settings, budget_usd=5.0)).files_at_once() == 1
     runner = runner_for(settings)
     assert runner.files_at_once() > 2
     files = [copy_sample(name, tmp_path / "in") for name in ("talk.m4a", "morning.mp3", "script.ogg")]
-    runner.pipeline.plan_outputs(files)
-    keys = [job.key for f in files if (job := runner.admit(f, force=False)) is not None]
+    runner.outputs.plan(files)
+    keys = [job.key for f in files if (job := runner.admission.admit(f, force=False)) is not None]
     fake_openai.hold_after = 0
     runner.start()
 

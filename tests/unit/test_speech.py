@@ -65,7 +65,7 @@ def test_overlong_segment_is_suspect() -> None:
 
 def test_text_found_in_a_gap_is_placed_once_in_order() -> None:
     from whisperbatch.models import EngineResult
-    from whisperbatch.pipeline import _fill
+    from whisperbatch.pipeline.repair import _fill
 
     def w(a: float, b: float, t: str) -> Word:
         return Word(a, b, f" {t}")

@@ -31,9 +31,11 @@ app = typer.Typer(
 )
 # Every command's help in plain words (HelpCommand), in the order `--help` lists them.
 app.command("transcribe", help=transcribe.TRANSCRIBE_HELP, cls=HelpCommand)(
-    transcribe.one_off(Task.TRANSCRIBE)
+    transcribe.files_command(Task.TRANSCRIBE)
 )
-app.command("translate", help=transcribe.TRANSLATE_HELP, cls=HelpCommand)(transcribe.one_off(Task.TRANSLATE))
+app.command("translate", help=transcribe.TRANSLATE_HELP, cls=HelpCommand)(
+    transcribe.files_command(Task.TRANSLATE)
+)
 app.command("estimate", cls=HelpCommand)(estimate.estimate_command)
 for _command in (report.report, watch.watch, worker.worker, enqueue.enqueue, status.status, retry.retry):
     app.command(cls=HelpCommand)(_command)

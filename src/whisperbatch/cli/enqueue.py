@@ -8,11 +8,12 @@ import typer
 
 from ..errors import StoreError, WhisperbatchError
 from ..inputs import collect_inputs
+from ..jobs import SERVICE
 from ..models import JobState
 from . import wiring
 from .options import RUN, Options, Paths, TaskOpt, shared_options
 from .output import Output, fail
-from .wiring import EXIT_FAILED, job_runner, parse_task, plan_outputs
+from .wiring import EXIT_FAILED, job_runner, parse_task
 
 
 @shared_options(*RUN)
@@ -30,14 +31,14 @@ def enqueue(
     inputs = collect_inputs(paths)
     for missing in inputs.missing:
         out.error(f"{missing}: no such file or folder")
-    runner = job_runner(out, ready, one_off=False)
-    plan_outputs(runner, inputs.files)
+    runner = job_runner(out, ready, SERVICE)
+    runner.outputs.plan(inputs.files)
     failed = bool(inputs.missing)
     added = 0
     try:
         for path in inputs.files:
             try:
-                job = runner.admit(path, force=force)
+                job = runner.admission.admit(path, force=force)
             except StoreError as e:  # no file can be queued: said once
                 raise fail(out, e) from None
             except WhisperbatchError as e:

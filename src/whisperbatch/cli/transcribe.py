@@ -17,8 +17,8 @@ import typer
 from .. import scratch
 from ..errors import WhisperbatchError
 from ..inputs import collect_inputs
+from ..jobs import ONE_OFF, Interruption, run_files
 from ..models import RunSummary, Task
-from ..service import Interruption, run_files
 from . import wiring
 from .options import RUN, TRANSLATING, Options, Paths, shared_options
 from .output import Output, cost_table, fail
@@ -35,7 +35,7 @@ TRANSLATE_HELP = (
 )
 
 
-def one_off(task: Task) -> Callable[..., None]:
+def files_command(task: Task) -> Callable[..., None]:
     """The command that runs `task` once over the paths given."""
 
     @shared_options(*(n for n in RUN if task is Task.TRANSLATE or n not in TRANSLATING))
@@ -57,7 +57,7 @@ def _process(task: Task, paths: list[str], *, force: bool, options: Options) -> 
     for missing in inputs.missing:
         out.error(f"{missing}: no such file or folder")
     out.info(f"engine: {ready.engine_line()}")
-    runner = job_runner(out, ready, one_off=True)
+    runner = job_runner(out, ready, ONE_OFF)
     try:
         with scratch.run_folder() as tmp, out:
             out.expect_files(len(inputs.files))

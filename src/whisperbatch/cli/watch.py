@@ -11,7 +11,7 @@ import typer
 
 from .. import scratch
 from ..errors import ConfigError, WhisperbatchError
-from ..service import Service, serve
+from ..jobs import SERVICE, Service, serve
 from . import wiring
 from .options import RUN, Options, TaskOpt, shared_options
 from .output import Output, fail
@@ -38,7 +38,7 @@ def watch(
     if not folder.is_dir():
         raise fail(out, ConfigError(f"{folder}: not a folder"))
     ready = wiring.prepare(out, options, chosen)
-    runner = job_runner(out, ready, one_off=False, folder=folder.absolute())
+    runner = job_runner(out, ready, SERVICE, folder=folder.absolute())
     service = Service(
         runner, root=folder.absolute(), recursive=recursive, polling=polling, force=force, once=once
     )

@@ -4,7 +4,7 @@ checked before anything runs, so a user error is one line and its exit code befo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -12,9 +12,8 @@ import typer
 
 from ..config import Settings, load_settings
 from ..errors import ConfigError, WhisperbatchError
-from ..jobs import JobRunner
+from ..jobs import Interruption, JobRunner, RunMode
 from ..models import Task
-from ..service import Interruption
 from ..session import Session, open_session
 from ..store import JobStore, open_store
 from .options import FLAG_NAMES, Options
@@ -56,23 +55,18 @@ def with_store(out: Output, options: Options, use: Callable[[JobStore], _T]) -> 
         store.close()
 
 
-def job_runner(out: Output, ready: Session, *, one_off: bool, folder: Path | None = None) -> JobRunner:
+def job_runner(out: Output, ready: Session, mode: RunMode, *, folder: Path | None = None) -> JobRunner:
     return JobRunner(
         ready.settings,
         ready.engine,
         store=ready.store,
         ffmpeg=ready.ffmpeg,
         task=ready.task,
-        one_off=one_off,
+        mode=mode,
         on_event=out.event,
         translate_to=ready.translate_to,
         folder=folder,
     )
-
-
-def plan_outputs(runner: JobRunner, sources: Sequence[Path]) -> None:
-    """Fix where these recordings' outputs go before they are queued, so none overwrites another's."""
-    runner.pipeline.plan_outputs(sources)
 
 
 def parse_task(out: Output, task: str) -> Task:

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from .. import scratch
+from ..jobs import SERVICE, serve
 from ..models import Task
-from ..service import serve
 from . import wiring
 from .options import WORKER, Options, shared_options
 from .output import Output
@@ -27,7 +27,7 @@ def worker(
     concurrency. Recordings must be readable here at the path stored (a shared mount)."""
     out = Output(quiet=options.quiet, verbose=options.verbose, log=True)
     ready = wiring.prepare(out, options, Task.TRANSCRIBE)
-    runner = job_runner(out, ready, one_off=False)
+    runner = job_runner(out, ready, SERVICE)
     out.info(
         f"worker {runner.owner} on {ready.store}, {ready.settings.concurrency} at once"
         + ("" if once else "; Ctrl-C or SIGTERM to stop")

@@ -1,0 +1,37 @@
+"""One recording from audio to written outputs, and the request gate every recording shares.
+
+- `gate.py`: one per process (the job runner's): request slots, files' turns, the retry policy, stop
+  and halt, the jobs that sent a request, and every answer's bill in the ledger.
+- `run.py`: the stages one set of job options makes (`Pipeline`); each recording runs through them in
+  a `Recording` of its own (`recording.py`): chunks (`chunks.py`, checked and repaired in
+  `repair.py`), stitching, stages after the transcript (`translation.py`), writing.
+- `outputs.py`: where outputs go, asked by the runner before any work.
+- `prepare.py`: how a recording is cut, and chunks made ahead of their requests.
+"""
+
+from .cache import ChunkCache
+from .events import ChunkDone, Event, FileFinished, FileStarted, Notice
+from .gate import Gate, GateOptions
+from .outputs import OutputBook, OutputOptions, Outputs
+from .prepare import ahead, chunk_params, files_preparing, upload_forecast_s
+from .run import Pipeline, StageOptions
+
+__all__ = [
+    "ChunkCache",
+    "ChunkDone",
+    "Event",
+    "FileFinished",
+    "FileStarted",
+    "Gate",
+    "GateOptions",
+    "Notice",
+    "OutputBook",
+    "OutputOptions",
+    "Outputs",
+    "Pipeline",
+    "StageOptions",
+    "ahead",
+    "chunk_params",
+    "files_preparing",
+    "upload_forecast_s",
+]
