@@ -19,7 +19,7 @@ from rich.console import Console
 from .. import __version__
 from ..models import Task
 from . import enqueue, estimate, report, retry, status, transcribe, watch, worker
-from .options import HelpCommand
+from .options import RUN, STORE, TRANSCRIBING, WORKER, taking
 
 app = typer.Typer(
     name="whisperbatch",
@@ -29,16 +29,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-# Every command's help in plain words (HelpCommand), in the order `--help` lists them.
-app.command("transcribe", help=transcribe.TRANSCRIBE_HELP, cls=HelpCommand)(
+# Every command, in the order `--help` lists them, with the shared options it takes after its own; its
+# help in plain words (HelpCommand).
+app.command("transcribe", help=transcribe.TRANSCRIBE_HELP, cls=taking(*TRANSCRIBING))(
     transcribe.files_command(Task.TRANSCRIBE)
 )
-app.command("translate", help=transcribe.TRANSLATE_HELP, cls=HelpCommand)(
+app.command("translate", help=transcribe.TRANSLATE_HELP, cls=taking(*RUN))(
     transcribe.files_command(Task.TRANSLATE)
 )
-app.command("estimate", cls=HelpCommand)(estimate.estimate_command)
-for _command in (report.report, watch.watch, worker.worker, enqueue.enqueue, status.status, retry.retry):
-    app.command(cls=HelpCommand)(_command)
+app.command("estimate", cls=taking("model", "engine", "to", "translate_model", "config"))(
+    estimate.estimate_command
+)
+app.command(cls=taking("database", "config"))(report.report)
+app.command(cls=taking(*RUN))(watch.watch)
+app.command(cls=taking(*WORKER))(worker.worker)
+app.command(cls=taking(*RUN))(enqueue.enqueue)
+app.command(cls=taking(*STORE))(status.status)
+app.command(cls=taking(*STORE))(retry.retry)
 
 
 def _version(value: bool) -> None:

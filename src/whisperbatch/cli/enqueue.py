@@ -11,20 +11,19 @@ from ..inputs import collect_inputs
 from ..jobs import SERVICE
 from ..models import JobState
 from . import wiring
-from .options import RUN, Options, Paths, TaskOpt, shared_options
+from .options import Options, Paths, TaskOpt
 from .output import Output, fail
 from .wiring import EXIT_FAILED, job_runner, parse_task
 
 
-@shared_options(*RUN)
 def enqueue(
+    ctx: typer.Context,
     paths: Paths,
     task: TaskOpt = "transcribe",
     force: Annotated[bool, typer.Option("--force", help="Redo recordings already done.")] = False,
-    *,
-    options: Options,
 ) -> None:
     """Add recordings to the queue without waiting: `worker` or `watch` processes run them."""
+    options = Options.of(ctx)
     out = Output(quiet=options.quiet, verbose=options.verbose)
     chosen = parse_task(out, task)
     ready = wiring.prepare(out, options, chosen)

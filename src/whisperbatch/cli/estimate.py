@@ -13,22 +13,21 @@ from ..catalog import current_date
 from ..errors import WhisperbatchError
 from ..estimate import Estimate, Forecast, estimate, measure_files, pricing
 from ..inputs import collect_inputs
-from .options import Options, Paths, shared_options
+from .options import Options, Paths
 from .output import Output, duration, fail, usd
 from .wiring import EXIT_FAILED, settings
 
 
-@shared_options("model", "engine", "to", "translate_model", "config")
 def estimate_command(
+    ctx: typer.Context,
     paths: Paths,
     quick: Annotated[
         bool, typer.Option("--quick", help="Durations only: an upper bound, without speech detection.")
     ] = False,
-    *,
-    options: Options,
 ) -> None:
     """Forecast billed minutes and dollars per file and in total, transcription and (with --to)
     translation, from the speech detection a run uses. Reads files locally; sends nothing."""
+    options = Options.of(ctx)
     out = Output()
     try:
         s = settings(options)

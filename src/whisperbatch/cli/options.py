@@ -1,25 +1,134 @@
-"""The options commands share, declared once: each command names the ones it takes and receives them
-as one `Options` record, so a flag is spelled, documented and mapped to its setting in one place, and a
-command's own signature stays its own.
+"""The options commands share, declared once in a table: each command's class (`taking(*names)`) adds
+the ones it takes to the click command after the command's own, and hands them to it as one `Options`
+record in the context, so a flag is spelled, documented and mapped to its setting in one place and a
+command's function declares only its own parameters.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperArgument, TyperCommand
+from typer.core import TyperArgument, TyperCommand, TyperOption
+from typer.main import _get_param
+from typer.models import ParamMeta
+
+
+@dataclass(frozen=True)
+class SharedOption:
+    """How a shared option is spelled and shown, its value's type and default, and the Settings field
+    it sets (None: it steers the command itself)."""
+
+    flags: tuple[str, ...]
+    metavar: str | None
+    type: Any
+    field: str | None
+    help: str
+    default: Any = None
+
+    def param(self, name: str) -> TyperOption | TyperArgument:
+        """The click parameter, built by typer as for a parameter `name` declared in a signature, so
+        values convert and bad ones are reported as for the command's own options."""
+        info = typer.Option(self.default, *self.flags, metavar=self.metavar, help=self.help)
+        return _get_param(ParamMeta(name=name, default=info, annotation=self.type))
+
+
+_CONCURRENCY_HELP = "Requests at once (API; default 8), or files (local engine; default 2)."
+_DATABASE_HELP = "Job store: postgresql://… URL or SQLite file (default: in the home)."
+# Command parameter -> the option; in the order help lists them.
+_OPTIONS: dict[str, SharedOption] = {
+    "engine": SharedOption(("--engine",), "ENGINE", str | None, "engine", "auto | openai | local."),
+    "model": SharedOption(
+        ("--model",), "NAME", str | None, "model", "API model, or local model name/folder."
+    ),
+    "language": SharedOption(
+        ("--language",), "CODE", str | None, "language", "Spoken language code, e.g. en, de."
+    ),
+    "prompt": SharedOption(("--prompt",), "TEXT", str | None, "prompt", "Words to steer spelling and style."),
+    "format": SharedOption(("--format", "-f"), "FORMATS", str | None, "format", "txt,srt,vtt,json or all."),
+    "out_dir": SharedOption(("--out-dir", "-o"), "DIR", Path | None, "out_dir", "Write outputs here."),
+    "concurrency": SharedOption(("--concurrency", "-j"), "N", int | None, "concurrency", _CONCURRENCY_HELP),
+    "budget": SharedOption(
+        ("--budget",), "USD", float | None, "budget_usd", "Stop before spending more USD."
+    ),
+    "base_url": SharedOption(("--base-url",), "URL", str | None, "base_url", "OpenAI-compatible server URL."),
+    "max_line_width": SharedOption(
+        ("--max-line-width",), "N", int | None, "max_line_width", "Subtitle line length (42)."
+    ),
+    "max_line_count": SharedOption(
+        ("--max-line-count",), "N", int | None, "max_line_count", "Lines per subtitle cue (2)."
+    ),
+    "max_words_per_line": SharedOption(
+        ("--max-words-per-line",),
+        "N",
+        int | None,
+        "max_words_per_line",
+        "Words per subtitle line (no limit).",
+    ),
+    "to": SharedOption(
+        ("--to",), "LANG", str | None, "translate_to", "Translate into this language (default en)."
+    ),
+    "translate_model": SharedOption(
+        ("--translate-model",), "NAME", str | None, "translate_model", "Chat model that translates."
+    ),
+    "database": SharedOption(("--database",), "URL", str | None, "database", _DATABASE_HELP),
+    "config": SharedOption(("--config",), "FILE", Path | None, None, "config.toml to use."),
+    "quiet": SharedOption(("--quiet", "-q"), None, bool, None, "Only errors.", default=False),
+    "verbose": SharedOption(("--verbose", "-v"), None, bool, None, "Say more, per chunk.", default=False),
+}
+# What each kind of command takes.
+COMMON = ("config", "quiet", "verbose")
+RUN = tuple(_OPTIONS)
+TRANSLATING = ("to", "translate_model")
+TRANSCRIBING = tuple(n for n in RUN if n not in TRANSLATING)
+WORKER = ("engine", "model", "concurrency", "budget", "base_url", "database", *COMMON)
+STORE = ("database", *COMMON)
+
+# Settings field -> the option that sets it, for messages about a bad value.
+FLAG_NAMES = {o.field: o.flags[0] for o in _OPTIONS.values() if o.field}
+_META_KEY = "whisperbatch.options"
+
+
+@dataclass(frozen=True)
+class Options:
+    """The shared options a command was given: Settings fields, and how to talk."""
+
+    flags: dict[str, Any]
+    config: Path | None
+    quiet: bool
+    verbose: bool
+
+    @staticmethod
+    def of(ctx: typer.Context) -> Options:
+        """The record the command running in `ctx` was given (its class put it there)."""
+        options = ctx.meta[_META_KEY]
+        assert isinstance(options, Options)
+        return options
 
 
 class HelpCommand(TyperCommand):
-    """A command whose help names each value by what it is (`PATH...`, `--budget USD`), never by its
-    Python type: typer prints an argument's annotation beside it (`PATH <list[str]>`) even when it has
-    a metavar, so arguments are listed here by their metavar alone. Options carry theirs."""
+    """A command with the shared options `shared` after its own, whose help names each value by what
+    it is (`PATH...`, `--budget USD`), never by its Python type: typer prints an argument's annotation
+    beside it (`PATH <list[str]>`) even when it has a metavar, so arguments are listed here by their
+    metavar alone. Options carry theirs."""
+
+    shared: tuple[str, ...] = ()
+
+    def __init__(self, name: str | None, *, params: list[Any] | None = None, **kwargs: Any) -> None:
+        own = params or []
+        clash = {p.name for p in own} & set(self.shared)
+        assert not clash, f"{name}: own parameters {clash} shadow shared options"
+        super().__init__(name, params=[*own, *(_OPTIONS[n].param(n) for n in self.shared)], **kwargs)
+
+    def invoke(self, ctx: Any) -> Any:
+        """Take the shared options' values out of the command's arguments and into one record."""
+        given = {n: ctx.params.pop(n) for n in self.shared}
+        flags = {field: given[n] for n in self.shared if (field := _OPTIONS[n].field) is not None}
+        options = Options(flags, given.get("config"), bool(given.get("quiet")), bool(given.get("verbose")))
+        ctx.meta[_META_KEY] = options
+        return super().invoke(ctx)
 
     def format_options(self, ctx: Any, formatter: Any) -> None:
         args: list[tuple[str, str]] = []
@@ -39,178 +148,16 @@ class HelpCommand(TyperCommand):
                     formatter.write_dl(rows)
 
 
+def taking(*names: str) -> type[HelpCommand]:
+    """The command class for a command that takes the shared options `names`, in the order given."""
+
+    class Command(HelpCommand):
+        shared = names
+
+    return Command
+
+
 Paths = Annotated[
     list[str], typer.Argument(metavar="PATH", help="Files, folders (searched recursively) or globs.")
 ]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", metavar="FILE", help="config.toml to use.")]
-DatabaseOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--database",
-        metavar="URL",
-        help="Job store: postgresql://… URL or SQLite file (default: in the home).",
-    ),
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Say more, per chunk.")]
-
-# Command parameter -> (its annotation, its default, the Settings field it sets or None).
-_OPTIONS: dict[str, tuple[Any, Any, str | None]] = {
-    "engine": (
-        Annotated[str | None, typer.Option("--engine", metavar="ENGINE", help="auto | openai | local.")],
-        None,
-        "engine",
-    ),
-    "model": (
-        Annotated[
-            str | None, typer.Option("--model", metavar="NAME", help="API model, or local model name/folder.")
-        ],
-        None,
-        "model",
-    ),
-    "language": (
-        Annotated[
-            str | None, typer.Option("--language", metavar="CODE", help="Spoken language code, e.g. en, de.")
-        ],
-        None,
-        "language",
-    ),
-    "prompt": (
-        Annotated[
-            str | None, typer.Option("--prompt", metavar="TEXT", help="Words to steer spelling and style.")
-        ],
-        None,
-        "prompt",
-    ),
-    "format": (
-        Annotated[
-            str | None, typer.Option("--format", "-f", metavar="FORMATS", help="txt,srt,vtt,json or all.")
-        ],
-        None,
-        "format",
-    ),
-    "out_dir": (
-        Annotated[Path | None, typer.Option("--out-dir", "-o", metavar="DIR", help="Write outputs here.")],
-        None,
-        "out_dir",
-    ),
-    "concurrency": (
-        Annotated[
-            int | None,
-            typer.Option(
-                "--concurrency",
-                "-j",
-                metavar="N",
-                help="Requests at once (API; default 8), or files (local engine; default 2).",
-            ),
-        ],
-        None,
-        "concurrency",
-    ),
-    "budget": (
-        Annotated[
-            float | None, typer.Option("--budget", metavar="USD", help="Stop before spending more USD.")
-        ],
-        None,
-        "budget_usd",
-    ),
-    "base_url": (
-        Annotated[
-            str | None, typer.Option("--base-url", metavar="URL", help="OpenAI-compatible server URL.")
-        ],
-        None,
-        "base_url",
-    ),
-    "max_line_width": (
-        Annotated[
-            int | None, typer.Option("--max-line-width", metavar="N", help="Subtitle line length (42).")
-        ],
-        None,
-        "max_line_width",
-    ),
-    "max_line_count": (
-        Annotated[
-            int | None, typer.Option("--max-line-count", metavar="N", help="Lines per subtitle cue (2).")
-        ],
-        None,
-        "max_line_count",
-    ),
-    "max_words_per_line": (
-        Annotated[
-            int | None,
-            typer.Option("--max-words-per-line", metavar="N", help="Words per subtitle line (no limit)."),
-        ],
-        None,
-        "max_words_per_line",
-    ),
-    "to": (
-        Annotated[
-            str | None,
-            typer.Option("--to", metavar="LANG", help="Translate into this language (default en)."),
-        ],
-        None,
-        "translate_to",
-    ),
-    "translate_model": (
-        Annotated[
-            str | None, typer.Option("--translate-model", metavar="NAME", help="Chat model that translates.")
-        ],
-        None,
-        "translate_model",
-    ),
-    "database": (DatabaseOpt, None, "database"),
-    "config": (ConfigOpt, None, None),
-    "quiet": (QuietOpt, False, None),
-    "verbose": (VerboseOpt, False, None),
-}
-# What each kind of command takes.
-COMMON = ("config", "quiet", "verbose")
-RUN = tuple(_OPTIONS)
-TRANSLATING = ("to", "translate_model")
-WORKER = ("engine", "model", "concurrency", "budget", "base_url", "database", *COMMON)
-
-# Settings field -> the option that sets it, for messages about a bad value.
-FLAG_NAMES = {field: "--" + name.replace("_", "-") for name, (_, _, field) in _OPTIONS.items() if field}
-
-
-@dataclass(frozen=True)
-class Options:
-    """The shared options a command was given: Settings fields, and how to talk."""
-
-    flags: dict[str, Any]
-    config: Path | None
-    quiet: bool
-    verbose: bool
-
-
-def shared_options(*names: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Give a command the shared options `names`, declared once in `_OPTIONS`; it receives them as
-    `options: Options` (typer reads the parameters from the signature this sets)."""
-
-    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
-        own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name != "options"]
-        extra = [
-            inspect.Parameter(
-                n, inspect.Parameter.KEYWORD_ONLY, default=_OPTIONS[n][1], annotation=_OPTIONS[n][0]
-            )
-            for n in names
-        ]
-
-        @functools.wraps(fn)
-        def command(*args: Any, **kwargs: Any) -> None:
-            given = {n: kwargs.pop(n) for n in names}
-            flags = {field: given[n] for n in names if (field := _OPTIONS[n][2]) is not None}
-            options = Options(
-                flags, given.get("config"), bool(given.get("quiet")), bool(given.get("verbose"))
-            )
-            fn(*args, options=options, **kwargs)
-
-        del command.__wrapped__  # typer must read the signature below, not the wrapped one
-        command.__signature__ = inspect.Signature([*own, *extra])  # type: ignore[attr-defined]
-        command.__annotations__ = {p.name: p.annotation for p in (*own, *extra)}
-        return command
-
-    return wrap
-
-
 TaskOpt = Annotated[str, typer.Option("--task", metavar="TASK", help="transcribe | translate.")]

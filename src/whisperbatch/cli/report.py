@@ -16,19 +16,18 @@ from rich.table import Table
 from ..models import CostLine, Task
 from ..report import RunSpend, spend_report
 from ..store import LedgerRow
-from .options import Options, shared_options
+from .options import Options
 from .output import Output, duration, money_cells, money_names
 from .wiring import with_store
 
 
-@shared_options("database", "config")
 def report(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Rows as JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Rows as CSV.")] = False,
-    *,
-    options: Options,
 ) -> None:
     """The spend ledger over past runs: per run, and in total."""
+    options = Options.of(ctx)
     out = Output()
     rows = with_store(out, options, lambda store: store.ledger())
     if as_json:

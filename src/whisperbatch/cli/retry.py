@@ -9,20 +9,19 @@ import typer
 
 from ..models import JobState
 from ..store import JobStore
-from .options import COMMON, Options, shared_options
+from .options import Options
 from .output import Output
 from .wiring import with_store
 
 
-@shared_options("database", *COMMON)
 def retry(
+    ctx: typer.Context,
     paths: Annotated[
         list[str] | None, typer.Argument(metavar="PATH", help="Failed recordings to requeue (default: all).")
     ] = None,
-    *,
-    options: Options,
 ) -> None:
     """Requeue failed jobs; a running watcher or worker picks them up."""
+    options = Options.of(ctx)
     out = Output()
 
     def requeue(store: JobStore) -> int:

@@ -11,19 +11,18 @@ from rich.table import Table
 
 from ..models import JobState
 from ..report import JobRow, jobs_report
-from .options import COMMON, Options, shared_options
+from .options import Options
 from .output import Output
 from .wiring import with_store
 
 
-@shared_options("database", *COMMON)
 def status(
+    ctx: typer.Context,
     state: Annotated[JobState | None, typer.Option("--state", help="Only jobs in this state.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Jobs as JSON.")] = False,
-    *,
-    options: Options,
 ) -> None:
     """Jobs of every run, watcher and worker: queued, running (and on which host), done, failed."""
+    options = Options.of(ctx)
     out = Output()
     jobs = jobs_report(with_store(out, options, lambda store: store.jobs(state)))
     if as_json:

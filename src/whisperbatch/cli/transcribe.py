@@ -20,7 +20,7 @@ from ..inputs import collect_inputs
 from ..jobs import ONE_OFF, Interruption, run_files
 from ..models import RunSummary, Task
 from . import wiring
-from .options import RUN, TRANSLATING, Options, Paths, shared_options
+from .options import Options, Paths
 from .output import Output, cost_table, fail
 from .wiring import EXIT_FAILED, EXIT_STOPPED, job_runner
 
@@ -38,14 +38,12 @@ TRANSLATE_HELP = (
 def files_command(task: Task) -> Callable[..., None]:
     """The command that runs `task` once over the paths given."""
 
-    @shared_options(*(n for n in RUN if task is Task.TRANSLATE or n not in TRANSLATING))
     def command(
+        ctx: typer.Context,
         paths: Paths,
         force: Annotated[bool, typer.Option("--force", help="Redo files already done.")] = False,
-        *,
-        options: Options,
     ) -> None:
-        _process(task, paths, force=force, options=options)
+        _process(task, paths, force=force, options=Options.of(ctx))
 
     return command
 

@@ -13,13 +13,13 @@ from .. import scratch
 from ..errors import ConfigError, WhisperbatchError
 from ..jobs import SERVICE, Service, serve
 from . import wiring
-from .options import RUN, Options, TaskOpt, shared_options
+from .options import Options, TaskOpt
 from .output import Output, fail
 from .wiring import EXIT_FAILED, job_runner, parse_task, service_exit
 
 
-@shared_options(*RUN)
 def watch(
+    ctx: typer.Context,
     folder: Annotated[Path, typer.Argument(metavar="FOLDER", help="The folder to watch.")],
     task: TaskOpt = "transcribe",
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Watch subfolders too.")] = False,
@@ -29,10 +29,9 @@ def watch(
         bool, typer.Option("--no-work", help="Only enqueue: `worker` processes run the jobs.")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Redo recordings already done, once each.")] = False,
-    *,
-    options: Options,
 ) -> None:
     """Transcribe (or translate) every recording that lands in FOLDER, once, across restarts."""
+    options = Options.of(ctx)
     out = Output(quiet=options.quiet, verbose=options.verbose, log=True)
     chosen = parse_task(out, task)
     if not folder.is_dir():

@@ -10,21 +10,20 @@ from .. import scratch
 from ..jobs import SERVICE, serve
 from ..models import Task
 from . import wiring
-from .options import WORKER, Options, shared_options
+from .options import Options
 from .output import Output
 from .wiring import EXIT_FAILED, job_runner, service_exit
 
 
-@shared_options(*WORKER)
 def worker(
+    ctx: typer.Context,
     once: Annotated[bool, typer.Option("--once", help="Run what is queued, then exit.")] = False,
-    *,
-    options: Options,
 ) -> None:
     """Run jobs from the store (`--database` shared by many hosts), watching no folder.
 
     Each job runs with the options it was enqueued with; this host adds its API key, base URL and
     concurrency. Recordings must be readable here at the path stored (a shared mount)."""
+    options = Options.of(ctx)
     out = Output(quiet=options.quiet, verbose=options.verbose, log=True)
     ready = wiring.prepare(out, options, Task.TRANSCRIBE)
     runner = job_runner(out, ready, SERVICE)
