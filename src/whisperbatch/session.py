@@ -6,8 +6,10 @@ command line does, raised as `WhisperbatchError` instead of printed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from types import TracebackType
 
 from . import audio
@@ -15,7 +17,9 @@ from .catalog import chat_model_info, current_date, lineup_notice
 from .config import Settings
 from .engines import select_engine
 from .engines.base import Engine
+from .jobs import JobRunner, RunMode
 from .models import Task
+from .pipeline import Event
 from .policy import require_prices
 from .store import JobStore, open_store
 from .translate import translation_target
@@ -43,6 +47,22 @@ class Session:
         if self.translate_to:
             line += f"; translating into {self.translate_to} with {self.settings.translate_model}"
         return line
+
+    def runner(
+        self, mode: RunMode, *, on_event: Callable[[Event], None] = lambda e: None, folder: Path | None = None
+    ) -> JobRunner:
+        """The job runner for this session's runs in `mode` (a watcher also names its `folder`)."""
+        return JobRunner(
+            self.settings,
+            self.engine,
+            store=self.store,
+            ffmpeg=self.ffmpeg,
+            task=self.task,
+            mode=mode,
+            on_event=on_event,
+            translate_to=self.translate_to,
+            folder=folder,
+        )
 
     def close(self) -> None:
         self.store.close()

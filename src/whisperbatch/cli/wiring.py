@@ -56,17 +56,7 @@ def with_store(out: Output, options: Options, use: Callable[[JobStore], _T]) -> 
 
 
 def job_runner(out: Output, ready: Session, mode: RunMode, *, folder: Path | None = None) -> JobRunner:
-    return JobRunner(
-        ready.settings,
-        ready.engine,
-        store=ready.store,
-        ffmpeg=ready.ffmpeg,
-        task=ready.task,
-        mode=mode,
-        on_event=out.event,
-        translate_to=ready.translate_to,
-        folder=folder,
-    )
+    return ready.runner(mode, on_event=out.event, folder=folder)
 
 
 def parse_task(out: Output, task: str) -> Task:
