@@ -217,6 +217,7 @@ class FileResult:
     outputs: tuple[Path, ...] = ()
     cost: CostLine | None = None
     transcript: Transcript | None = None
+    translation: Transcript | None = None  # a chat model's translation of `transcript`, when one was made
     error: str | None = None
     causes: tuple[str, ...] = ()  # what lies under `error`, shown with --verbose
     chunks_total: int = 0

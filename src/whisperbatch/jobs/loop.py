@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import queue
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,9 +48,11 @@ def serve(
 ) -> Interruption | None:
     """Run `runner`'s workers, calling `tick` every `poll_s`, until `done()` or a signal; `done()` is
     also asked at once and whenever the last busy worker finishes, so a run ends with its last job.
-    Call from the main thread (signal handlers can only be set there)."""
+    Signals are caught only on the main thread (the only one that can set their handlers); a run on
+    another thread (the library called from a script's thread) ends by `done()` alone."""
     signals: queue.SimpleQueue[int | None] = queue.SimpleQueue()  # a signal, or None: look again now
-    watched = (signal.SIGINT, signal.SIGTERM)
+    on_main = threading.current_thread() is threading.main_thread()
+    watched = (signal.SIGINT, signal.SIGTERM) if on_main else ()
     previous = {sig: signal.signal(sig, lambda signum, _frame: signals.put(signum)) for sig in watched}
     runner.on_idle = lambda: signals.put(None)
     signals.put(None)  # workers that went idle before on_idle was set are seen here

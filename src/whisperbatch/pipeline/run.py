@@ -138,6 +138,7 @@ class Pipeline:
             outputs=outputs,
             cost=line,
             transcript=draft.transcript,
+            translation=draft.translated,
             chunks_total=draft.chunks_total,
             chunks_uploaded=draft.chunks_uploaded,
         )
@@ -155,6 +156,13 @@ class Pipeline:
         job = None if self.store is None or self.translation is None else self.store.job(key)
         return None if job is None else job.transcript
 
+    def stored_translation(self, key: str, transcript: Transcript) -> Transcript | None:
+        """This pipeline's translation of job `key`'s transcript, if the store holds it."""
+        if self.translation is None:
+            return None
+        cues, _, texts = self.translation.stored(key, transcript)
+        return None if texts is None else self.translation.translated(transcript, cues, texts)
+
     def write_stored(
         self, source: Path, task: Task, key: str, transcript: Transcript, *, same_as: Path
     ) -> FileResult | None:
@@ -164,10 +172,9 @@ class Pipeline:
         yet."""
         translated = None
         if self.translation is not None:
-            cues, _, texts = self.translation.stored(key, transcript)
-            if texts is None:
+            translated = self.stored_translation(key, transcript)
+            if translated is None:
                 return None
-            translated = self.translation.translated(transcript, cues, texts)
         line = cost.cost_line(
             str(source),
             audio_s=transcript.duration_s,
@@ -182,7 +189,9 @@ class Pipeline:
         self.outputs.append_costs(outputs, line)
         if self.store is not None:
             self.store.record_cost(self.gate.run_id, line, Spend.DONE, job_key=key)
-        return FileResult(source=source, outputs=outputs, cost=line, transcript=transcript)
+        return FileResult(
+            source=source, outputs=outputs, cost=line, transcript=transcript, translation=translated
+        )
 
     def _cost_line(self, bill: Bill, *, task: Task, audio_s: float) -> CostLine:
         translation = self.options.translation
