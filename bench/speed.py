@@ -283,7 +283,7 @@ def estimate(work: Path, ffmpeg: str, billed: dict[str, float], minutes: float) 
                 _, _, out = api_run(server, work, f"bill-{path.stem}", [path], 4)
                 billed[path.name] = json.loads((out / f"{path.stem}.json").read_text())["cost"]["billed_min"]
     settings = Settings()
-    params = chunk_params(settings, model_info("whisper-1", settings.models), max_bytes=None)
+    params = chunk_params(settings.cut_options(), model_info("whisper-1", settings.models), max_bytes=None)
     lines = []
     for path in (long_path, noisy.path):
         t0 = time.perf_counter()

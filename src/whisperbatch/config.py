@@ -8,7 +8,9 @@ leak into a log or a traceback by accident.
 
 Only configuration and the CLI see the whole `Settings`: each stage takes its own small options
 record (`engine_options()`, `translation_options()`, `store_options()`, `retry_policy()`,
-`cue_style`), built here, so a stage's inputs are named where it is declared and nowhere else.
+`cue_style`, `cut_options()`, `stage_options()`, `runner_options()`), built here, so a stage's inputs
+are named where it is declared and nowhere else. A job's options are settings too: `run_setup` copies
+them into a run's jobs and `job_setup` lays a job's over this host's settings, wherever it was made.
 """
 
 from __future__ import annotations
@@ -29,8 +31,20 @@ from .catalog import ModelOverride, chat_model_info
 from .config_sources import APP, RANGES, find_config_file, from_env, read_config_file
 from .cues import CueStyle
 from .engines import EngineOptions
+from .engines.base import Engine
 from .errors import ConfigError, keep_secret
+from .jobs import JobOptions, JobSetup, RunMode, RunnerOptions
+from .jobs.options import SETTINGS_FIELDS, TRANSLATION_FIELDS
 from .languages import language_code
+from .pipeline import (
+    AskOptions,
+    ChunkOptions,
+    CutOptions,
+    GateOptions,
+    OutputOptions,
+    StageOptions,
+    TranslateOptions,
+)
 from .policy import RetryPolicy
 from .store import StoreOptions
 from .translate import TranslationOptions
@@ -195,6 +209,82 @@ class Settings:
             base_s=self.retry_base_s,
             max_s=self.retry_max_s,
             job_max_attempts=self.job_max_attempts if job_max_attempts is None else job_max_attempts,
+        )
+
+    def cut_options(self) -> CutOptions:
+        return CutOptions(
+            target_s=self.chunk_target_s,
+            parallel_s=self.parallel_chunk_s,
+            utterance_max_s=self.utterance_max_s,
+            condition_on_previous=self.condition_on_previous,
+            min_silence_s=self.min_silence_s,
+            skip_silence_s=self.skip_silence_s,
+            vad_threshold=self.vad_threshold,
+            energy_dbfs=self.silence_threshold_dbfs,
+        )
+
+    def stage_options(self, *, translating: bool) -> StageOptions:
+        """Each stage's options; the translation's only when a chat model translates."""
+        ask = AskOptions(self.language, self.prompt, self.condition_on_previous)
+        glossary = ", ".join(x for x in (self.prompt, self.keywords) if x) or None
+        translation = TranslateOptions(self.translate_to, self.cue_style, glossary) if translating else None
+        outputs = OutputOptions(
+            out_dir=self.out_dir,
+            formats=parse_formats(self.format),
+            style=self.cue_style,
+            translate_to=self.translate_to if translating else None,
+        )
+        return StageOptions(
+            chunks=ChunkOptions(ask, self.cut_options(), self.concurrency),
+            outputs=outputs,
+            translation=translation,
+        )
+
+    def runner_options(self, mode: RunMode) -> RunnerOptions:
+        return RunnerOptions(
+            gate=GateOptions(concurrency=self.concurrency, wait_notice_s=self.wait_notice_s),
+            policy=self.retry_policy(job_max_attempts=mode.job_max_attempts),
+            budget_usd=self.budget_usd,
+            pause_s=self.pause_s,
+            lease_s=self.lease_s,
+            shutdown_grace_s=self.shutdown_grace_s,
+        )
+
+    def run_setup(self, engine: Engine, translate_to: str | None = None) -> JobSetup:
+        """A run's own jobs: the options each is kept with (`engine`'s name and model, these settings'
+        job options, and the translation's when a chat model translates into `translate_to`), and
+        what these settings make of them."""
+        copied = {name: getattr(self, name) for name in SETTINGS_FIELDS if name not in TRANSLATION_FIELDS}
+        copied["out_dir"] = None if self.out_dir is None else str(self.out_dir.absolute())
+        options = JobOptions(
+            engine=engine.name,
+            model=engine.model,
+            translate_to=translate_to,
+            translate_model=self.translate_model if translate_to else None,
+            **copied,
+        )
+        return self._setup(options)
+
+    def job_setup(self, options: JobOptions) -> JobSetup:
+        """What a job made with `options` (by any host) is run with here."""
+        return self.with_job(options)._setup(options)
+
+    def with_job(self, options: JobOptions) -> Settings:
+        """These settings (this host's key, URL, concurrency, paths) with a job's own options."""
+        fields = dataclasses.asdict(options)
+        fields["out_dir"] = None if options.out_dir is None else Path(options.out_dir)
+        for name in TRANSLATION_FIELDS:  # the host's own unless the job translates
+            if fields[name] is None:
+                del fields[name]
+        return dataclasses.replace(self, **fields)
+
+    def _setup(self, options: JobOptions) -> JobSetup:
+        translating = options.translate_to is not None
+        return JobSetup(
+            options,
+            self.stage_options(translating=translating),
+            self.engine_options(),
+            self.translation_options() if translating else None,
         )
 
 

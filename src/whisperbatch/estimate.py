@@ -14,11 +14,12 @@ from datetime import date
 from pathlib import Path
 
 from . import audio, cost
-from .catalog import ChatModelInfo, ModelInfo, chat_model_info, default_api_model, model_info
-from .config import Settings
+from .catalog import ChatModelInfo, ModelInfo, default_api_model, model_info
+from .engines import EngineOptions
 from .errors import WhisperbatchError
 from .models import Usage
-from .pipeline import chunk_params, upload_forecast_s
+from .pipeline import CutOptions, chunk_params, upload_forecast_s
+from .translate import TranslationOptions
 
 # A recording's whole duration and the seconds a run would upload of it.
 Measure = Callable[[Path], tuple[float, float]]
@@ -31,7 +32,7 @@ class Pricing:
 
     model: ModelInfo
     chat: ChatModelInfo | None
-    translate_to: str
+    translate_to: str | None  # None: not translated
     local: bool
 
 
@@ -66,17 +67,18 @@ class Estimate:
     errors: tuple[WhisperbatchError, ...]
 
 
-def pricing(settings: Settings, today: date, *, translating: bool) -> Pricing:
+def pricing(engine: EngineOptions, translation: TranslationOptions | None, today: date) -> Pricing:
     """`--model` names the API model to price, key or no key; a local model is priced as the API
-    default. Translating into English with the local engine needs no chat model, so costs nothing."""
-    local = settings.engine_name == "local"
-    info = model_info(settings.model or default_api_model(today), settings.models)
+    default. Translating into English with the local engine needs no chat model, so costs nothing.
+    `translation` is None when the estimate leaves translation out."""
+    local = engine.kind == "local"
+    info = model_info(engine.model or default_api_model(today), engine.overrides)
     if local and not info.price_known:
-        info = model_info(default_api_model(today), settings.models)
+        info = model_info(default_api_model(today), engine.overrides)
     chat = None
-    if translating and not (local and settings.translate_to == "en"):
-        chat = chat_model_info(settings.translate_model, settings.models)
-    return Pricing(info, chat, settings.translate_to, local)
+    if translation is not None and not (local and translation.to == "en"):
+        chat = translation.model
+    return Pricing(info, chat, None if translation is None else translation.to, local)
 
 
 def forecast(prices: Pricing, duration_s: float, billed_s: float) -> Forecast:
@@ -91,10 +93,10 @@ def forecast(prices: Pricing, duration_s: float, billed_s: float) -> Forecast:
     return Forecast(duration_s, minutes, transcribing, tokens, translating, total)
 
 
-def measure_files(settings: Settings, info: ModelInfo, *, ffmpeg: str, quick: bool) -> Measure:
+def measure_files(cut: CutOptions, info: ModelInfo, *, ffmpeg: str, quick: bool) -> Measure:
     """Duration from the file's header; seconds uploaded by the run's own decoding, speech detection and
     cuts for `info`'s model, or (`quick`) every second, an upper bound."""
-    params = chunk_params(settings, info, max_bytes=None)
+    params = chunk_params(cut, info, max_bytes=None)
 
     def measure(path: Path) -> tuple[float, float]:
         duration_s = audio.probe(path, ffmpeg).duration_s

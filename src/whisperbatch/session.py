@@ -53,14 +53,15 @@ class Session:
     ) -> JobRunner:
         """The job runner for this session's runs in `mode` (a watcher also names its `folder`)."""
         return JobRunner(
-            self.settings,
+            self.settings.runner_options(mode),
             self.engine,
+            self.settings.run_setup(self.engine, self.translate_to),
+            setup_for=self.settings.job_setup,
             store=self.store,
             ffmpeg=self.ffmpeg,
             task=self.task,
             mode=mode,
             on_event=on_event,
-            translate_to=self.translate_to,
             folder=folder,
         )
 

@@ -15,6 +15,7 @@ from whisperbatch.config import Settings, load_settings
 from whisperbatch.engines import select_engine
 from whisperbatch.jobs import ONE_OFF, JobRunner, serve
 from whisperbatch.models import JobState, Task
+from whisperbatch.session import Session
 from whisperbatch.store import open_store
 from whisperbatch.testing import FakeOpenAI, unauthorized
 
@@ -28,14 +29,8 @@ def test_a_run_ends_with_its_last_job_not_at_the_next_poll(
         monkeypatch.setenv(name, value)
     settings = load_settings({})
     store = open_store(settings.store_options())
-    runner = JobRunner(
-        settings,
-        select_engine(settings.engine_options(), Task.TRANSCRIBE),
-        store=store,
-        ffmpeg=find_ffmpeg(),
-        task=Task.TRANSCRIBE,
-        mode=ONE_OFF,
-    )
+    engine = select_engine(settings.engine_options(), Task.TRANSCRIBE)
+    runner = Session(settings, find_ffmpeg(), engine, store, Task.TRANSCRIBE, None).runner(ONE_OFF)
     f = copy_sample("talk.m4a", tmp_path / "in")
     runner.outputs.plan([f])
     job = runner.admission.admit(f, force=False)
@@ -74,7 +69,7 @@ def test_the_next_files_are_prepared_while_every_request_slot_is_busy(
     engine = select_engine(settings.engine_options(), Task.TRANSCRIBE)
 
     def runner_for(s: Settings) -> JobRunner:
-        return JobRunner(s, engine, store=store, ffmpeg=find_ffmpeg(), task=Task.TRANSCRIBE, mode=ONE_OFF)
+        return Session(s, find_ffmpeg(), engine, store, Task.TRANSCRIBE, None).runner(ONE_OFF)
 
     assert runner_for(dataclasses.replace(settings, budget_usd=5.0)).files_at_once() == 1
     runner = runner_for(settings)

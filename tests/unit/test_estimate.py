@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from whisperbatch.catalog import ChatModelInfo, ModelInfo, default_api_model
-from whisperbatch.config import load_settings
+from whisperbatch.config import Settings, load_settings
 from whisperbatch.errors import DecodeError
 from whisperbatch.estimate import Pricing, estimate, forecast, pricing
 from whisperbatch.models import Usage
@@ -68,21 +68,25 @@ def test_nothing_to_measure_is_a_total_of_zero() -> None:
     assert (result.files, result.errors, result.total.usd) == ((), (), 0.0)
 
 
+def _pricing(settings: Settings, *, translating: bool) -> Pricing:
+    translation = settings.translation_options() if translating else None
+    return pricing(settings.engine_options(), translation, TODAY)
+
+
 def test_pricing_reads_the_settings(tmp_path: Path) -> None:
-    api = pricing(
+    api = _pricing(
         load_settings({"engine": "openai", "model": "whisper-1"}, env={}, cwd=tmp_path),
-        TODAY,
         translating=True,
     )
     assert (api.model.name, api.chat and api.chat.name, api.local) == ("whisper-1", "gpt-5.4-mini", False)
-    assert pricing(load_settings({}, env={}, cwd=tmp_path), TODAY, translating=False).chat is None
+    assert _pricing(load_settings({}, env={}, cwd=tmp_path), translating=False).chat is None
     # The local engine is priced as the API default; into English it translates itself, at no cost.
     local = load_settings({"engine": "local", "model": "base"}, env={}, cwd=tmp_path)
-    into_english = pricing(local, TODAY, translating=True)
+    into_english = _pricing(local, translating=True)
     assert (into_english.model.name, into_english.chat, into_english.local) == (
         default_api_model(TODAY),
         None,
         True,
     )
     into_german = load_settings({"engine": "local", "translate_to": "de"}, env={}, cwd=tmp_path)
-    assert pricing(into_german, TODAY, translating=True).chat is not None
+    assert _pricing(into_german, translating=True).chat is not None

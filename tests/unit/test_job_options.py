@@ -29,20 +29,35 @@ def test_every_job_option_but_the_engine_is_the_setting_of_that_name_with_its_de
 
 def test_options_made_from_settings_give_those_settings_back_on_another_host(tmp_path: Path) -> None:
     asked = Settings(language="de", prompt="Namen", format="vtt", out_dir=tmp_path, max_line_width=30)
-    options = JobOptions.of(asked, StubEngine(), translate_to="fr")
+    options = asked.run_setup(StubEngine(), translate_to="fr").options
     again = JobOptions.from_dict(options.as_dict())
     assert again == options
     host = Settings(concurrency=3, translate_model="host-model")
-    there = options.settings(host)
+    there = host.with_job(options)
     assert (there.language, there.prompt, there.format, there.out_dir) == ("de", "Namen", "vtt", tmp_path)
     assert (there.max_line_width, there.translate_to, there.concurrency) == (30, "fr", 3)
     assert there.translate_model == asked.translate_model
-    plain = JobOptions.of(asked, StubEngine()).settings(host)  # not translating: the host's own
+    plain = host.with_job(asked.run_setup(StubEngine()).options)  # not translating: the host's own
     assert (plain.translate_to, plain.translate_model) == (host.translate_to, "host-model")
-    assert options.key("abc", Task.TRANSCRIBE) == JobOptions.of(
-        dataclasses.replace(asked, format="srt"),
-        StubEngine(),
-    ).key("abc", Task.TRANSCRIBE)  # the format is not part of the job
+    assert options.key("abc", Task.TRANSCRIBE) == dataclasses.replace(asked, format="srt").run_setup(
+        StubEngine()
+    ).options.key("abc", Task.TRANSCRIBE)  # the format is not part of the job
+
+
+def test_a_job_is_set_up_with_its_own_options_and_the_hosts_others(tmp_path: Path) -> None:
+    asked = Settings(language="de", prompt="Namen", keywords="Kafka", format="vtt", out_dir=tmp_path)
+    host = Settings(concurrency=3, wait_notice_s=9.0, translate_model="host-model")
+    setup = host.job_setup(asked.run_setup(StubEngine(), translate_to="fr").options)
+    assert (setup.stages.chunks.ask.language, setup.stages.chunks.concurrency) == ("de", 3)
+    assert (setup.stages.outputs.formats, setup.stages.outputs.out_dir) == (("vtt",), tmp_path)
+    assert setup.stages.outputs.translate_to == "fr"
+    assert setup.translation is not None and setup.translation.model.name == asked.translate_model
+    assert setup.stages.translation is not None
+    assert (setup.stages.translation.target, setup.stages.translation.glossary) == ("fr", "Namen")
+    assert setup.engine.model == StubEngine().model
+    plain = host.job_setup(asked.run_setup(StubEngine()).options)
+    assert plain.translation is None and plain.stages.translation is None
+    assert plain.stages.outputs.translate_to is None
 
 
 def test_the_run_modes_differ_in_every_respect() -> None:

@@ -35,11 +35,13 @@ def estimate_command(
         today = current_date()
     except WhisperbatchError as e:
         raise fail(out, e) from None
-    prices = pricing(s, today, translating=bool(options.flags.get("translate_to")))
+    translation = s.translation_options() if options.flags.get("translate_to") else None
+    prices = pricing(s.engine_options(), translation, today)
     inputs = collect_inputs(paths)
     for missing in inputs.missing:
         out.error(f"{missing}: no such file or folder")
-    result = estimate(inputs.files, prices, measure_files(s, prices.model, ffmpeg=ffmpeg, quick=quick))
+    measure = measure_files(s.cut_options(), prices.model, ffmpeg=ffmpeg, quick=quick)
+    result = estimate(inputs.files, prices, measure)
     for error in result.errors:
         out.error(str(error))
     out.out.print(_table(result))

@@ -39,7 +39,14 @@ def watch(
     ready = wiring.prepare(out, options, chosen)
     runner = job_runner(out, ready, SERVICE, folder=folder.absolute())
     service = Service(
-        runner, root=folder.absolute(), recursive=recursive, polling=polling, force=force, once=once
+        runner,
+        root=folder.absolute(),
+        settle_s=ready.settings.settle_s,
+        rescan_s=ready.settings.rescan_s,
+        recursive=recursive,
+        polling=polling,
+        force=force,
+        once=once,
     )
     doing = "enqueueing only" if no_work else f"engine {ready.engine_line()}"
     out.info(

@@ -25,8 +25,8 @@ from .admission import error_file
 from .loop import Interruption, serve
 from .mode import ONE_OFF, SERVICE, RunMode
 from .oneoff import run_files
-from .options import JobOptions
-from .runner import JobRunner
+from .options import JobOptions, JobSetup
+from .runner import JobRunner, RunnerOptions
 from .watch import Service
 
 __all__ = [
@@ -35,7 +35,9 @@ __all__ = [
     "Interruption",
     "JobOptions",
     "JobRunner",
+    "JobSetup",
     "RunMode",
+    "RunnerOptions",
     "Service",
     "error_file",
     "run_files",

@@ -67,7 +67,7 @@ def run_files(
     runner.start()
     admission = threading.Thread(target=admit_all, name="wb-admit", daemon=True)
     admission.start()
-    interruption = serve(runner, done=ended, grace_s=runner.settings.shutdown_grace_s)
+    interruption = serve(runner, done=ended, grace_s=runner.options.shutdown_grace_s)
     admission.join()
     if failure:
         raise failure[0]

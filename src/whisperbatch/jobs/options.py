@@ -1,8 +1,9 @@
 """A job's options: what it is run with, kept in the store so any worker runs it as it was asked for.
 
-Each option is the `Settings` field of the same name (`SETTINGS_FIELDS`), copied from the settings when
-the job is made and laid over the running host's settings when it runs; only the engine and model
-come from the engine chosen, and the translation options are kept only when the job translates.
+Each option is the setting of the same name (`SETTINGS_FIELDS`): configuration copies it from the
+settings when the job is made and lays it over the running host's settings when it runs, making the
+job's `JobSetup`; only the engine and model come from the engine chosen, and the translation options
+are kept only when the job translates (`TRANSLATION_FIELDS`).
 """
 
 from __future__ import annotations
@@ -12,19 +13,20 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from ..config import Settings
-from ..engines.base import Engine
+from ..engines import EngineOptions
 from ..models import Task
+from ..pipeline import StageOptions
+from ..translate import TranslationOptions
 
-_TRANSLATION = ("translate_to", "translate_model")
+# Kept only when the job translates: a job that does not runs with the host's own.
+TRANSLATION_FIELDS = ("translate_to", "translate_model")
 
 
 @dataclass(frozen=True)
 class JobOptions:
-    """What a job is run with. Every field but `engine` and `model` is the `Settings` field of that name."""
+    """What a job is run with. Every field but `engine` and `model` is the setting of that name."""
 
     engine: str
     model: str
@@ -39,20 +41,8 @@ class JobOptions:
     translate_model: str | None = None
 
     @classmethod
-    def of(cls, settings: Settings, engine: Engine, translate_to: str | None = None) -> JobOptions:
-        copied = {name: getattr(settings, name) for name in SETTINGS_FIELDS if name not in _TRANSLATION}
-        copied["out_dir"] = None if settings.out_dir is None else str(settings.out_dir.absolute())
-        return cls(
-            engine=engine.name,
-            model=engine.model,
-            translate_to=translate_to,
-            translate_model=settings.translate_model if translate_to else None,
-            **copied,
-        )
-
-    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JobOptions | None:
-        """None for jobs made before options were kept (they run with the runner's own settings)."""
+        """None for jobs made before options were kept (they run with the run's own options)."""
         return cls(**data) if data else None
 
     def as_dict(self) -> dict[str, Any]:
@@ -60,15 +50,6 @@ class JobOptions:
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), separators=(",", ":"), sort_keys=True)
-
-    def settings(self, base: Settings) -> Settings:
-        """`base` (this host's key, URL, concurrency, paths) with the job's own options."""
-        fields = dataclasses.asdict(self)
-        fields["out_dir"] = None if self.out_dir is None else Path(self.out_dir)
-        for name in _TRANSLATION:  # the host's own unless the job translates
-            if fields[name] is None:
-                del fields[name]
-        return dataclasses.replace(base, **fields)
 
     def key(self, sha256: str, task: Task) -> str:
         """The job key: content plus whatever changes the transcript (not the output format)."""
@@ -80,3 +61,14 @@ class JobOptions:
 
 # The options that are settings of the same name: all of them but the engine's name and its model.
 SETTINGS_FIELDS = tuple(f.name for f in dataclasses.fields(JobOptions) if f.name not in ("engine", "model"))
+
+
+@dataclass(frozen=True)
+class JobSetup:
+    """What a job's options make on this host (configuration builds it): each stage's options, the
+    engine's, and the chat model's when the job translates."""
+
+    options: JobOptions
+    stages: StageOptions
+    engine: EngineOptions
+    translation: TranslationOptions | None  # None: no chat model translates

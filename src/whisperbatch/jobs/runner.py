@@ -14,10 +14,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import writers
-from ..config import Settings
 from ..engines import EngineOptions, select_engine
 from ..engines.base import Engine
 from ..errors import (
@@ -41,17 +41,16 @@ from ..pipeline import (
     Notice,
     OutputBook,
     Pipeline,
-    StageOptions,
     files_preparing,
 )
-from ..policy import Budget, require_prices
+from ..policy import Budget, RetryPolicy, require_prices
 from ..scratch import pid_alive
 from ..store import Job, JobStore
 from ..translate import Translator
 from .admission import Admission, error_file
 from .content import holds
 from .mode import RunMode
-from .options import JobOptions
+from .options import JobOptions, JobSetup
 from .pauses import STORE_RETRY_S, Pauses
 
 # An idle worker looks for work again after this long at most (a job whose retry delay ran out wakes
@@ -77,38 +76,53 @@ def owner_alive(owner: str) -> bool:
     return pid_alive(pid)
 
 
+@dataclass(frozen=True)
+class RunnerOptions:
+    """What the runner is run with, for every job it runs (configuration builds it)."""
+
+    gate: GateOptions  # requests in flight for the whole process
+    policy: RetryPolicy  # requests' retries, and runs of a whole file in the run's mode
+    budget_usd: float | None
+    pause_s: float  # a service's queue pauses this long after a fatal answer
+    lease_s: float
+    shutdown_grace_s: float  # after a stop, how long workers may finish what they can
+
+
 class JobRunner:
     """Runs jobs in `mode`: a one-off run takes only the jobs it admitted; a watcher (`folder`) those
     and the jobs of recordings in its folder; a worker any job.
 
-    `engine` and `settings` are the run's own; a job that was enqueued with other options (by
-    `enqueue` or another host's watcher) gets a pipeline built for them on first use, sharing the gate.
+    `engine` and `own` are the run's own; a job that was enqueued with other options (by `enqueue` or
+    another host's watcher) gets a pipeline built from `setup_for(its options)` on first use, sharing
+    the gate.
     """
 
     def __init__(
         self,
-        settings: Settings,
+        options: RunnerOptions,
         engine: Engine,
+        own: JobSetup,
         *,
+        setup_for: Callable[[JobOptions], JobSetup],
         store: JobStore,
         ffmpeg: str,
         task: Task,
         mode: RunMode,
         on_event: Callable[[Event], None] = lambda e: None,
         engine_for: Callable[[EngineOptions, Task], Engine] = select_engine,
-        translate_to: str | None = None,
         folder: Path | None = None,
     ) -> None:
-        self.settings, self.store, self.ffmpeg, self.task = settings, store, ffmpeg, task
+        self.options, self.own, self.setup_for = options, own, setup_for
+        self.store, self.ffmpeg, self.task = store, ffmpeg, task
         self.mode, self.folder, self.on_event, self.engine_for = mode, folder, on_event, engine_for
         self.run_id = new_run_id()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stop = threading.Event()  # the one stop signal: no new job, chunk or attempt starts
-        self.policy = settings.retry_policy(job_max_attempts=mode.job_max_attempts)
-        self.budget = Budget(store, settings.budget_usd, self.run_id, this_run_only=mode.own_jobs_only)
-        self.pauses = Pauses(mode, settings.pause_s, self.say)
+        self.policy = options.policy
+        self.budget = Budget(store, options.budget_usd, self.run_id, this_run_only=mode.own_jobs_only)
+        self.pauses = Pauses(mode, options.pause_s, self.say)
         self.gate = Gate(
-            GateOptions.from_settings(settings),
+            options.gate,
             store=store,
             run_id=self.run_id,
             policy=self.policy,
@@ -118,13 +132,12 @@ class JobRunner:
             on_fatal=self.pauses.fatal,
         )
         self.book = OutputBook(store, on_event)
-        self.options = JobOptions.of(settings, engine, translate_to)
-        self.pipeline = self._new_pipeline(settings, engine, translating=translate_to is not None)
+        self.pipeline = self._new_pipeline(own, engine)
         self.outputs = self.pipeline.outputs  # where the run's own recordings' outputs go
-        self._pipelines: dict[tuple[str, Task], Pipeline] = {(self.options.to_json(), task): self.pipeline}
+        self._pipelines: dict[tuple[str, Task], Pipeline] = {(own.options.to_json(), task): self.pipeline}
         self._pipelines_lock = threading.Lock()
         self.admission = Admission(
-            self.pipeline, self.options, store=store, task=task, mode=mode, run_id=self.run_id, say=self.say
+            self.pipeline, own.options, store=store, task=task, mode=mode, run_id=self.run_id, say=self.say
         )
         self.results: dict[str, FileResult] = {}  # jobs that ended in this process (`reports_inputs`)
         self.failed_keys: set[str] = set()
@@ -136,33 +149,32 @@ class JobRunner:
     def say(self, message: str) -> None:
         self.on_event(Notice(message))
 
-    def _new_pipeline(self, settings: Settings, engine: Engine, *, translating: bool) -> Pipeline:
+    def _new_pipeline(self, setup: JobSetup, engine: Engine) -> Pipeline:
         return Pipeline(
-            StageOptions.from_settings(settings, engine, translating=translating),
+            setup.stages,
             engine,
             gate=self.gate,
             book=self.book,
             ffmpeg=self.ffmpeg,
             store=self.store,
             budget=self.budget,
-            translator=Translator.from_options(settings.translation_options()) if translating else None,
+            translator=None if setup.translation is None else Translator.from_options(setup.translation),
             on_event=self.on_event,
         )
 
     def pipeline_for(self, job: Job) -> Pipeline:
         """The pipeline for a job's own options (raises ConfigError when this host cannot run them, or
         cannot price them under its budget: a job may name another model than this host's)."""
-        options = JobOptions.from_dict(job.options) or self.options
-        settings = options.settings(self.settings)
+        options = JobOptions.from_dict(job.options) or self.own.options
         with self._pipelines_lock:
             pipeline = self._pipelines.get((options.to_json(), job.task))
             if pipeline is None:
-                engine = self.engine_for(settings.engine_options(), job.task)
-                pipeline = self._new_pipeline(settings, engine, translating=options.translate_to is not None)
+                setup = self.setup_for(options)
+                pipeline = self._new_pipeline(setup, self.engine_for(setup.engine, job.task))
                 self._pipelines[(options.to_json(), job.task)] = pipeline
         chat = None if pipeline.translator is None else pipeline.translator.info
         try:
-            require_prices(settings.budget_usd, pipeline.engine.info, chat)
+            require_prices(self.options.budget_usd, pipeline.engine.info, chat)
         except ConfigError as e:
             raise ConfigError(f"{job.path}: not started: {e}") from e
         return pipeline
@@ -176,8 +188,8 @@ class JobRunner:
         is prepared. Not under a budget, where each file in progress holds its worst-case reservation,
         and not with the local engine, whose requests are this host's own work."""
         ahead = files_preparing() + 1
-        server = self.pipeline.engine.parallel_chunks and self.settings.budget_usd is None
-        return self.settings.concurrency + (ahead if server else 0)
+        server = self.pipeline.engine.parallel_chunks and self.options.budget_usd is None
+        return self.options.gate.concurrency + (ahead if server else 0)
 
     def start(self, workers: int | None = None) -> None:
         for i in range(self.files_at_once() if workers is None else workers):
@@ -185,9 +197,9 @@ class JobRunner:
         threading.Thread(target=self._heartbeat, name="wb-lease", daemon=True).start()
 
     def _heartbeat(self) -> None:
-        while not self.stop.wait(self.settings.lease_s / 3):
+        while not self.stop.wait(self.options.lease_s / 3):
             try:
-                self.store.renew(self.owner, self.settings.lease_s)
+                self.store.renew(self.owner, self.options.lease_s)
             except Exception as e:  # the store is away: leases may lapse, the work goes on
                 self.say(f"cannot renew leases ({type(e).__name__}: {e}); trying again")
 
@@ -201,7 +213,7 @@ class JobRunner:
                     if not self.pauses.paused():
                         job = self.store.claim(
                             self.owner,
-                            self.settings.lease_s,
+                            self.options.lease_s,
                             owner_alive,
                             run_id=self.run_id if self.mode.own_jobs_only or self.folder else None,
                             folder=self.folder,

@@ -19,6 +19,8 @@ class Service:
         runner: JobRunner,
         *,
         root: Path,
+        settle_s: float,
+        rescan_s: float,
         recursive: bool = False,
         polling: bool = False,
         force: bool = False,
@@ -28,18 +30,18 @@ class Service:
         self.root = root
         self.recursive = recursive
         self.force = force
-        settings = runner.settings
+        self.out_dir = runner.outputs.options.out_dir  # the run's own output folder (None: beside each)
         self.watcher = FolderWatcher(
-            root, settle_s=settings.settle_s, recursive=recursive, polling=polling, rescan_s=settings.rescan_s
+            root, settle_s=settle_s, recursive=recursive, polling=polling, rescan_s=rescan_s
         )
         # --once: a file still changing this long after it was found is reported, not waited for.
-        self.give_up_s = max(30.0, 5 * settings.settle_s) if once else None
+        self.give_up_s = max(30.0, 5 * settle_s) if once else None
         self.unsettled: list[Path] = []
         self.working = True
 
     def start(self, *, work: bool = True) -> None:
         """Raises UnwritableOutput, before watching, when outputs could not be written."""
-        writers.check_writable(self.runner.settings.out_dir or self.root)
+        writers.check_writable(self.out_dir or self.root)
         self.watcher.start()
         if not self.recursive:
             for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and is_candidate(p)):
@@ -53,7 +55,7 @@ class Service:
         ready = self.watcher.poll()
         if ready:
             # With --out-dir, recordings anywhere in the tree share one folder: one walk per batch.
-            tree = list(self.watcher.files()) if self.runner.settings.out_dir else []
+            tree = list(self.watcher.files()) if self.out_dir else []
             self.runner.outputs.plan(ready, tree)
         for path in ready:
             try:

@@ -10,15 +10,21 @@
 """
 
 from .cache import ChunkCache
+from .chunks import ChunkOptions
 from .events import ChunkDone, Event, FileFinished, FileStarted, Notice
 from .gate import Gate, GateOptions
 from .outputs import OutputBook, OutputOptions, Outputs
-from .prepare import ahead, chunk_params, files_preparing, upload_forecast_s
+from .prepare import CutOptions, ahead, chunk_params, files_preparing, upload_forecast_s
+from .repair import AskOptions
 from .run import Pipeline, StageOptions
+from .translation import TranslateOptions
 
 __all__ = [
+    "AskOptions",
     "ChunkCache",
     "ChunkDone",
+    "ChunkOptions",
+    "CutOptions",
     "Event",
     "FileFinished",
     "FileStarted",
@@ -30,6 +36,7 @@ __all__ = [
     "Outputs",
     "Pipeline",
     "StageOptions",
+    "TranslateOptions",
     "ahead",
     "chunk_params",
     "files_preparing",

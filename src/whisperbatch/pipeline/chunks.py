@@ -20,12 +20,10 @@ from pathlib import Path
 from typing import cast
 
 from .. import audio, stitch
-from ..config import Settings
-from ..engines.base import Engine
 from ..errors import Stopped, StoreError
 from ..models import Chunk, EngineResult, Segment, Span, Task, Transcript
 from .events import ChunkDone, Notice, gaps_message
-from .prepare import ahead, chunk_params
+from .prepare import CutOptions, ahead, chunk_params
 from .recording import Recording
 from .repair import Asker, AskOptions
 
@@ -35,19 +33,8 @@ class ChunkOptions:
     """How a recording is cut and asked about."""
 
     ask: AskOptions
-    params: audio.ChunkParams
+    cut: CutOptions  # made into the engine's own cuts (`chunk_params`) by the stage
     concurrency: int  # chunks prepared ahead, and in flight, per file
-
-    @classmethod
-    def from_settings(cls, settings: Settings, engine: Engine) -> ChunkOptions:
-        params = chunk_params(
-            settings,
-            engine.info,
-            max_bytes=engine.max_upload_bytes,
-            suffix=engine.chunk_suffix,
-            parallel=engine.parallel_chunks,
-        )
-        return cls(AskOptions.from_settings(settings), params, settings.concurrency)
 
 
 @dataclass(frozen=True)
@@ -81,10 +68,18 @@ class ChunkStage:
     """Makes a recording's transcript from its chunks."""
 
     def __init__(self, asker: Asker, options: ChunkOptions) -> None:
-        """`asker` asks about each chunk (with `options.ask`), through its engine and gate."""
+        """`asker` asks about each chunk (with `options.ask`), through its engine and gate; the chunks
+        are cut for that engine's model, upload limit and file type."""
         self.asker, self.options = asker, options
         self.engine, self.gate = asker.engine, asker.gate
         self.ffmpeg, self.on_event = asker.ffmpeg, asker.on_event
+        self.params = chunk_params(
+            options.cut,
+            self.engine.info,
+            max_bytes=self.engine.max_upload_bytes,
+            suffix=self.engine.chunk_suffix,
+            parallel=self.engine.parallel_chunks,
+        )
 
     def transcript(
         self, rec: Recording, take_turn: Callable[[threading.Event], None]
@@ -120,7 +115,7 @@ class ChunkStage:
         carried), `concurrency` ahead when they go out side by side, so a free slot never waits. The
         first request waits for the file's turn (`Turns`)."""
         options, stop = self.options, self.gate.stop
-        chunker = audio.Chunker(rec.path, ffmpeg=self.ffmpeg, workdir=workdir, params=options.params)
+        chunker = audio.Chunker(rec.path, ffmpeg=self.ffmpeg, workdir=workdir, params=self.params)
         chunks: list[Chunk] = []
         pending: list[Future[ChunkOutcome] | ChunkOutcome] = []
         sequential = options.ask.condition_on_previous

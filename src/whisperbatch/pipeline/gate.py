@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from ..config import Settings
 from ..errors import (
     EngineError,
     FatalEngineError,
@@ -43,14 +42,10 @@ _T = TypeVar("_T")
 
 @dataclass(frozen=True)
 class GateOptions:
-    """What the gate takes from the settings."""
+    """What the gate is run with."""
 
     concurrency: int  # requests in flight at once, for the whole process
     wait_notice_s: float  # an unanswered request says so this long after, and as its wait doubles
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> GateOptions:
-        return cls(concurrency=settings.concurrency, wait_notice_s=settings.wait_notice_s)
 
 
 @dataclass(eq=False)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import cost, writers
-from ..config import Settings
 from ..cues import CueStyle
 from ..inputs import namesakes
 from ..models import CostLine, Task, Transcript
@@ -32,15 +31,6 @@ class OutputOptions:
     formats: tuple[str, ...]
     style: CueStyle
     translate_to: str | None
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, translating: bool) -> OutputOptions:
-        return cls(
-            out_dir=settings.out_dir,
-            formats=writers.parse_formats(settings.format),
-            style=settings.cue_style,
-            translate_to=settings.translate_to if translating else None,
-        )
 
 
 class OutputBook:

@@ -9,41 +9,55 @@ import tempfile
 import threading
 from collections.abc import Generator, Iterator
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar, cast
 
 from .. import audio
 from ..catalog import ModelInfo
-from ..config import Settings
 
 _T = TypeVar("_T")
 
 
+@dataclass(frozen=True)
+class CutOptions:
+    """How recordings are cut, whatever the model: what `chunk_params` turns into one model's cuts."""
+
+    target_s: float  # a chunk's length, where nothing shorter is asked for
+    parallel_s: float  # a chunk's length when a server answers a recording's chunks side by side
+    utterance_max_s: float  # the longest chunk for a model that returns no timestamps
+    condition_on_previous: bool  # each chunk waits for the previous one's words as context
+    min_silence_s: float
+    skip_silence_s: float
+    vad_threshold: float
+    energy_dbfs: float | None
+
+
 def chunk_params(
-    s: Settings, info: ModelInfo, *, max_bytes: int | None, suffix: str = ".mp3", parallel: bool = True
+    cut: CutOptions, info: ModelInfo, *, max_bytes: int | None, suffix: str = ".mp3", parallel: bool = True
 ) -> audio.ChunkParams:
     """How a recording is cut for `info`'s model: the one rule, for a run and for its estimate.
 
     Chunks a server answers side by side (`parallel`, and no context carried from one to the next) aim
-    at `parallel_chunk_s`, so a long recording's requests share the `concurrency` slots evenly; the
+    at `parallel_s`, so a long recording's requests share the `concurrency` slots evenly; the
     length does not depend on `concurrency`, so a run resumed with another `-j` finds its chunks.
     """
-    target = s.chunk_target_s
-    if parallel and not s.condition_on_previous:
-        target = min(target, s.parallel_chunk_s)
+    target = cut.target_s
+    if parallel and not cut.condition_on_previous:
+        target = min(target, cut.parallel_s)
     longest = target * 1.5
     if not info.timestamps:
         # Untimed text is laid over the chunk's utterances, so chunks stay short: never longer than
         # `utterance_max_s`, which also keeps each inside one 30-s window of a Whisper server.
-        longest = min(s.utterance_max_s, target)
+        longest = min(cut.utterance_max_s, target)
         target = longest * 2 / 3
     return audio.ChunkParams(
         target_s=min(target, info.max_duration_s * 0.8),
         max_s=min(longest, info.max_duration_s),
-        min_silence_s=s.min_silence_s,
-        skip_silence_s=s.skip_silence_s,
-        vad_threshold=s.vad_threshold,
-        energy_dbfs=s.silence_threshold_dbfs,
+        min_silence_s=cut.min_silence_s,
+        skip_silence_s=cut.skip_silence_s,
+        vad_threshold=cut.vad_threshold,
+        energy_dbfs=cut.energy_dbfs,
         max_bytes=max_bytes,
         suffix=suffix,
     )

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from .. import audio, speech, stitch
-from ..config import Settings
 from ..engines.base import Engine
 from ..errors import AudioError, EngineError, FatalEngineError, RequestTooLarge
 from ..models import Chunk, EngineResult, Segment, Span
@@ -31,10 +30,6 @@ class AskOptions:
     language: str | None  # the user's; None: detected on the recording's first chunk
     prompt: str | None  # the user's own prompt, always sent
     condition_on_previous: bool  # the previous chunk's words are sent as context
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> AskOptions:
-        return cls(settings.language, settings.prompt, settings.condition_on_previous)
 
 
 def _total_s(spans: Iterable[Span]) -> float:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from .. import audio, cost
 from ..catalog import api_equivalent_usd_per_min
-from ..config import Settings
 from ..engines.base import Engine
 from ..errors import Stopped
 from ..models import CostLine, FileResult, Spend, Task, Transcript
@@ -36,19 +35,11 @@ from .translation import TranslateOptions, TranslationStage
 
 @dataclass(frozen=True)
 class StageOptions:
-    """Each stage's own options, made once from a job's settings."""
+    """Each stage's own options, as one set of job options makes them (configuration builds them)."""
 
     chunks: ChunkOptions
     outputs: OutputOptions
     translation: TranslateOptions | None  # None: no chat model translates
-
-    @classmethod
-    def from_settings(cls, settings: Settings, engine: Engine, *, translating: bool) -> StageOptions:
-        return cls(
-            chunks=ChunkOptions.from_settings(settings, engine),
-            outputs=OutputOptions.from_settings(settings, translating=translating),
-            translation=TranslateOptions.from_settings(settings) if translating else None,
-        )
 
 
 class Pipeline:

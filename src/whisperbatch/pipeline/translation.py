@@ -14,7 +14,6 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..config import Settings
 from ..cues import Cue, CueStyle, build_cues
 from ..errors import EngineError
 from ..models import Segment, Task, Transcript
@@ -33,11 +32,6 @@ class TranslateOptions:
     target: str
     style: CueStyle
     glossary: str | None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> TranslateOptions:
-        glossary = ", ".join(x for x in (settings.prompt, settings.keywords) if x) or None
-        return cls(settings.translate_to, settings.cue_style, glossary)
 
 
 class TranslationStage:
