@@ -111,7 +111,7 @@ def _run(
 def _stored(runner: JobRunner, source: Path) -> FileResult:
     """What the store holds for `source` under the runner's options: its transcript, and the
     translation the runner's pipeline makes of it."""
-    key = runner.options.key(file_sha256(source), runner.task)
+    key = runner.own.options.key(file_sha256(source), runner.task)
     job = runner.store.job(key)
     transcript = None if job is None else job.transcript
     if transcript is None:

@@ -313,6 +313,8 @@ def test_a_worker_that_cannot_read_a_recording_fails_it_for_another_host(
     assert "requeued 1 failed job" in run_cli(["retry"], api_env).stderr
     assert run_cli(["worker", "--once"], api_env).code == 0
     assert rec.with_suffix(".txt").exists() and fake_openai.count == 1
+
+
 def most_at_once(intervals: list[tuple[float, float]]) -> int:
     """The most intervals that overlap at any one moment."""
     edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])

@@ -107,9 +107,7 @@ class Admission:
         if job.transcript is None or pipeline.outputs.up_to_date(path, job.task, job.key):
             return ()
         try:
-            result = pipeline.write_stored(
-                path, job.task, job.key, job.transcript, same_as=job.path
-            )
+            result = pipeline.write_stored(path, job.task, job.key, job.transcript, same_as=job.path)
         except WhisperbatchError as e:
             self.say(f"{path}: {e}")
             return ()
