@@ -59,9 +59,10 @@ def transcribe(
     """
     if task not in ("transcribe", "translate"):
         raise ConfigError(f"task must be transcribe or translate (got {task!r})")
+    if task == "transcribe" and (to or translate_model):
+        raise ConfigError('to and translate_model go with task="translate"')
     flags = dict(settings, engine=engine, model=model, language=language, prompt=prompt)
-    if task == "translate":
-        flags.update(translate_to=to, translate_model=translate_model)
+    flags.update(translate_to=to, translate_model=translate_model)
     return _run(Task(task), path, flags, output_format, output_dir, force, config, on_event)
 
 

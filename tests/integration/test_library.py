@@ -87,3 +87,11 @@ def test_a_call_from_another_thread_works(in_api_env: None, fake_openai: FakeOpe
     worker.start()
     worker.join()
     assert len(got) == 1 and isinstance(got[0], whisperbatch.Transcript)
+
+
+def test_a_target_language_without_the_translate_task_is_an_error(in_env: None, tmp_path: Path) -> None:
+    recording = copy_sample("talk.m4a", tmp_path / "in")
+    with pytest.raises(whisperbatch.WhisperbatchError, match='task="translate"'):
+        whisperbatch.transcribe(recording, to="de")
+    with pytest.raises(whisperbatch.WhisperbatchError, match="task must be transcribe or translate"):
+        whisperbatch.transcribe(recording, task="summarise")
