@@ -66,7 +66,7 @@ MB = 1_000_000  # figures are in MB of 10^6 bytes (stricter than MiB for the 250
 
 # Runs in the child: the console script's own entry point, then the process's peak RSS as JSON.
 WRAPPER = r"""
-import json, resource, sys, time
+import json, os, resource, sys, time
 from importlib.metadata import entry_points
 
 report, sys.argv = sys.argv[1], ["whisperbatch", *sys.argv[2:]]
@@ -75,12 +75,9 @@ main = ep.load()
 scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
 after_import = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 code = 1
-try:
-    main()
-    code = 0
-except SystemExit as e:
-    code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-finally:
+
+
+def write_report():
     hwm = None
     try:
         with open("/proc/self/status") as fh:
@@ -94,6 +91,17 @@ finally:
             "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale,
             "vmhwm_bytes": hwm,
         }, fh)
+
+
+# The command ends with os._exit once its output is flushed (skipping Python's teardown): report first.
+_exit = os._exit
+os._exit = lambda status: (globals().update(code=status), write_report(), _exit(status))
+try:
+    main()
+    code = 0
+except SystemExit as e:
+    code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+write_report()
 sys.exit(code)
 """
 
