@@ -13,7 +13,7 @@ from ..models import JobState
 from . import wiring
 from .options import Options, Paths, TaskOpt
 from .output import Output, fail
-from .wiring import EXIT_FAILED, job_runner, parse_task
+from .wiring import EXIT_FAILED, parse_task
 
 
 def enqueue(
@@ -30,7 +30,7 @@ def enqueue(
     inputs = collect_inputs(paths)
     for missing in inputs.missing:
         out.error(f"{missing}: no such file or folder")
-    runner = job_runner(out, ready, SERVICE)
+    runner = ready.runner(SERVICE, on_event=out.event)
     runner.outputs.plan(inputs.files)
     failed = bool(inputs.missing)
     added = 0

@@ -22,7 +22,7 @@ from ..models import RunSummary, Task
 from . import wiring
 from .options import Options, Paths
 from .output import Output, cost_table, fail
-from .wiring import EXIT_FAILED, EXIT_STOPPED, job_runner
+from .wiring import EXIT_FAILED, EXIT_STOPPED
 
 TRANSCRIBE_HELP = (
     "Transcribe recordings; outputs are written beside each one (or under --out-dir). A run stopped"
@@ -55,7 +55,7 @@ def _process(task: Task, paths: list[str], *, force: bool, options: Options) -> 
     for missing in inputs.missing:
         out.error(f"{missing}: no such file or folder")
     out.info(f"engine: {ready.engine_line()}")
-    runner = job_runner(out, ready, ONE_OFF)
+    runner = ready.runner(ONE_OFF, on_event=out.event)
     try:
         with scratch.run_folder() as tmp, out:
             out.expect_files(len(inputs.files))

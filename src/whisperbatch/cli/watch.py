@@ -15,7 +15,7 @@ from ..jobs import SERVICE, Service, serve
 from . import wiring
 from .options import Options, TaskOpt
 from .output import Output, fail
-from .wiring import EXIT_FAILED, job_runner, parse_task, service_exit
+from .wiring import EXIT_FAILED, parse_task, service_exit
 
 
 def watch(
@@ -37,7 +37,7 @@ def watch(
     if not folder.is_dir():
         raise fail(out, ConfigError(f"{folder}: not a folder"))
     ready = wiring.prepare(out, options, chosen)
-    runner = job_runner(out, ready, SERVICE, folder=folder.absolute())
+    runner = ready.runner(SERVICE, on_event=out.event, folder=folder.absolute())
     service = Service(
         runner,
         root=folder.absolute(),

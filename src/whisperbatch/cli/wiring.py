@@ -5,14 +5,13 @@ checked before anything runs, so a user error is one line and its exit code befo
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TypeVar
 
 import typer
 
 from ..config import Settings, load_settings
 from ..errors import ConfigError, WhisperbatchError
-from ..jobs import Interruption, JobRunner, RunMode
+from ..jobs import Interruption, JobRunner
 from ..models import Task
 from ..session import Session, open_session
 from ..store import JobStore, open_store
@@ -53,10 +52,6 @@ def with_store(out: Output, options: Options, use: Callable[[JobStore], _T]) -> 
         raise fail(out, e) from None
     finally:
         store.close()
-
-
-def job_runner(out: Output, ready: Session, mode: RunMode, *, folder: Path | None = None) -> JobRunner:
-    return ready.runner(mode, on_event=out.event, folder=folder)
 
 
 def parse_task(out: Output, task: str) -> Task:

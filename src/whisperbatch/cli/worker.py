@@ -12,7 +12,7 @@ from ..models import Task
 from . import wiring
 from .options import Options
 from .output import Output
-from .wiring import EXIT_FAILED, job_runner, service_exit
+from .wiring import EXIT_FAILED, service_exit
 
 
 def worker(
@@ -26,7 +26,7 @@ def worker(
     options = Options.of(ctx)
     out = Output(quiet=options.quiet, verbose=options.verbose, log=True)
     ready = wiring.prepare(out, options, Task.TRANSCRIBE)
-    runner = job_runner(out, ready, SERVICE)
+    runner = ready.runner(SERVICE, on_event=out.event)
     out.info(
         f"worker {runner.owner} on {ready.store}, {ready.settings.concurrency} at once"
         + ("" if once else "; Ctrl-C or SIGTERM to stop")
