@@ -61,10 +61,11 @@ def test_a_recording_done_before_is_answered_from_the_store(
 def test_translate_into_another_language_returns_the_translation(
     in_api_env: None, fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
+    fake_openai.transcriber = lambda upload, index, start_s, end_s: "The sun and the sky."
     recording = copy_sample("talk.m4a", tmp_path / "in")
     source = whisperbatch.transcribe(recording)
     german = whisperbatch.transcribe(recording, task="translate", to="de")
-    assert german.text and german.text != source.text
+    assert german.language == "de" and "und" in german.text.split() and german.text != source.text
     assert len(german.segments) >= 1
     assert german.segments[0].start_s == pytest.approx(source.segments[0].start_s, abs=0.01)
 
