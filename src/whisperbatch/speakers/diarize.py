@@ -1,0 +1,193 @@
+"""Speaker labels for a whole recording: segment windows, embed each local speaker, cluster, rebuild.
+
+The pyannote recipe, on onnxruntime and numpy: every window's local speakers are embedded from their
+clean speech, all embeddings of the recording are clustered together (so a voice keeps its label after
+an absence of any length), each window's local speakers are matched to the clusters one-to-one, and
+the windows' frames are laid back onto the recording's timeline, each frame given as many speakers
+as the segmentation heard there. Audio is decoded as it goes and only embeddings and frame labels are
+kept, so memory does not grow with the recording's audio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from ..models import SpeakerTurn
+from .cluster import Bounds, assign, centroids, cluster
+from .embed import Excerpt, embed, excerpts
+from .fbank import SAMPLE_RATE_HZ
+from .runtime import SegmentationSpec, SpeakerError, segmentation_spec
+from .segment import segmented
+
+STEP_S = 5.0  # windows of 10 s, half overlapping
+EXCERPT_MIN_S, EXCERPT_MAX_S = 0.5, 3.0
+PENDING = 64  # excerpts held before they are embedded
+MERGE_GAP_S = 0.2  # one speaker's turns closer than this are one turn
+
+
+@dataclass(frozen=True)
+class SpeakerOptions:
+    """How many speakers to look for (pyannote's names), and where the models are (None: bundled)."""
+
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+    models: str | None = None
+
+    def bounds(self) -> Bounds:
+        return Bounds(self.num_speakers, self.min_speakers or 1, self.max_speakers)
+
+
+@dataclass(frozen=True)
+class Diarization:
+    """Who spoke when, and each label's voice (a unit embedding), to put names to voices."""
+
+    turns: tuple[SpeakerTurn, ...] = ()
+    voiceprints: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+
+
+@dataclass
+class _Heard:
+    """What the windows left: their places, local activity, and their local speakers' embeddings."""
+
+    starts: list[int] = field(default_factory=list)
+    activity: list[npt.NDArray[np.uint8]] = field(default_factory=list)
+    owners: list[tuple[int, int]] = field(default_factory=list)  # (window, local) of each embedding
+    embeddings: list[npt.NDArray[np.float32]] = field(default_factory=list)
+
+
+def diarize(path: Path, options: SpeakerOptions, *, ffmpeg: str) -> Diarization:
+    """The recording's speaker turns. Raises SpeakerError (models), DecodeError (audio)."""
+    spec = segmentation_spec()
+    heard = _listen(path, ffmpeg, spec, options.models)
+    if not heard.embeddings:
+        return Diarization()
+    embeddings = np.concatenate(heard.embeddings)
+    labels = cluster(embeddings, options.bounds())
+    voices = centroids(embeddings, labels)
+    mapping = _match_windows(heard, embeddings, voices)
+    turns = _rebuild(heard, mapping, len(voices), spec)
+    return _named_in_order(turns, voices)
+
+
+def _listen(path: Path, ffmpeg: str, spec: SegmentationSpec, models: str | None) -> _Heard:
+    heard = _Heard()
+    pending: list[Excerpt] = []
+
+    def flush() -> None:
+        if pending:
+            heard.embeddings.append(embed([e.samples for e in pending], models))
+            heard.owners.extend((e.window, e.local) for e in pending)
+            pending.clear()
+
+    step = int(STEP_S * SAMPLE_RATE_HZ)
+    for index, window in enumerate(segmented(path, ffmpeg, spec, step, models)):
+        heard.starts.append(window.start_sample)
+        heard.activity.append(window.activity)
+        pending.extend(excerpts(index, window, spec, EXCERPT_MIN_S, EXCERPT_MAX_S))
+        if len(pending) >= PENDING:
+            flush()
+    flush()
+    return heard
+
+
+def _match_windows(
+    heard: _Heard, embeddings: npt.NDArray[np.float32], voices: npt.NDArray[np.float32]
+) -> dict[tuple[int, int], int]:
+    """Each embedded local speaker's voice; two local speakers of one window never share one."""
+    by_window: dict[int, list[int]] = {}
+    for row, (window, _) in enumerate(heard.owners):
+        by_window.setdefault(window, []).append(row)
+    mapping = {}
+    for rows in by_window.values():
+        for r, c in assign(embeddings[rows] @ voices.T).items():
+            mapping[heard.owners[rows[r]]] = c
+    return mapping
+
+
+def _frames(heard: _Heard, spec: SegmentationSpec) -> Iterator[tuple[int, int, npt.NDArray[np.uint8]]]:
+    for index, (start, activity) in enumerate(zip(heard.starts, heard.activity, strict=True)):
+        yield index, round(start / SAMPLE_RATE_HZ / spec.frame_step_s), activity
+
+
+def _rebuild(
+    heard: _Heard, mapping: dict[tuple[int, int], int], voices: int, spec: SegmentationSpec
+) -> list[tuple[float, float, int]]:
+    """(start_s, end_s, voice) turns: each frame gets the voices most active over the windows
+    covering it, as many as the segmentation counted there."""
+    total = max(offset for _, offset, _ in _frames(heard, spec)) + spec.frames
+    score = np.zeros((total, voices), dtype=np.float32)
+    cover = np.zeros(total, dtype=np.float32)
+    count = np.zeros(total, dtype=np.float32)
+    for index, offset, activity in _frames(heard, spec):
+        span = slice(offset, offset + len(activity))
+        cover[span] += 1
+        count[span] += activity.sum(axis=1)
+        for local in range(activity.shape[1]):
+            voice = mapping.get((index, local))
+            if voice is not None:
+                score[span, voice] += activity[:, local]
+    speakers = np.minimum(np.rint(count / np.maximum(cover, 1)), 2).astype(np.int64)
+    rank = np.argsort(-score, axis=1)
+    chosen = np.zeros_like(score, dtype=bool)
+    for k in range(min(2, voices)):
+        rows = np.flatnonzero(speakers > k)
+        best = rank[rows, k]
+        chosen[rows, best] = score[rows, best] > 0
+    turns = []
+    half = spec.frame_step_s / 2
+    centre = spec.frame_duration_s / 2
+    for voice in range(voices):
+        for first, last in _runs(chosen[:, voice]):
+            start = first * spec.frame_step_s + centre - half
+            turns.append((max(0.0, start), (last - 1) * spec.frame_step_s + centre + half, voice))
+    return _merged(sorted(turns))
+
+
+def _runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
+
+
+def _merged(turns: list[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
+    last_of: dict[int, int] = {}
+    out: list[tuple[float, float, int]] = []
+    for start, end, voice in turns:
+        i = last_of.get(voice)
+        if i is not None and start - out[i][1] < MERGE_GAP_S:
+            out[i] = (out[i][0], max(end, out[i][1]), voice)
+            continue
+        last_of[voice] = len(out)
+        out.append((start, end, voice))
+    return sorted(out)
+
+
+def _named_in_order(turns: list[tuple[float, float, int]], voices: npt.NDArray[np.float32]) -> Diarization:
+    """Labels "Speaker 1", "Speaker 2"… in the order the voices are first heard."""
+    names: dict[int, str] = {}
+    for _, _, voice in turns:
+        names.setdefault(voice, f"Speaker {len(names) + 1}")
+    return Diarization(
+        tuple(SpeakerTurn(round(a, 3), round(b, 3), names[v]) for a, b, v in turns),
+        {names[v]: tuple(float(x) for x in voices[v]) for v in names},
+    )
+
+
+def voiceprint(path: Path, *, ffmpeg: str, models: str | None = None, min_speech_s: float = 2.0) -> tuple[float, ...]:
+    """One voice's embedding from a clip of that person alone: the mean of its excerpts' embeddings.
+    Raises SpeakerError when the clip has less than `min_speech_s` of clear speech."""
+    spec = segmentation_spec()
+    step = spec.window_samples
+    found: list[Excerpt] = []
+    for index, window in enumerate(segmented(path, ffmpeg, spec, step, models)):
+        found += excerpts(index, window, spec, EXCERPT_MIN_S, EXCERPT_MAX_S)
+    speech_s = sum(len(e.samples) for e in found) / SAMPLE_RATE_HZ
+    if speech_s < min_speech_s:
+        raise SpeakerError(f"{path}: too little speech for a voice ({speech_s:.1f} s; at least {min_speech_s:.0f} s)")
+    mean = embed([e.samples for e in found], models).mean(axis=0)
+    return tuple(float(x) for x in mean / max(float(np.linalg.norm(mean)), 1e-12))
