@@ -1,0 +1,1 @@
+"""Who said what: speaker labels for a transcript, found offline after transcription."""
