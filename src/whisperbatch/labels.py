@@ -62,23 +62,25 @@ def _pairs(cues: Sequence[Cue], index: int, style: CueStyle) -> bool:
     )
 
 
-def srt_lines(cue: Cue, lines: Sequence[str]) -> list[str]:
+def srt_lines(cue: Cue) -> list[str]:
     """`[Speaker 1] ` before a cue's text; a dialogue cue's lines as `- [Speaker 1] …`, one per voice."""
+    lines = list(cue.lines)
     if len(cue.speakers) > 1:
         return [f"{_DASH}[{who}] {line}" for who, line in zip(cue.speakers, lines, strict=True)]
     if cue.speakers:
-        return [f"[{cue.speakers[0]}] {lines[0]}", *lines[1:]]
-    return list(lines)
+        lines[0] = f"[{cue.speakers[0]}] {lines[0]}"
+    return lines
 
 
-def vtt_lines(cue: Cue, lines: Sequence[str], escape: Callable[[str], str]) -> list[str]:
-    """A voice span `<v Speaker 1>` opening a cue's text (already escaped); a dialogue cue's lines each
-    open their own, with the dash."""
+def vtt_lines(cue: Cue, escape: Callable[[str], str]) -> list[str]:
+    """A cue's lines escaped, a voice span `<v Speaker 1>` opening its text; in a dialogue cue each line
+    is a voice span of its own, with the dash, closed so that the next line's voice does not nest in it."""
+    lines = [escape(line) for line in cue.lines]
     if len(cue.speakers) > 1:
-        return [f"<v {escape(who)}>{_DASH}{line}" for who, line in zip(cue.speakers, lines, strict=True)]
+        return [f"<v {escape(who)}>{_DASH}{line}</v>" for who, line in zip(cue.speakers, lines, strict=True)]
     if cue.speakers:
-        return [f"<v {escape(cue.speakers[0])}>{lines[0]}", *lines[1:]]
-    return list(lines)
+        lines[0] = f"<v {escape(cue.speakers[0])}>{lines[0]}"
+    return lines
 
 
 def write_paragraphs(segments: Sequence[Segment], stream: TextIO) -> None:
@@ -94,18 +96,18 @@ def write_paragraphs(segments: Sequence[Segment], stream: TextIO) -> None:
         stream.write(("\n" if index else "") + "\n".join(lines) + "\n")
 
 
-def rttm_field(text: str) -> str:
+def _rttm_field(text: str) -> str:
     """A recording's or a speaker's name as one RTTM field: whitespace becomes "_"."""
     return re.sub(r"\s+", "_", text.strip()) or "_"
 
 
 def write_rttm(t: Transcript, stream: TextIO, file_id: str) -> None:
     """One `SPEAKER` line per turn, in time order (NIST RTTM: onset and duration in seconds)."""
-    recording = rttm_field(file_id)
+    recording = _rttm_field(file_id)
     for turn in sorted(t.speakers, key=lambda turn: (turn.start_s, turn.end_s)):
         start_ms = to_ms(turn.start_s)
         duration_ms = max(0, to_ms(turn.end_s) - start_ms)
         stream.write(
             f"SPEAKER {recording} 1 {start_ms / 1000:.3f} {duration_ms / 1000:.3f}"
-            f" <NA> <NA> {rttm_field(turn.speaker)} <NA> <NA>\n"
+            f" <NA> <NA> {_rttm_field(turn.speaker)} <NA> <NA>\n"
         )

@@ -99,10 +99,7 @@ def _write_cues(transcript: Transcript, stream: TextIO, style: CueStyle, fmt: _S
             stream.write(f"{number}\n")
         start = _timestamp(cue.start_ms, fmt.decimal_mark)
         end = _timestamp(cue.end_ms, fmt.decimal_mark)
-        if fmt.escape_markup:
-            lines = labels.vtt_lines(cue, [_escape_vtt(line) for line in cue.lines], _escape_vtt)
-        else:
-            lines = labels.srt_lines(cue, cue.lines)
+        lines = labels.vtt_lines(cue, _escape_vtt) if fmt.escape_markup else labels.srt_lines(cue)
         stream.write(f"{start} --> {end}\n" + "\n".join(lines) + "\n\n")
 
 
@@ -190,17 +187,12 @@ def _turn_item(turn: SpeakerTurn) -> dict[str, Any]:
     return {"start_s": to_ms(turn.start_s) / 1000, "end_s": to_ms(turn.end_s) / 1000, "speaker": turn.speaker}
 
 
-def write_rttm(t: Transcript, stream: TextIO, file_id: str) -> None:
-    """The speaker turns as RTTM, `file_id` naming the recording (its file name without the extension)."""
-    labels.write_rttm(t, stream, file_id)
-
-
 _RENDERERS: dict[str, Callable[[Transcript, TextIO, CueStyle, CostLine | None, str], None]] = {
     "txt": lambda t, s, _style, _cost, _id: write_txt(t, s),
     "srt": lambda t, s, style, _cost, _id: write_srt(t, s, style),
     "vtt": lambda t, s, style, _cost, _id: write_vtt(t, s, style),
     "json": lambda t, s, _style, cost, _id: write_json(t, s, cost),
-    "rttm": lambda t, s, _style, _cost, file_id: write_rttm(t, s, file_id),
+    "rttm": lambda t, s, _style, _cost, file_id: labels.write_rttm(t, s, file_id),
 }
 
 

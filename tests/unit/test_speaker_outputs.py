@@ -19,7 +19,7 @@ import pytest
 
 from whisperbatch.cues import Cue, CueStyle, build_cues
 from whisperbatch.errors import ConfigError
-from whisperbatch.labels import dialogue
+from whisperbatch.labels import dialogue, write_rttm
 from whisperbatch.models import Segment, SpeakerTurn, Task, Transcript, Word
 from whisperbatch.speakers.assign import label_cues, label_transcript
 from whisperbatch.store.codec import transcript_from_json, transcript_to_json
@@ -31,7 +31,6 @@ from whisperbatch.writers import (
     render_outputs,
     write_json,
     write_outputs,
-    write_rttm,
     write_srt,
     write_txt,
     write_vtt,
