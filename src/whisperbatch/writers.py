@@ -106,7 +106,7 @@ def _write_cues(transcript: Transcript, stream: TextIO, style: CueStyle, fmt: _S
 def write_txt(t: Transcript, stream: TextIO) -> None:
     """One segment per line (whitespace collapsed, so an embedded newline cannot split it), blanks skipped;
     with speaker labels, a paragraph per turn with its label first."""
-    if any(segment.speaker is not None for segment in t.segments):
+    if t.speakers:
         labels.write_paragraphs(t.segments, stream)
         return
     for segment in t.segments:

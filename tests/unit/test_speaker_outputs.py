@@ -243,6 +243,7 @@ def test_txt_labels_each_turn_and_keeps_one_segment_per_line() -> None:
             Segment(2, 3, "Third.", speaker=S1),
             Segment(3, 4, "Reply.", speaker=S2),
         ),
+        speakers=TURNS,
     )
     assert (
         _render(lambda s: write_txt(t, s)) == "Speaker 1: First.\nsecond line\nThird.\n\nSpeaker 2: Reply.\n"
