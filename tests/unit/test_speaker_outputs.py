@@ -161,11 +161,15 @@ def test_a_cue_never_mixes_two_speakers(seed: int) -> None:
     t = _random_conversation(seed)
     style = CueStyle(max_line_width=20 + seed % 30)
     cues = build_cues(t.segments, style, end_s=t.duration_s)
-    shown = []
+    shown, previous_end = [], 0
     for cue in dialogue(cues, style):
+        assert previous_end <= cue.start_ms < cue.end_ms
+        previous_end = cue.end_ms
         assert len(cue.speakers) in {1, 2}
         if len(cue.speakers) == 2:
             assert len(cue.lines) == 2 and cue.speakers[0] != cue.speakers[1]
+            assert all(len(line) + 2 <= style.max_line_width for line in cue.lines)
+            assert cue.end_ms - cue.start_ms <= style.max_cue_s * 1000
             owners = [(cue.speakers[0], cue.lines[0]), (cue.speakers[1], cue.lines[1])]
         else:
             owners = [(cue.speakers[0], line) for line in cue.lines]
