@@ -24,9 +24,8 @@ Why it is shaped this way:
   enough, the cost moves words out of the too-fast cue into a neighbour that has time to spare.
 - Some engines give words without punctuation (whisper-1's word timestamps): the segment text is
   aligned with the words so cues keep its punctuation and casing, and sentence ends stay visible.
-- A cue never mixes two voices: where speaker labels were made, a change of speaker is a hard break
-  like a pause, and each cue carries its speaker so writers can label it. Two short turns of different
-  speakers in quick succession may then share one cue, a line each (`labels.dialogue`).
+- A cue never mixes two voices: with speaker labels, a change of speaker always ends a cue, like a
+  pause, and each cue carries its speaker for the writers (dialogue cues: `labels.dialogue`).
 - Times become whole milliseconds once (`to_ms`); everything after that is integer arithmetic.
 """
 
@@ -96,10 +95,7 @@ class CueStyle:
 @dataclass(frozen=True)
 class Cue:
     """One subtitle: shown from `start_ms` to `end_ms` (whole milliseconds), one string per line.
-
-    `speakers`: () without speaker labels; one label for a cue of one voice; a dialogue cue (see
-    `labels.dialogue`) has two lines and one label per line.
-    """
+    `speakers`: none without labels, one for a cue of one voice, one per line in a dialogue cue."""
 
     start_ms: int
     end_ms: int
