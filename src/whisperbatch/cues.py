@@ -24,6 +24,8 @@ Why it is shaped this way:
   enough, the cost moves words out of the too-fast cue into a neighbour that has time to spare.
 - Some engines give words without punctuation (whisper-1's word timestamps): the segment text is
   aligned with the words so cues keep its punctuation and casing, and sentence ends stay visible.
+- A cue never mixes two voices: with speaker labels, a change of speaker always ends a cue, like a
+  pause, and each cue carries its speaker for the writers (dialogue cues: `labels.dialogue`).
 - Times become whole milliseconds once (`to_ms`); everything after that is integer arithmetic.
 """
 
@@ -92,11 +94,13 @@ class CueStyle:
 
 @dataclass(frozen=True)
 class Cue:
-    """One subtitle: shown from `start_ms` to `end_ms` (whole milliseconds), one string per line."""
+    """One subtitle: shown from `start_ms` to `end_ms` (whole milliseconds), one string per line.
+    `speakers`: none without labels, one for a cue of one voice, one per line in a dialogue cue."""
 
     start_ms: int
     end_ms: int
     lines: tuple[str, ...]
+    speakers: tuple[str, ...] = ()
 
 
 def to_ms(seconds: float) -> int:
@@ -114,6 +118,7 @@ class _Unit:
     glue: bool = False  # joins the previous unit without a space (scripts written without spaces)
     hard_after: bool = False  # a cue must end after this unit
     segment_end: bool = False  # the last word of a segment
+    speaker: str | None = None
 
 
 def build_cues(segments: Sequence[Segment], style: CueStyle, *, end_s: float | None = None) -> list[Cue]:
@@ -129,7 +134,8 @@ def build_cues(segments: Sequence[Segment], style: CueStyle, *, end_s: float | N
         # 1 ms long moves a start, and only later.
         start = max(units[first].start_ms, previous_end)
         end = max(end_ms, start + 1)
-        cues.append(Cue(start, end, _layout(units[first:stop], style)))
+        speaker = units[first].speaker
+        cues.append(Cue(start, end, _layout(units[first:stop], style), () if speaker is None else (speaker,)))
         previous_end = end
     return cues
 
@@ -152,20 +158,21 @@ def _stream(segments: Sequence[Segment]) -> list[_Unit]:
             if piece:
                 piece[-1].hard_after = True
                 units.extend(piece)
-    for unit, following in itertools.pairwise(units):  # a pause always ends a cue
-        if following.start_ms - unit.end_ms >= _PAUSE_MS:
+    for unit, following in itertools.pairwise(units):  # a pause, or another voice, always ends a cue
+        if following.start_ms - unit.end_ms >= _PAUSE_MS or following.speaker != unit.speaker:
             unit.hard_after = True
     return units
 
 
 def _word_units(segments: list[Segment]) -> list[_Unit]:
     words = [w for s in segments for w in _timed_words(s)]
+    speakers = [s.speaker if w.speaker is None else w.speaker for s in segments for w in _timed_words(s)]
     shown = _align([t for s in segments for t in s.text.split()], [w.text for w in words])
     units: list[_Unit] = []
-    for word, text in zip(words, shown, strict=True):
+    for word, text, speaker in zip(words, shown, speakers, strict=True):
         start = to_ms(word.start_s)
         glue = bool(units) and not word.text[:1].isspace() and _no_space(units[-1].text[-1], text[0])
-        units.append(_Unit(text, start, max(to_ms(word.end_s), start), glue=glue))
+        units.append(_Unit(text, start, max(to_ms(word.end_s), start), glue=glue, speaker=speaker))
     last = -1
     for segment in segments:
         last += len(_timed_words(segment))
@@ -183,11 +190,29 @@ def _text_units(segment: Segment) -> list[_Unit]:
     offset = 0
     for index, token in enumerate(tokens):
         following = total if index == len(tokens) - 1 else offset + len(token) + 1
-        units.append(
-            _Unit(token, start + _share(span, offset, total), start + _share(span, following, total))
-        )
+        first, last = start + _share(span, offset, total), start + _share(span, following, total)
+        units.append(_Unit(token, first, last, speaker=segment.speaker))
         offset = following
     return units
+
+
+def word_texts(segment: Segment) -> tuple[str, ...]:
+    """Each of the segment's words as cues show it, with the space before it where one belongs
+    (punctuation and casing from the segment text, as for cues), "" for a blank word: joined, a run
+    of them reads as that stretch of the segment, also for engines that give bare words."""
+    timed = _timed_words(segment)
+    shown = iter(_align(segment.text.split(), [w.text for w in timed]))
+    texts: list[str] = []
+    previous = ""
+    for word in segment.words:
+        if not word.text.strip():
+            texts.append("")
+            continue
+        text = next(shown)
+        glue = bool(previous) and not word.text[:1].isspace() and _no_space(previous[-1], text[0])
+        texts.append(text if glue else f" {text}")
+        previous = text
+    return tuple(texts)
 
 
 def _share(span: int, part: int, whole: int) -> int:
@@ -346,7 +371,8 @@ def fixed_cues(segments: Sequence[Segment], style: CueStyle) -> list[Cue]:
         if words:
             start = to_ms(seg.start_s)
             units = [_Unit(word, start, start) for word in words]
-            cues.append(Cue(start, max(to_ms(seg.end_s), start + 1), _layout(units, style)))
+            speakers = () if seg.speaker is None else (seg.speaker,)
+            cues.append(Cue(start, max(to_ms(seg.end_s), start + 1), _layout(units, style), speakers))
     return cues
 
 

@@ -42,6 +42,7 @@ class Word:
     end_s: float
     text: str
     probability: float | None = None
+    speaker: str | None = None  # who said it, when speaker labels were made
 
     def shifted(self, offset_s: float) -> Word:
         return replace(self, start_s=self.start_s + offset_s, end_s=self.end_s + offset_s)
@@ -60,6 +61,7 @@ class Segment:
     no_speech_prob: float | None = None
     # Word timestamps, when the engine gives them (empty otherwise); same timeline as the segment.
     words: tuple[Word, ...] = ()
+    speaker: str | None = None  # who said it, when speaker labels were made (one voice per segment)
 
     def shifted(self, offset_s: float) -> Segment:
         return replace(
@@ -158,6 +160,16 @@ class EngineResult:
 
 
 @dataclass(frozen=True)
+class SpeakerTurn:
+    """One stretch of one voice, as diarization found it: `speaker` is the label shown ("Speaker 1",
+    numbered by first appearance, or a registered voice's name)."""
+
+    start_s: float
+    end_s: float
+    speaker: str
+
+
+@dataclass(frozen=True)
 class Transcript:
     """The stitched result for one recording."""
 
@@ -173,6 +185,10 @@ class Transcript:
     decoded_s: float | None = None
     # A translation: each segment is one subtitle cue of the source, keeping its times exactly.
     cued: bool = False
+    # Who spoke when (the turns the labels came from), when speaker labels were made.
+    speakers: tuple[SpeakerTurn, ...] = ()
+    # Why labels that were asked for are missing (a corrupt model file, too little speech).
+    unlabelled: str | None = None
 
     @property
     def text(self) -> str:
@@ -186,6 +202,8 @@ class Transcript:
             notes.append(f"decoded {self.decoded_s:.1f} s of {self.duration_s:.1f} s (truncated or damaged?)")
         if self.gaps:
             notes.append(f"{len(self.gaps)} stretch(es) of speech without text")
+        if self.unlabelled is not None:
+            notes.append(f"no speaker labels: {self.unlabelled}")
         return tuple(notes)
 
 

@@ -1,4 +1,4 @@
-"""Render a Transcript as txt, srt, vtt or json, and write the files atomically.
+"""Render a Transcript as txt, srt, vtt, json or rttm, and write the files atomically.
 
 Why it is shaped this way:
 - Writers take a text stream (as in openai/whisper's `utils.py`), so tests render into `io.StringIO`
@@ -8,6 +8,9 @@ Why it is shaped this way:
   rules live in one place and cannot drift apart between the two formats.
 - Times are converted to whole milliseconds once (`cues.to_ms`, one `round()`), and every later step
   is integer arithmetic: no float drift, no "00:00:01,1000". json carries the same milliseconds.
+- Speaker labels (`labels.py`) are added only where a transcript has them, so without them every
+  format is what it always was. rttm lists nothing but speakers: `all` means it only when labels are
+  made, and asking for it without them is a mistake in the options, found before anything is sent.
 - Files are written to a hidden temp file in the same folder, fsynced, then `os.replace`d: a folder
   watcher, a video player or a user may open an output at any moment and must see the old file or the
   new one, never half of one. A recording's formats are written all or none: every format is rendered,
@@ -29,24 +32,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from whisperbatch import labels
 from whisperbatch.cues import CueStyle, build_cues, fixed_cues, to_ms
 from whisperbatch.errors import ConfigError, OutputError, UnwritableOutput
-from whisperbatch.models import CostLine, Transcript, Word
+from whisperbatch.models import CostLine, Segment, SpeakerTurn, Transcript, Word
 
 FORMATS: tuple[str, ...] = ("txt", "srt", "vtt", "json")
-_CHOOSE = f"choose from {', '.join(FORMATS)} or all"
+# Formats that list speakers, and so need speaker labels.
+SPEAKER_FORMATS: tuple[str, ...] = ("rttm",)
+_CHOOSE = f"choose from {', '.join((*FORMATS, *SPEAKER_FORMATS))} or all"
 
 
-def parse_formats(spec: str) -> tuple[str, ...]:
-    """`"txt, SRT,srt"` -> `("txt", "srt")`; `"all"` -> every format. Order of first mention is kept."""
+def parse_formats(spec: str, *, speakers: bool = False) -> tuple[str, ...]:
+    """`"txt, SRT,srt"` -> `("txt", "srt")`; `"all"` -> every format (rttm only with `speakers`, when
+    speaker labels are made). Order of first mention is kept."""
     wanted: list[str] = []
     for raw in spec.split(","):
         name = raw.strip().lower()
         if not name:
             continue
         if name == "all":
-            return FORMATS
-        if name not in FORMATS:
+            return (*FORMATS, *SPEAKER_FORMATS) if speakers else FORMATS
+        if name in SPEAKER_FORMATS and not speakers:
+            raise ConfigError(f"the {name} format lists speakers: add --diarize")
+        if name not in FORMATS and name not in SPEAKER_FORMATS:
             raise ConfigError(f"unknown output format {raw.strip()!r}: {_CHOOSE}")
         if name not in wanted:
             wanted.append(name)
@@ -85,17 +94,21 @@ def _write_cues(transcript: Transcript, stream: TextIO, style: CueStyle, fmt: _S
         cues = fixed_cues(transcript.segments, style)
     else:
         cues = build_cues(transcript.segments, style, end_s=end_s)
-    for number, cue in enumerate(cues, start=1):
+    for number, cue in enumerate(labels.dialogue(cues, style), start=1):
         if fmt.numbered:
             stream.write(f"{number}\n")
         start = _timestamp(cue.start_ms, fmt.decimal_mark)
         end = _timestamp(cue.end_ms, fmt.decimal_mark)
-        lines = [_escape_vtt(line) for line in cue.lines] if fmt.escape_markup else list(cue.lines)
+        lines = labels.vtt_lines(cue, _escape_vtt) if fmt.escape_markup else labels.srt_lines(cue)
         stream.write(f"{start} --> {end}\n" + "\n".join(lines) + "\n\n")
 
 
 def write_txt(t: Transcript, stream: TextIO) -> None:
-    """One segment per line (whitespace collapsed, so an embedded newline cannot split it), blanks skipped."""
+    """One segment per line (whitespace collapsed, so an embedded newline cannot split it), blanks skipped;
+    with speaker labels, a paragraph per turn with its label first."""
+    if t.speakers:
+        labels.write_paragraphs(t.segments, stream)
+        return
     for segment in t.segments:
         text = " ".join(segment.text.split())
         if text:
@@ -114,22 +127,10 @@ def write_json(t: Transcript, stream: TextIO, cost: CostLine | None) -> None:
     """Machine-readable result: text, metadata, every segment with its words where the engine gave them,
     and the speech no text covers (`gaps`). Times in seconds, to the millisecond; optional fields that
     the engine did not report are left out. `warnings` says what may be missing (a truncated file's
-    `decoded_s`, speech without text)."""
-    segments: list[dict[str, Any]] = []
-    for index, segment in enumerate(t.segments):
-        item: dict[str, Any] = {
-            "id": index,
-            "start_s": to_ms(segment.start_s) / 1000,
-            "end_s": to_ms(segment.end_s) / 1000,
-            "text": segment.text.strip(),
-        }
-        for key in ("avg_logprob", "compression_ratio", "no_speech_prob"):
-            value = getattr(segment, key)
-            if value is not None:
-                item[key] = value
-        if segment.words:
-            item["words"] = [_word_item(word) for word in segment.words]
-        segments.append(item)
+    `decoded_s`, speech without text). With speaker labels, `speaker` on every segment and word, and
+    the turns they came from in `speakers`."""
+    labelled = bool(t.speakers)
+    segments = [_segment_item(index, segment, labelled) for index, segment in enumerate(t.segments)]
     cost_dict: dict[str, Any] | None = None
     if cost is not None:
         cost_dict = dataclasses.asdict(cost)
@@ -143,6 +144,7 @@ def write_json(t: Transcript, stream: TextIO, cost: CostLine | None) -> None:
         "duration_s": to_ms(t.duration_s) / 1000,
         "segments": segments,
         "gaps": [{"start_s": to_ms(g.start_s) / 1000, "end_s": to_ms(g.end_s) / 1000} for g in t.gaps],
+        **({"speakers": [_turn_item(turn) for turn in t.speakers]} if labelled else {}),
         "decoded_s": None if t.decoded_s is None else to_ms(t.decoded_s) / 1000,
         "warnings": list(t.warnings),
         "cost": cost_dict,
@@ -150,7 +152,25 @@ def write_json(t: Transcript, stream: TextIO, cost: CostLine | None) -> None:
     stream.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
 
 
-def _word_item(word: Word) -> dict[str, Any]:
+def _segment_item(index: int, segment: Segment, labelled: bool) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": index,
+        "start_s": to_ms(segment.start_s) / 1000,
+        "end_s": to_ms(segment.end_s) / 1000,
+        "text": segment.text.strip(),
+    }
+    if labelled:
+        item["speaker"] = segment.speaker
+    for key in ("avg_logprob", "compression_ratio", "no_speech_prob"):
+        value = getattr(segment, key)
+        if value is not None:
+            item[key] = value
+    if segment.words:
+        item["words"] = [_word_item(word, labelled) for word in segment.words]
+    return item
+
+
+def _word_item(word: Word, labelled: bool) -> dict[str, Any]:
     item: dict[str, Any] = {
         "start_s": to_ms(word.start_s) / 1000,
         "end_s": to_ms(word.end_s) / 1000,
@@ -158,24 +178,34 @@ def _word_item(word: Word) -> dict[str, Any]:
     }
     if word.probability is not None:
         item["probability"] = word.probability
+    if labelled:
+        item["speaker"] = word.speaker
     return item
 
 
-_RENDERERS: dict[str, Callable[[Transcript, TextIO, CueStyle, CostLine | None], None]] = {
-    "txt": lambda t, s, _style, _cost: write_txt(t, s),
-    "srt": lambda t, s, style, _cost: write_srt(t, s, style),
-    "vtt": lambda t, s, style, _cost: write_vtt(t, s, style),
-    "json": lambda t, s, _style, cost: write_json(t, s, cost),
+def _turn_item(turn: SpeakerTurn) -> dict[str, Any]:
+    return {"start_s": to_ms(turn.start_s) / 1000, "end_s": to_ms(turn.end_s) / 1000, "speaker": turn.speaker}
+
+
+_RENDERERS: dict[str, Callable[[Transcript, TextIO, CueStyle, CostLine | None, str], None]] = {
+    "txt": lambda t, s, _style, _cost, _id: write_txt(t, s),
+    "srt": lambda t, s, style, _cost, _id: write_srt(t, s, style),
+    "vtt": lambda t, s, style, _cost, _id: write_vtt(t, s, style),
+    "json": lambda t, s, _style, cost, _id: write_json(t, s, cost),
+    "rttm": lambda t, s, _style, _cost, file_id: labels.write_rttm(t, s, file_id),
 }
 
 
-def render(fmt: str, transcript: Transcript, style: CueStyle, cost: CostLine | None = None) -> str:
-    """The full text of one output format; unknown formats raise ConfigError."""
+def render(
+    fmt: str, transcript: Transcript, style: CueStyle, cost: CostLine | None = None, *, file_id: str = ""
+) -> str:
+    """The full text of one output format; unknown formats raise ConfigError. `file_id` names the
+    recording where a format does (rttm)."""
     renderer = _RENDERERS.get(fmt)
     if renderer is None:
         raise ConfigError(f"unknown output format {fmt!r}: {_CHOOSE}")
     buffer = io.StringIO()
-    renderer(transcript, buffer, style, cost)
+    renderer(transcript, buffer, style, cost, file_id)
     return buffer.getvalue()
 
 
@@ -329,14 +359,29 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def render_outputs(
-    transcript: Transcript, paths: Mapping[str, Path], style: CueStyle, cost: CostLine | None
+    transcript: Transcript,
+    paths: Mapping[str, Path],
+    style: CueStyle,
+    cost: CostLine | None,
+    *,
+    source: Path | None = None,
 ) -> dict[Path, str]:
-    """Every format's text, by the path it goes to (a rendering failure raises before anything is written)."""
-    return {paths[fmt]: render(fmt, transcript, style, cost) for fmt in paths}
+    """Every format's text, by the path it goes to (a rendering failure raises before anything is written).
+    rttm names the recording by `source`'s stem, or by its own file name without `.rttm`."""
+    texts = {}
+    for fmt, path in paths.items():
+        file_id = source.stem if source is not None else path.name.removesuffix(".rttm")
+        texts[path] = render(fmt, transcript, style, cost, file_id=file_id)
+    return texts
 
 
 def write_outputs(
-    transcript: Transcript, paths: Mapping[str, Path], style: CueStyle, cost: CostLine | None
+    transcript: Transcript,
+    paths: Mapping[str, Path],
+    style: CueStyle,
+    cost: CostLine | None,
+    *,
+    source: Path | None = None,
 ) -> tuple[Path, ...]:
     """Render every format first (a failure writes nothing), then write them all or none."""
-    return write_files(render_outputs(transcript, paths, style, cost))
+    return write_files(render_outputs(transcript, paths, style, cost, source=source))

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from ..models import EngineResult, Segment, Span, Task, Transcript, Usage, Word
+from ..models import EngineResult, Segment, Span, SpeakerTurn, Task, Transcript, Usage, Word
 
 
 def _segments_to_json(segments: tuple[Segment, ...]) -> list[dict[str, object]]:
@@ -52,6 +52,7 @@ def transcript_from_json(text: str) -> Transcript:
             "segments": _segments_from_json(data["segments"]),
             "task": Task(data["task"]),
             "gaps": tuple(Span(**g) for g in data.get("gaps", ())),
+            "speakers": tuple(SpeakerTurn(**turn) for turn in data.get("speakers", ())),
         }
     )
 
