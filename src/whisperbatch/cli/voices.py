@@ -65,7 +65,7 @@ def add(
     out = Output(quiet=options.quiet, verbose=options.verbose)
     name = _name(out, name)
     if not clip.is_file():
-        raise fail(out, ConfigError(f"{clip}: no such file"))
+        raise fail(out, ConfigError(f"{clip}: {'not a file' if clip.exists() else 'no such file'}"))
 
     def register(store: JobStore) -> bool:
         existed = any(v.name == name for v in store.voices())
