@@ -18,7 +18,7 @@ from rich.console import Console
 
 from .. import __version__
 from ..models import Task
-from . import enqueue, estimate, report, retry, status, transcribe, watch, worker
+from . import enqueue, estimate, report, retry, status, transcribe, voices, watch, worker
 from .options import RUN, STORE, TRANSCRIBING, WORKER, taking
 
 app = typer.Typer(
@@ -46,6 +46,7 @@ app.command(cls=taking(*WORKER))(worker.worker)
 app.command(cls=taking(*RUN))(enqueue.enqueue)
 app.command(cls=taking(*STORE))(status.status)
 app.command(cls=taking(*STORE))(retry.retry)
+app.add_typer(voices.app)
 
 
 def _version(value: bool) -> None:

@@ -1,9 +1,9 @@
-"""The job store: jobs, what they made, seen files, output records and the spend ledger.
+"""The job store: jobs, what they made, seen files, output records, the spend ledger and voices.
 
-Callers use it through its roles (`JobQueue`, `Ledger`, `ResultStore`, `OutputLog`; `JobStore` is all
-of them) and get typed records back. Two backends share the roles, one file of named statements and one
-list of migrations: SQLite, the embedded default under WHISPERBATCH_HOME, and PostgreSQL, for workers
-on several hosts sharing one queue.
+Callers use it through its roles (`JobQueue`, `Ledger`, `ResultStore`, `OutputLog`, `SpeakerBook`;
+`JobStore` is all of them) and get typed records back. Two backends share the roles, one file of named
+statements and one list of migrations: SQLite, the embedded default under WHISPERBATCH_HOME, and
+PostgreSQL, for workers on several hosts sharing one queue.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .migrations import MIGRATIONS
-from .records import BudgetCheck, Job, LedgerRow, OutputRecord
-from .roles import JobQueue, JobStore, Ledger, OutputLog, ResultStore
+from .records import BudgetCheck, Job, LedgerRow, OutputRecord, Voice
+from .roles import JobQueue, JobStore, Ledger, OutputLog, ResultStore, SpeakerBook
 from .sqlite import SqliteStore
 
 __all__ = [
@@ -28,8 +28,10 @@ __all__ = [
     "OutputLog",
     "OutputRecord",
     "ResultStore",
+    "SpeakerBook",
     "SqliteStore",
     "StoreOptions",
+    "Voice",
     "open_store",
 ]
 

@@ -1,4 +1,5 @@
-"""How the store's JSON columns hold typed values: engine answers, transcripts, translations, options.
+"""How the store's JSON columns hold typed values: engine answers, transcripts, translations, options,
+voiceprints.
 
 Only the store reads or writes these texts: callers hand it typed values and get typed values back, so a
 column's format can change in one place.
@@ -73,3 +74,12 @@ def texts_to_json(texts: Sequence[str]) -> str:
 
 def texts_from_json(text: str) -> list[str]:
     return [str(t) for t in json.loads(text)]
+
+
+def embedding_to_json(embedding: Sequence[float]) -> str:
+    """A voiceprint as a JSON list; json writes each float's repr, so it reads back bit for bit."""
+    return json.dumps([float(x) for x in embedding])
+
+
+def embedding_from_json(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in json.loads(text))

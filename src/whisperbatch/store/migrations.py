@@ -208,4 +208,26 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        # Speaker labels: registered voices (a name and the voiceprint of a clip of that person, kept
+        # in the store so every host of a shared store labels them by name), and each recording's
+        # diarization under its own key (job, speaker options), so labels added to a recording already
+        # transcribed are worked out once.
+        "010_speakers",
+        """
+        CREATE TABLE voices (
+            name TEXT PRIMARY KEY,
+            embedding TEXT NOT NULL,
+            source TEXT NOT NULL,
+            created_at {real} NOT NULL
+        );
+        CREATE TABLE speaker_labels (
+            key TEXT PRIMARY KEY,
+            job_key TEXT NOT NULL,
+            diarization TEXT NOT NULL,
+            created_at {real} NOT NULL
+        );
+        CREATE INDEX speaker_labels_job ON speaker_labels(job_key);
+        """,
+    ),
 )

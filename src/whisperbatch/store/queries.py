@@ -244,6 +244,7 @@ RETRY_FAILED = Query(
 FORGET_CHUNK_RESULTS = Query.both("DELETE FROM chunk_results WHERE job_key = {key}")
 FORGET_ANSWERS = Query.both("DELETE FROM answers WHERE job_key = {key}")
 FORGET_TRANSLATIONS = Query.both("DELETE FROM translations WHERE job_key = {key}")
+FORGET_SPEAKER_LABELS = Query.both("DELETE FROM speaker_labels WHERE job_key = {key}")
 
 # ---- what jobs made: chunk results, answers, translations ----------------------------------------------
 
@@ -294,4 +295,32 @@ OUTPUTS = Query(
     SELECT path, source, job_key FROM outputs
     WHERE path IN (SELECT jsonb_array_elements_text(CAST({paths} AS jsonb)))
     """,
+)
+
+# ---- who speaks: registered voices, and each recording's diarization ------------------------------------
+
+VOICES = Query.both("SELECT name, embedding, source, created_at FROM voices ORDER BY name")
+# A new name only: a name already registered is left as it is (no row changed).
+ADD_VOICE = Query.both(
+    """
+    INSERT INTO voices (name, embedding, source, created_at) VALUES ({name}, {embedding}, {source}, {now})
+    ON CONFLICT (name) DO NOTHING
+    """
+)
+PUT_VOICE = Query.both(
+    """
+    INSERT INTO voices (name, embedding, source, created_at) VALUES ({name}, {embedding}, {source}, {now})
+    ON CONFLICT (name) DO UPDATE SET embedding = excluded.embedding, source = excluded.source,
+        created_at = excluded.created_at
+    """
+)
+REMOVE_VOICE = Query.both("DELETE FROM voices WHERE name = {name}")
+SPEAKER_LABELS = Query.both("SELECT diarization FROM speaker_labels WHERE key = {key}")
+SAVE_SPEAKER_LABELS = Query.both(
+    """
+    INSERT INTO speaker_labels (key, job_key, diarization, created_at)
+    VALUES ({key}, {job_key}, {data}, {now})
+    ON CONFLICT (key) DO UPDATE SET job_key = excluded.job_key, diarization = excluded.diarization,
+        created_at = excluded.created_at
+    """
 )

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..models import CostLine, JobState, Spend, Task, Transcript
-from .codec import options_from_json, transcript_from_json
+from .codec import embedding_from_json, options_from_json, transcript_from_json
 
 
 class Row(Protocol):
@@ -102,6 +103,26 @@ class OutputRecord:
     @classmethod
     def from_row(cls, r: Row) -> OutputRecord:
         return cls(Path(r["path"]), Path(r["source"]), str(r["job_key"]))
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A registered voice: the name a speaker whose voice matches it is labelled with, the voiceprint
+    of the clip it was registered from, and that clip's file name."""
+
+    name: str
+    embedding: tuple[float, ...] = dataclasses.field(repr=False)
+    source: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, r: Row) -> Voice:
+        return cls(
+            name=r["name"],
+            embedding=embedding_from_json(r["embedding"]),
+            source=r["source"],
+            created_at=datetime.fromtimestamp(float(r["created_at"]), UTC),
+        )
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..models import CostLine, EngineResult, JobState, Spend, Task, Transcript
-from .records import BudgetCheck, Job, LedgerRow, OutputRecord
+from .records import BudgetCheck, Job, LedgerRow, OutputRecord, Voice
 
 
 class JobQueue(Protocol):
@@ -94,7 +94,18 @@ class OutputLog(Protocol):
     def outputs(self, paths: Sequence[Path]) -> dict[Path, OutputRecord]: ...
 
 
-class JobStore(JobQueue, Ledger, ResultStore, OutputLog, Protocol):
+class SpeakerBook(Protocol):
+    """Who speaks: registered voices, by name (one store's for every host that shares it), and each
+    recording's diarization as stored JSON, by its own key (job, speaker options)."""
+
+    def voices(self) -> list[Voice]: ...
+    def add_voice(self, name: str, embedding: Sequence[float], source: str, *, replace: bool) -> bool: ...
+    def remove_voice(self, name: str) -> bool: ...
+    def speaker_labels(self, key: str) -> str | None: ...
+    def save_speaker_labels(self, key: str, job_key: str, data: str) -> None: ...
+
+
+class JobStore(JobQueue, Ledger, ResultStore, OutputLog, SpeakerBook, Protocol):
     """Every role, over one database whose schema it keeps current."""
 
     def migrate(self) -> list[str]: ...

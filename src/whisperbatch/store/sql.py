@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from ..models import CostLine, EngineResult, JobState, Spend, Task, Transcript
 from . import queries as q
 from .codec import (
+    embedding_to_json,
     options_to_json,
     result_from_json,
     result_to_json,
@@ -31,7 +32,7 @@ from .codec import (
 )
 from .migrations import MIGRATIONS, ColumnTypes, migration_sql
 from .queries import Query
-from .records import BudgetCheck, Job, LedgerRow, OutputRecord, Row, cost_line_params
+from .records import BudgetCheck, Job, LedgerRow, OutputRecord, Row, Voice, cost_line_params
 
 
 class Tx(Protocol):
@@ -237,7 +238,7 @@ class SqlStore:
 
     def redo(self, key: str, path: Path, *, options: Mapping[str, Any], run_id: str | None = None) -> None:
         """`--force`: run a job again from scratch for `path` with this run's `options` (its outputs go
-        where this run asks), forgetting its stored chunks, transcript and translations."""
+        where this run asks), forgetting its stored chunks, transcript, translations and speaker labels."""
         with self._tx() as tx:
             self._queue_again(tx, q.REDO_JOB, key, path, options, run_id)
             self._forget(tx, key)
@@ -258,8 +259,10 @@ class SqlStore:
 
     @staticmethod
     def _forget(tx: Tx, key: str) -> None:
-        """Drop a job's stored answers and translations (not its ledger rows: they were paid)."""
-        for query in (q.FORGET_CHUNK_RESULTS, q.FORGET_ANSWERS, q.FORGET_TRANSLATIONS):
+        """Drop a job's stored answers, translations and speaker labels (not its ledger rows: they were
+        paid)."""
+        forgotten = (q.FORGET_CHUNK_RESULTS, q.FORGET_ANSWERS, q.FORGET_TRANSLATIONS, q.FORGET_SPEAKER_LABELS)
+        for query in forgotten:
             tx.run(query, key=key)
 
     def retry_failed(self, keys: list[str] | None = None) -> int:
@@ -319,3 +322,29 @@ class SqlStore:
         """The records of those of `paths` that whisperbatch wrote."""
         rows = self._rows(q.OUTPUTS, paths=json.dumps([str(p) for p in paths]))
         return {record.path: record for record in map(OutputRecord.from_row, rows)}
+
+    # ---- who speaks ---------------------------------------------------------------------------------------
+
+    def voices(self) -> list[Voice]:
+        """The registered voices, by name."""
+        return [Voice.from_row(r) for r in self._rows(q.VOICES)]
+
+    def add_voice(self, name: str, embedding: Sequence[float], source: str, *, replace: bool) -> bool:
+        """Register `name`'s voiceprint, from the clip `source`; False, with nothing changed, when the
+        name is registered already and not `replace`."""
+        query = q.PUT_VOICE if replace else q.ADD_VOICE
+        values = {"embedding": embedding_to_json(embedding), "source": source, "now": time.time()}
+        with self._tx() as tx:
+            return tx.run(query, name=name, **values) > 0
+
+    def remove_voice(self, name: str) -> bool:
+        """Forget a voice; False when no voice has that name."""
+        with self._tx() as tx:
+            return tx.run(q.REMOVE_VOICE, name=name) > 0
+
+    def speaker_labels(self, key: str) -> str | None:
+        rows = self._rows(q.SPEAKER_LABELS, key=key)
+        return str(rows[0]["diarization"]) if rows else None
+
+    def save_speaker_labels(self, key: str, job_key: str, data: str) -> None:
+        self._write(q.SAVE_SPEAKER_LABELS, key=key, job_key=job_key, data=data, now=time.time())
