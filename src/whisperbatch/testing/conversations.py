@@ -145,7 +145,8 @@ def synthesise(text: str, voice: Voice, rate: int) -> np.ndarray[Any, np.dtype[n
     with wave.open(io.BytesIO(subprocess.run(cmd, capture_output=True, check=True).stdout)) as w:
         native = w.getframerate()
         raw = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
-    pcm = np.clip(np.rint(resample_poly(raw, rate, native)), -32768, 32767).astype(np.int16)
+    resampled: np.ndarray[Any, np.dtype[np.float64]] = resample_poly(raw, rate, native)
+    pcm: np.ndarray[Any, np.dtype[np.int16]] = np.clip(np.rint(resampled), -32768, 32767).astype(np.int16)
     loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > THRESHOLD)
     return pcm[loud[0] : loud[-1] + 1]
 
@@ -162,7 +163,8 @@ def _voiced(voices: tuple[Voice, ...], rate: int) -> _Voiced:
         for text, reply in [(t, False) for t in sentences()] + [(t, True) for t in REPLIES]:
             speech = synthesise(text, voice, rate)
             pieces += [np.zeros(margin, np.int16), speech, np.zeros(margin, np.int16)]
-            sentence = Sentence(next(ids), text, (at + margin) / rate, (at + margin + len(speech)) / rate, False)
+            start = at + margin
+            sentence = Sentence(next(ids), text, start / rate, (start + len(speech)) / rate, False)
             at += len(speech) + 2 * margin
             clip = clip_of(sentence, rate)
             if not reply:
@@ -230,7 +232,11 @@ def _target_s(rng: random.Random) -> float:
 
 
 def _next_speaker(
-    names: Sequence[str], turns: Sequence[Turn], start_s: float, absences: Sequence[Absence], rng: random.Random
+    names: Sequence[str],
+    turns: Sequence[Turn],
+    start_s: float,
+    absences: Sequence[Absence],
+    rng: random.Random,
 ) -> str:
     """Anyone but the current speaker who is not absent in the next LONG_TURN_S; a speaker whose
     absence is over and who has not spoken since comes back first."""
@@ -310,7 +316,9 @@ def build_conversation(
     return Conversation(path, total / rate, tuple(turns), tuple(absences))
 
 
-def long_conversation(path: Path, *, seed: int, duration_s: float = 3600.0, speakers: int = 3) -> Conversation:
+def long_conversation(
+    path: Path, *, seed: int, duration_s: float = 3600.0, speakers: int = 3
+) -> Conversation:
     """The acceptance's long recording: `speakers` voices for `duration_s`, the last of them silent for
     ten minutes from a third of the way in, then back."""
     absent = Absence(VOICES[speakers - 1].name, round(duration_s / 3), 600.0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -118,6 +118,7 @@ def find_marker(cues: Sequence[Cue], marker: Placed, *, share: float = 0.7, span
 
 
 Labelled = tuple[float, float, str]  # (start_s, end_s, speaker)
+_Speaker = TypeVar("_Speaker", str, str | None)
 FRAME_S = 0.01  # the time step DER is counted in
 
 
@@ -152,13 +153,18 @@ def _best_mapping(counts: np.ndarray[Any, Any]) -> list[tuple[int, int]]:
 
 
 def der(
-    reference: Sequence[Labelled], hypothesis: Sequence[Labelled], *, collar_s: float = 0.25, skip_overlap: bool = False
+    reference: Sequence[Labelled],
+    hypothesis: Sequence[Labelled],
+    *,
+    collar_s: float = 0.25,
+    skip_overlap: bool = False,
 ) -> DerReport:
     """Diarization error rate the way NIST md-eval and pyannote.metrics count it, in 10-ms frames.
 
-    `collar_s` either side of every reference turn's start and end is not scored; with `skip_overlap`
-    neither is any frame where the reference has two speakers or more. Per scored frame with R reference
-    and H hypothesis speakers: missed max(0, R - H), false alarm max(0, H - R), confusion min(R, H) less
+    `collar_s` either side of every reference turn's start and end is not scored (md-eval's `-c`;
+    pyannote.metrics' `collar` is the whole width, twice this); with `skip_overlap` neither is any frame
+    where the reference has two speakers or more. Per scored frame with R reference and H hypothesis
+    speakers: missed max(0, R - H), false alarm max(0, H - R), confusion min(R, H) less
     the speakers matched under the one-to-one mapping of hypothesis to reference labels that maximises
     their time together (Hungarian). `der` is the three summed over the reference speech scored; with
     no reference speech it is 0 when there is no error and infinite otherwise.
@@ -188,7 +194,7 @@ def der(
     return DerReport(missed * FRAME_S, false_alarm * FRAME_S, confusion * FRAME_S, total * FRAME_S, rate)
 
 
-def _tokens(words: Sequence[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+def _tokens(words: Sequence[tuple[str, _Speaker]]) -> list[tuple[str, _Speaker]]:
     """Each word `normalise`d (which may split it: "well-known"), every token keeping its speaker."""
     return [(token, speaker) for text, speaker in words for token in normalise(text).split()]
 
