@@ -47,12 +47,13 @@ class Voice:
     wpm: int  # espeak-ng -s, words per minute
 
 
-# Different variants (formants), pitches and speeds; all read English that tiny.en transcribes well.
+# Different variants (formants), pitches (median F0 about 210, 90, 140 and 300 Hz) and speeds; all read
+# English that tiny.en transcribes well.
 VOICES = (
-    Voice("Ann", "en-gb+f3", 68, 165),
+    Voice("Ann", "en-us+f2", 55, 165),
     Voice("Bob", "en-us+m3", 32, 150),
-    Voice("Cid", "en-gb-x-rp+m7", 50, 140),
-    Voice("Dee", "en-us+f4", 82, 175),
+    Voice("Cid", "en-gb-x-rp+m7", 80, 140),
+    Voice("Dee", "en-us+f4", 95, 175),
 )
 
 # Turns of about a second: what people say between longer turns.
