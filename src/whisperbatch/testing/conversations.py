@@ -22,6 +22,7 @@ import random
 import subprocess
 import wave
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,18 +161,19 @@ def _voiced(voices: tuple[Voice, ...], rate: int) -> _Voiced:
     replies: dict[str, list[Clip]] = {v.name: [] for v in voices}
     at = 0
     ids = itertools.count()
-    for voice in voices:
-        for text, reply in [(t, False) for t in sentences()] + [(t, True) for t in REPLIES]:
-            speech = synthesise(text, voice, rate)
-            pieces += [np.zeros(margin, np.int16), speech, np.zeros(margin, np.int16)]
-            start = at + margin
-            sentence = Sentence(next(ids), text, start / rate, (start + len(speech)) / rate, False)
-            at += len(speech) + 2 * margin
-            clip = clip_of(sentence, rate)
-            if not reply:
-                clips[voice.name].append(clip)
-            elif clip.speech >= MIN_TURN_S * rate:
-                replies[voice.name].append(clip)
+    jobs = list(itertools.product(voices, [(t, False) for t in sentences()] + [(t, True) for t in REPLIES]))
+    with ThreadPoolExecutor(4) as pool:  # espeak-ng is a process per text: run a few at once
+        speeches = list(pool.map(lambda job: synthesise(job[1][0], job[0], rate), jobs))
+    for (voice, (text, reply)), speech in zip(jobs, speeches, strict=True):
+        pieces += [np.zeros(margin, np.int16), speech, np.zeros(margin, np.int16)]
+        start = at + margin
+        sentence = Sentence(next(ids), text, start / rate, (start + len(speech)) / rate, False)
+        at += len(speech) + 2 * margin
+        clip = clip_of(sentence, rate)
+        if not reply:
+            clips[voice.name].append(clip)
+        elif clip.speech >= MIN_TURN_S * rate:
+            replies[voice.name].append(clip)
     pcm = np.concatenate(pieces)
     pcm.flags.writeable = False
     return _Voiced(pcm, {k: tuple(v) for k, v in clips.items()}, {k: tuple(v) for k, v in replies.items()})
