@@ -28,7 +28,7 @@ from whisperbatch.testing.pgserver import create_database, running_server
 from whisperbatch.testing.process import Result as Result
 from whisperbatch.testing.process import run_cli as run_cli
 from whisperbatch.testing.recordings import FOX_ONSET_S as FOX_ONSET_S
-from whisperbatch.testing.recordings import SAMPLES
+from whisperbatch.testing.recordings import SAMPLES, RealConversation
 from whisperbatch.testing.recordings import assemble as assemble
 from whisperbatch.testing.recordings import two_sentence_recordings as two_sentence_recordings
 
@@ -65,6 +65,17 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 _databases = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def real_conversation(pytestconfig: pytest.Config) -> RealConversation:
+    """pyannote.audio's recorded two-person call with its reference (not in this repository: taken from
+    the wheel once, kept in pytest's cache, or ~/.cache/whisperbatch-tests without one)."""
+    from whisperbatch.testing.recordings import real_conversation as load
+
+    cache = getattr(pytestconfig, "cache", None)
+    folder = cache.mkdir("real-conversation") if cache is not None else None
+    return load(folder or Path.home() / ".cache" / "whisperbatch-tests" / "real-conversation")
 
 
 @pytest.fixture()

@@ -2,8 +2,8 @@
 builds on it: a loopback OpenAI-compatible server with a fault vocabulary (`FakeOpenAI`), a stub engine
 that answers from a script (`StubEngine`), a throwaway PostgreSQL server (`pgserver`), recordings with
 known words at known times and the scores of a transcript against them (`speechbuilder`, `recordings`,
-`scoring`: they read the corpus in a source checkout's samples/), and the CLI run as a process
-(`process`).
+`scoring`: they read the corpus in a source checkout's samples/), conversations between synthetic voices
+with who spoke when (`conversations`, with espeak-ng), and the CLI run as a process (`process`).
 
 They live in the package, not in tests/, so tests and bench/ import them like any other module.
 """

@@ -1,5 +1,6 @@
-"""Scoring a transcript against the script a recording was built from: word error rate, words lost, and
-where a marker sentence ended up.
+"""Scoring a transcript against the script a recording was built from: word error rate, words lost,
+where a marker sentence ended up, and who said what (diarization error rate, words given the right
+speaker).
 
 Words are compared after `normalise` (case, apostrophes and punctuation set aside), since Whisper's
 spelling of "don't" or "o'clock" is not what these tests judge; what they judge is whether the words are
@@ -10,7 +11,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
 
 from .speechbuilder import Placed
 
@@ -111,3 +115,120 @@ def find_marker(cues: Sequence[Cue], marker: Placed, *, share: float = 0.7, span
         return None
     run = cues[a : b + 1]
     return (run[0][0], run[-1][1], " ".join(c[2].strip() for c in run))
+
+
+Labelled = tuple[float, float, str]  # (start_s, end_s, speaker)
+_Speaker = TypeVar("_Speaker", str, str | None)
+FRAME_S = 0.01  # the time step DER is counted in
+
+
+@dataclass(frozen=True)
+class DerReport:
+    """Diarization error in seconds of scored speech, and their sum's share of the reference speech."""
+
+    missed_s: float
+    false_alarm_s: float
+    confusion_s: float
+    total_s: float
+    der: float
+
+
+def _frames(turns: Sequence[Labelled], labels: Sequence[str], n: int) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """(labels, frames): whether each label speaks in each FRAME_S frame."""
+    grid = np.zeros((len(labels), n), dtype=bool)
+    row = {label: k for k, label in enumerate(labels)}
+    for start, end, label in turns:
+        grid[row[label], round(start / FRAME_S) : round(end / FRAME_S)] = True
+    return grid
+
+
+def _best_mapping(counts: np.ndarray[Any, Any]) -> list[tuple[int, int]]:
+    """(row, column) pairs of the one-to-one mapping that maximises the summed counts."""
+    from scipy.optimize import linear_sum_assignment
+
+    if counts.size == 0:
+        return []
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True)]
+
+
+def der(
+    reference: Sequence[Labelled],
+    hypothesis: Sequence[Labelled],
+    *,
+    collar_s: float = 0.25,
+    skip_overlap: bool = False,
+) -> DerReport:
+    """Diarization error rate the way NIST md-eval and pyannote.metrics count it, in 10-ms frames.
+
+    `collar_s` either side of every reference turn's start and end is not scored (md-eval's `-c`;
+    pyannote.metrics' `collar` is the whole width, twice this); with `skip_overlap` neither is any frame
+    where the reference has two speakers or more. Per scored frame with R reference and H hypothesis
+    speakers: missed max(0, R - H), false alarm max(0, H - R), confusion min(R, H) less
+    the speakers matched under the one-to-one mapping of hypothesis to reference labels that maximises
+    their time together (Hungarian). `der` is the three summed over the reference speech scored; with
+    no reference speech it is 0 when there is no error and infinite otherwise.
+    """
+    end_s = max((e for _, e, _ in [*reference, *hypothesis]), default=0.0) + collar_s
+    n = round(end_s / FRAME_S) + 1
+    ref_labels = sorted({label for _, _, label in reference})
+    hyp_labels = sorted({label for _, _, label in hypothesis})
+    ref, hyp = _frames(reference, ref_labels, n), _frames(hypothesis, hyp_labels, n)
+    scored = np.ones(n, dtype=bool)
+    collar = round(collar_s / FRAME_S)
+    for start, end, _ in reference:
+        for edge in (round(start / FRAME_S), round(end / FRAME_S)):
+            scored[max(0, edge - collar) : edge + collar] = False
+    if skip_overlap:
+        scored &= ref.sum(axis=0) < 2
+    ref, hyp = ref[:, scored], hyp[:, scored]
+    counts = ref.astype(np.int64) @ hyp.T.astype(np.int64)  # frames each pair speaks together
+    matched = sum(int(counts[r, h]) for r, h in _best_mapping(counts))
+    r_count, h_count = ref.sum(axis=0), hyp.sum(axis=0)
+    missed = int(np.maximum(0, r_count - h_count).sum())
+    false_alarm = int(np.maximum(0, h_count - r_count).sum())
+    confusion = int(np.minimum(r_count, h_count).sum()) - matched
+    total = int(r_count.sum())
+    errors = missed + false_alarm + confusion
+    rate = errors / total if total else (0.0 if errors == 0 else float("inf"))
+    return DerReport(missed * FRAME_S, false_alarm * FRAME_S, confusion * FRAME_S, total * FRAME_S, rate)
+
+
+def _tokens(words: Sequence[tuple[str, _Speaker]]) -> list[tuple[str, _Speaker]]:
+    """Each word `normalise`d (which may split it: "well-known"), every token keeping its speaker."""
+    return [(token, speaker) for text, speaker in words for token in normalise(text).split()]
+
+
+def word_attribution(
+    reference_words: Sequence[tuple[str, str]], hypothesis_words: Sequence[tuple[str, str | None]]
+) -> float:
+    """The share of reference words, among those the hypothesis has at their place, whose hypothesis
+    speaker is the right one once hypothesis labels are mapped one-to-one onto reference labels.
+
+    Both are (word, speaker) in spoken order (a hypothesis word may have no speaker: never right). The
+    two word sequences are aligned after `normalise` (jiwer's alignment); words matched or substituted
+    are at their place, words inserted or deleted take no part (the word error rate counts them). The
+    mapping maximises the aligned words it gets right. No aligned word at all scores 0.
+    """
+    import jiwer
+
+    ref, hyp = _tokens(reference_words), _tokens(hypothesis_words)
+    if not ref or not hyp:
+        return 0.0
+    out = jiwer.process_words(" ".join(w for w, _ in ref), " ".join(w for w, _ in hyp))
+    pairs = [
+        (ref[chunk.ref_start_idx + k][1], hyp[chunk.hyp_start_idx + k][1])
+        for chunk in out.alignments[0]
+        if chunk.type in ("equal", "substitute")
+        for k in range(chunk.ref_end_idx - chunk.ref_start_idx)
+    ]
+    if not pairs:
+        return 0.0
+    ref_labels = sorted({r for r, _ in pairs})
+    hyp_labels = sorted({h for _, h in pairs if h is not None})
+    counts = np.zeros((len(ref_labels), len(hyp_labels)), dtype=np.int64)
+    for r, h in pairs:
+        if h is not None:
+            counts[ref_labels.index(r), hyp_labels.index(h)] += 1
+    right = sum(int(counts[r, h]) for r, h in _best_mapping(counts))
+    return right / len(pairs)

@@ -99,7 +99,9 @@ def corpus_pcm(ffmpeg: str, rate: int = 16_000, name: str = "script") -> np.ndar
 
 
 @dataclass(frozen=True)
-class _Clip:
+class Clip:
+    """Where a sentence is cut from a corpus's samples, and where its audible span lies in the cut."""
+
     sentence: Sentence
     first: int  # corpus sample where the cut starts (MARGIN_S before the audible span)
     lead: int  # samples from the cut to the audible start
@@ -107,11 +109,11 @@ class _Clip:
     length: int  # samples in the whole cut
 
 
-def _clip(sentence: Sentence, rate: int) -> _Clip:
+def clip_of(sentence: Sentence, rate: int) -> Clip:
     first = round((sentence.start_s - MARGIN_S) * rate)
     start, end = round(sentence.start_s * rate), round(sentence.end_s * rate)
     last = round((sentence.end_s + MARGIN_S) * rate)
-    return _Clip(sentence, first, start - first, end - start, last - first)
+    return Clip(sentence, first, start - first, end - start, last - first)
 
 
 def _pool(ids: Sequence[int], shuffle: bool, rng: random.Random) -> Iterator[int]:
@@ -164,7 +166,7 @@ def build_recording(
     by_id = {s.id: s for s in sents}
     if sentences is not None and (not sentences or any(i not in by_id for i in sentences)):
         raise ValueError(f"sentences must be corpus ids (0..{len(sents) - 1})")
-    clips = {s.id: _clip(s, rate) for s in sents}
+    clips = {s.id: clip_of(s, rate) for s in sents}
     markers = [clips[s.id] for s in sents if s.marker]
     total = round(duration_s * rate)
     lo, hi = pause_s
@@ -196,7 +198,7 @@ def build_recording(
         (a / rate, b / rate) for a, b in zip(edges[::2], edges[1::2], strict=True) if b - a > longest_pause
     )
 
-    _write(path, total, rate, plan, gains, corpus_pcm(ffmpeg, rate, corpus_name), rng, noise_dbfs, hum_hz)
+    write_plan(path, total, rate, plan, gains, corpus_pcm(ffmpeg, rate, corpus_name), rng, noise_dbfs, hum_hz)
     return Built(path, total / rate, tuple(placed), silences)
 
 
@@ -206,17 +208,17 @@ _Blocked = tuple[int, int, bool]
 
 
 def _markers_planned(
-    markers: Sequence[_Clip],
+    markers: Sequence[Clip],
     markers_at_s: Sequence[float],
     long_silences: Sequence[tuple[float, float]],
     rate: int,
     total: int,
     duration_s: float,
-) -> tuple[list[tuple[int, _Clip]], list[_Blocked]]:
+) -> tuple[list[tuple[int, Clip]], list[_Blocked]]:
     """The marker sentences placed at their times (cycled), and the stretches fillers must keep out of:
     the long silences, and each marker with its silence before."""
     blocked: list[_Blocked] = [(round(s * rate), round((s + n) * rate), False) for s, n in long_silences]
-    plan: list[tuple[int, _Clip]] = []  # (sample where the audible span starts, clip)
+    plan: list[tuple[int, Clip]] = []  # (sample where the audible span starts, clip)
     for k, at in enumerate(sorted(markers_at_s)):
         clip = markers[k % len(markers)]
         start = round(at * rate)
@@ -234,14 +236,14 @@ def _markers_planned(
 
 
 def _fillers(
-    pool: Sequence[_Clip],
+    pool: Sequence[Clip],
     shuffle: bool,
     blocked: Sequence[_Blocked],
     total: int,
     max_sentences: int | None,
     rng: random.Random,
     pause: Callable[[], int],
-) -> list[tuple[int, _Clip]]:
+) -> list[tuple[int, Clip]]:
     """Filler sentences from `pool` (in order, or shuffled pass after pass) laid out around the blocked
     stretches, each where its audible span starts; one too long for the room left gives way to any
     shorter one from the pool, and where none fits the room stays silent."""
@@ -250,7 +252,7 @@ def _fillers(
     order = _pool(pool_ids, shuffle, rng)
     upcoming = next(order)
     cursor = pause()
-    plan: list[tuple[int, _Clip]] = []
+    plan: list[tuple[int, Clip]] = []
     while max_sentences is None or len(plan) < max_sentences:
         ahead = next((b for b in blocked if b[1] > cursor), None)
         if ahead is not None and ahead[0] <= cursor:  # inside a blocked stretch: jump past it
@@ -258,10 +260,10 @@ def _fillers(
             continue
         limit = ahead[0] if ahead is not None else total
 
-        def fits(c: _Clip, at: int = cursor, limit: int = limit) -> bool:
+        def fits(c: Clip, at: int = cursor, limit: int = limit) -> bool:
             return at - c.lead >= 0 and at + c.speech <= limit and at + c.length - c.lead <= total
 
-        chosen: _Clip | None = by_id[upcoming] if fits(by_id[upcoming]) else None
+        chosen: Clip | None = by_id[upcoming] if fits(by_id[upcoming]) else None
         if chosen is not None:
             upcoming = next(order)
         else:  # the next in line is too long for the room left: any shorter one from the pool
@@ -291,17 +293,19 @@ def _pink_loop(rms: float, seed: int) -> np.ndarray[Any, np.dtype[np.float32]]:
     return scaled
 
 
-def _write(
+def write_plan(
     path: Path,
     total: int,
     rate: int,
-    plan: list[tuple[int, _Clip]],
+    plan: list[tuple[int, Clip]],
     gains: list[float],
     pcm: np.ndarray[Any, np.dtype[np.int16]],
     rng: random.Random,
     noise_dbfs: float | None,
     hum_hz: float | None,
 ) -> None:
+    """Write `plan` ((sample where a clip's audible span starts, clip), sorted by start) cut from `pcm`,
+    each clip scaled by its gain, block by block: memory stays a block's worth whatever the length."""
     level = 32768 * 10 ** ((noise_dbfs if noise_dbfs is not None else HUM_DEFAULT_DBFS) / 20)
     pink = _pink_loop(level, rng.randrange(2**32)) if noise_dbfs is not None else None
     pink_offset = rng.randrange(_PINK_LOOP)
