@@ -73,15 +73,6 @@ class Segment:
 
 
 @dataclass(frozen=True)
-class SpeakerTurn:
-    """One stretch of one voice: who spoke from `start_s` to `end_s`."""
-
-    start_s: float
-    end_s: float
-    speaker: str
-
-
-@dataclass(frozen=True)
 class AudioInfo:
     """What ffmpeg tells us about an input before decoding it."""
 
