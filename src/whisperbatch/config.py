@@ -46,6 +46,7 @@ from .pipeline import (
     TranslateOptions,
 )
 from .policy import RetryPolicy
+from .speakers import SpeakerOptions
 from .store import StoreOptions
 from .translate import TranslationOptions
 from .writers import parse_formats
@@ -113,6 +114,12 @@ class Settings:
     silence_threshold_dbfs: float | None = None
     vad_threshold: float = 0.5
     word_timestamps: bool = True
+    # Speaker labels (speakers/): who said what, found offline after the transcript.
+    diarize: bool = False
+    num_speakers: int | None = None  # exactly this many; or between min_speakers and max_speakers
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+    speaker_models: Path | None = None  # a folder with the speaker models; default: those shipped
     # subtitles (names as in the whisper CLI)
     max_line_width: int = 42
     max_line_count: int = 2
@@ -228,17 +235,27 @@ class Settings:
         ask = AskOptions(self.language, self.prompt, self.condition_on_previous)
         glossary = ", ".join(x for x in (self.prompt, self.keywords) if x) or None
         translation = TranslateOptions(self.translate_to, self.cue_style, glossary) if translating else None
+        speakers = self.speaker_options()
         outputs = OutputOptions(
             out_dir=self.out_dir,
-            formats=parse_formats(self.format),
+            formats=parse_formats(self.format, speakers=self.diarize),
             style=self.cue_style,
             translate_to=self.translate_to if translating else None,
+            speakers=speakers,
         )
         return StageOptions(
             chunks=ChunkOptions(ask, self.cut_options(), self.concurrency),
             outputs=outputs,
             translation=translation,
+            speakers=speakers,
         )
+
+    def speaker_options(self) -> SpeakerOptions | None:
+        """Speaker labels' options; None when no labels are asked for."""
+        if not self.diarize:
+            return None
+        models = None if self.speaker_models is None else str(self.speaker_models)
+        return SpeakerOptions(self.num_speakers, self.min_speakers, self.max_speakers, models)
 
     def runner_options(self, mode: RunMode) -> RunnerOptions:
         return RunnerOptions(
@@ -367,7 +384,9 @@ def _validate(s: Settings, sources: Mapping[str, str]) -> None:
         value = getattr(s, name)
         if value is not None and not allowed.admits(value):
             raise bad(name, str(allowed))
+    if s.min_speakers is not None and s.max_speakers is not None and s.min_speakers > s.max_speakers:
+        raise bad("min_speakers", f"at most max_speakers ({s.max_speakers})")
     try:
-        parse_formats(s.format)
+        parse_formats(s.format, speakers=s.diarize)
     except ConfigError as e:
         raise ConfigError(f"format = {s.format!r} (from {sources.get('format', 'the default')}): {e}") from e

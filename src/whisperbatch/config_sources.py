@@ -178,6 +178,9 @@ class Allowed:
 # Every numeric setting and what it may be; `config.load_settings` checks each before anything runs.
 RANGES: dict[str, Allowed] = {
     "concurrency": Allowed(1, 256),
+    "num_speakers": Allowed(1, 64),
+    "min_speakers": Allowed(1, 64),
+    "max_speakers": Allowed(1, 64),
     "budget_usd": Allowed(0),
     "timeout_s": Allowed(0, open_low=True),
     "timeout_min_s": Allowed(0, open_low=True),

@@ -234,7 +234,8 @@ class FileResult:
     source: Path
     outputs: tuple[Path, ...] = ()
     cost: CostLine | None = None
-    transcript: Transcript | None = None
+    transcript: Transcript | None = None  # as written: with speaker labels, when they were made
+    heard: Transcript | None = None  # as transcribed, before labels: what the store keeps for the job
     translation: Transcript | None = None  # a chat model's translation of `transcript`, when one was made
     error: str | None = None
     causes: tuple[str, ...] = ()  # what lies under `error`, shown with --verbose

@@ -2,7 +2,8 @@
 
 A job is its content and options: the same recording under two names, dropped again or run again, is
 one job, transcribed once; other names of it get their outputs from the stored transcript, with no
-upload. A done job asked for with a translation the store does not have is queued again to translate.
+upload. A done job asked for with speaker labels or a translation the store does not have is queued
+again to add them.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class Admission:
             self.say(f"{path}: done again from the start (--force)")
         elif job.state is JobState.DONE and self.write_from_store(job, path) is None:
             self.store.reopen(key, path, options=options, run_id=self.run_id)
-            self.say(f"{path}: transcribed before; translating into {self.options.translate_to}, no upload")
+            self.say(f"{path}: transcribed before; {self._adding()}, no upload")
         elif job.state is JobState.FAILED and self.mode.reports_inputs:  # asked for again: tried again
             self.store.reopen(key, path, options=options, run_id=self.run_id)
         elif job.state is JobState.FAILED:
@@ -100,9 +101,16 @@ class Admission:
         elif self.mode.tells_queue:
             self.say(f"{path}: picked up")
 
+    def _adding(self) -> str:
+        """What a job done before is reopened for: its speaker labels, its translation, or both."""
+        adding = ["adding speaker labels"] if self.options.diarize else []
+        if self.options.translate_to is not None:
+            adding.append(f"translating into {self.options.translate_to}")
+        return " and ".join(adding)
+
     def write_from_store(self, job: Job, path: Path) -> tuple[Path, ...] | None:
         """Outputs for `path` from job's stored transcript (nothing sent); () when none were written, None
-        when this run asks for a translation the store does not have yet."""
+        when this run asks for speaker labels or a translation the store does not have yet."""
         pipeline = self.pipeline
         if job.transcript is None or pipeline.outputs.up_to_date(path, job.task, job.key):
             return ()

@@ -39,6 +39,10 @@ class JobOptions:
     max_words_per_line: int | None = None
     translate_to: str | None = None  # a chat model translates the transcript into this language
     translate_model: str | None = None
+    diarize: bool = False  # speaker labels, made after the transcript (not part of the job key)
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JobOptions | None:

@@ -291,7 +291,7 @@ class JobRunner:
         """A job done: in the store with its transcript, told, and written for its recording's other names."""
         self.pauses.resumed()
         assert result.transcript is not None and result.cost is not None
-        self.store.finish(job.key, result.transcript, result.cost.usd)
+        self.store.finish(job.key, result.heard or result.transcript, result.cost.usd)
         if self.mode.error_files:
             error_file(job.path).unlink(missing_ok=True)
         kept = result.chunks_total - result.chunks_uploaded

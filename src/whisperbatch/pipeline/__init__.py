@@ -4,7 +4,7 @@
   and halt, the jobs that sent a request, and every answer's bill in the ledger.
 - `run.py`: the stages one set of job options makes (`Pipeline`); each recording runs through them in
   a `Recording` of its own (`recording.py`): chunks (`chunks.py`, checked and repaired in
-  `repair.py`), stitching, stages after the transcript (`translation.py`), writing.
+  `repair.py`), stitching, stages after the transcript (`speakers.py`, `translation.py`), writing.
 - `outputs.py`: where outputs go, asked by the runner before any work.
 - `prepare.py`: how a recording is cut, and chunks made ahead of their requests.
 """

@@ -16,6 +16,7 @@ from .. import cost, writers
 from ..cues import CueStyle
 from ..inputs import namesakes
 from ..models import CostLine, Task, Transcript
+from ..speakers import SpeakerOptions
 from ..store import JobStore
 from .events import Event, Notice
 
@@ -24,13 +25,20 @@ COSTS_CSV = "costs.csv"
 
 @dataclass(frozen=True)
 class OutputOptions:
-    """What a job's outputs are: where, in which formats, cut into which cues, and the language a chat
-    model translates into (None: no translation)."""
+    """What a job's outputs are: where, in which formats, cut into which cues, the language a chat
+    model translates into (None: no translation), and whether they carry speaker labels (None: not)."""
 
     out_dir: Path | None
     formats: tuple[str, ...]
     style: CueStyle
     translate_to: str | None
+    speakers: SpeakerOptions | None = None
+
+    def written_from(self, key: str) -> str:
+        """What outputs of job `key` are recorded as written from: the job, and the speaker counts when
+        labelled, so a run with labels rewrites outputs made without them, and the other way round."""
+        s = self.speakers
+        return key if s is None else f"{key}:speakers:{s.num_speakers}:{s.min_speakers}:{s.max_speakers}"
 
 
 class OutputBook:
@@ -95,7 +103,8 @@ class Outputs:
         """Every format's output at `base`, English and this job's translation's too: outputs there are
         another recording's even when this run asks for other formats."""
         languages = {None, "en", self.options.translate_to}
-        return [p for lang in languages for p in writers.output_paths(base, writers.FORMATS, lang).values()]
+        formats = (*writers.FORMATS, *writers.SPEAKER_FORMATS)
+        return [p for lang in languages for p in writers.output_paths(base, formats, lang).values()]
 
     def targets(self, source: Path, task: Task) -> tuple[dict[str, Path], dict[str, Path]]:
         """The transcript's outputs and the translation's: `talk.srt` and `talk.de.srt`. Whisper's own
@@ -137,7 +146,8 @@ class Outputs:
         if store is None or not all(p.exists() for p in paths):
             return False
         records = store.outputs(paths)
-        return all(p in records and records[p].job_key == key for p in paths)
+        written_from = self.options.written_from(key)
+        return all(p in records and records[p].job_key == written_from for p in paths)
 
     def write(
         self,
@@ -151,12 +161,12 @@ class Outputs:
         """Every output of `source`, translation included, written all or none, and recorded as job
         `key`'s."""
         own, others = self.targets(source, task)
-        texts = writers.render_outputs(transcript, own, self.options.style, line)
+        texts = writers.render_outputs(transcript, own, self.options.style, line, source=source)
         if translated is not None:
-            texts.update(writers.render_outputs(translated, others, self.options.style, line))
+            texts.update(writers.render_outputs(translated, others, self.options.style, line, source=source))
         outputs = writers.write_files(texts)
         if self.book.store is not None:
-            self.book.store.record_outputs(outputs, source.absolute(), key)
+            self.book.store.record_outputs(outputs, source.absolute(), self.options.written_from(key))
         return outputs
 
     def append_costs(self, outputs: tuple[Path, ...], line: CostLine) -> None:

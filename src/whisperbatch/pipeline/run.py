@@ -1,7 +1,7 @@
 """One recording from audio to written outputs: probe → reserve → chunks → stitch → [stages] → write.
 
-A `Pipeline` is what one set of job options makes: an engine, the stages after the transcript (a
-translation), where the outputs go. The job runner keeps one per distinct set of options, all sharing
+A `Pipeline` is what one set of job options makes: an engine, the stages after the transcript (speaker
+labels, a translation), where the outputs go. The job runner keeps one per distinct set of options, all sharing
 the process's one `Gate`, and hands each job's recording to `Pipeline.process_file`. Each recording
 gets its own `Recording` for the length of its run, so nothing about one file is kept in the pipeline.
 """
@@ -21,6 +21,7 @@ from ..engines.base import Engine
 from ..errors import Stopped
 from ..models import CostLine, FileResult, Spend, Task, Transcript
 from ..policy import Budget
+from ..speakers import SpeakerOptions
 from ..store import JobStore
 from ..translate import Translator
 from .cache import ChunkCache
@@ -29,6 +30,7 @@ from .events import Event, FileStarted
 from .gate import Bill, Gate
 from .outputs import OutputBook, OutputOptions
 from .recording import Draft, Recording, Stage
+from .speakers import SpeakerStage
 from .repair import Asker
 from .translation import TranslateOptions, TranslationStage
 
@@ -40,6 +42,7 @@ class StageOptions:
     chunks: ChunkOptions
     outputs: OutputOptions
     translation: TranslateOptions | None  # None: no chat model translates
+    speakers: SpeakerOptions | None = None  # None: no speaker labels
 
 
 class Pipeline:
@@ -69,8 +72,11 @@ class Pipeline:
             self.translation = TranslationStage(
                 translator, gate, options.translation, store=store, on_event=on_event
             )
-        # The stages after the transcript, in order.
-        self.stages: tuple[Stage, ...] = () if self.translation is None else (self.translation,)
+        self.speakers = None
+        if options.speakers is not None:
+            self.speakers = SpeakerStage(options.speakers, ffmpeg=ffmpeg, store=store)
+        # The stages after the transcript, in order: a translation keeps the labelled cues' speakers.
+        self.stages: tuple[Stage, ...] = tuple(s for s in (self.speakers, self.translation) if s is not None)
 
     def process_file(
         self,
@@ -108,6 +114,7 @@ class Pipeline:
         try:
             self.on_event(FileStarted(path, info.duration_s))
             draft = self._draft(rec, take_turn)
+            heard = draft.transcript
             for stage in self.stages:
                 draft = stage(rec, draft)
             line = bill.line()
@@ -129,6 +136,7 @@ class Pipeline:
             outputs=outputs,
             cost=line,
             transcript=draft.transcript,
+            heard=heard,
             translation=draft.translated,
             chunks_total=draft.chunks_total,
             chunks_uploaded=draft.chunks_uploaded,
@@ -144,7 +152,7 @@ class Pipeline:
         return Draft(transcript, chunks_total=len(done.chunks), chunks_uploaded=done.uploaded)
 
     def _stored_transcript(self, key: str) -> Transcript | None:
-        job = None if self.store is None or self.translation is None else self.store.job(key)
+        job = None if self.store is None or not self.stages else self.store.job(key)
         return None if job is None else job.transcript
 
     def stored_translation(self, key: str, transcript: Transcript) -> Transcript | None:
@@ -159,9 +167,14 @@ class Pipeline:
     ) -> FileResult | None:
         """Outputs for `source` from what is in the store (the transcript of `same_as`, the recording
         with its content): nothing is sent or billed, and its cost row, at $0, says which recording
-        it matched. None, and nothing written, when the translation this pipeline makes is not stored
-        yet."""
-        translated = None
+        it matched. None, and nothing written, when the speaker labels or the translation this pipeline
+        makes are not stored yet."""
+        heard, translated = transcript, None
+        if self.speakers is not None:
+            found = self.speakers.stored(key)
+            if found is None:
+                return None
+            transcript = self.speakers.labelled(transcript, found)
         if self.translation is not None:
             translated = self.stored_translation(key, transcript)
             if translated is None:
@@ -181,7 +194,7 @@ class Pipeline:
         if self.store is not None:
             self.store.record_cost(self.gate.run_id, line, Spend.DONE, job_key=key)
         return FileResult(
-            source=source, outputs=outputs, cost=line, transcript=transcript, translation=translated
+            source=source, outputs=outputs, cost=line, transcript=transcript, heard=heard, translation=translated
         )
 
     def _cost_line(self, bill: Bill, *, task: Task, audio_s: float) -> CostLine:

