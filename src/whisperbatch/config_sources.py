@@ -25,7 +25,7 @@ from .errors import ConfigError
 
 APP = "whisperbatch"
 # Sections are for people reading config.toml; keys are flat, so a key may sit in any section.
-SECTIONS = ("run", "openai", "translate", "local", "audio", "subtitles", "service")
+SECTIONS = ("run", "openai", "translate", "local", "audio", "speakers", "subtitles", "service")
 _MODEL_HINTS = typing.get_type_hints(ModelOverride)
 
 # Environment names that are not simply WHISPERBATCH_<FIELD>.
