@@ -56,12 +56,16 @@ def bob_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Bob alone, saying four sentences (about ten seconds), as a clip to register his voice from."""
     gap = np.zeros(round(0.4 * RATE), np.int16)
     speech = np.concatenate([part for text in sentences()[:4] for part in (synthesise(text, BOB, RATE), gap)])
-    path = tmp_path_factory.mktemp("clip") / "bob.wav"
+    return _write_wav(tmp_path_factory.mktemp("clip") / "bob.wav", speech.tobytes())
+
+
+def _write_wav(path: Path, frames: bytes) -> Path:
+    """16-bit mono PCM at RATE."""
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(RATE)
-        w.writeframes(speech.tobytes())
+        w.writeframes(frames)
     return path
 
 
@@ -140,6 +144,18 @@ def _assert_unlabelled(rec: Path) -> None:
         assert "Speaker" not in text and "<v " not in text, (ext, text)
 
 
+def _assert_translation_labelled(rec: Path, language: str) -> None:
+    """The translation's srt and vtt cues: the times and the speaker labels of the source's, with
+    translated text."""
+    for ext, pattern in (("srt", r"\[([^\]]+)\]"), ("vtt", r"<v ([^>]+)>")):
+        source = parse_srt(rec.with_suffix(f".{ext}").read_text())
+        translated = parse_srt(rec.with_suffix(f".{language}.{ext}").read_text())
+        assert [c[:2] for c in translated] == [c[:2] for c in source]
+        labels = [re.findall(pattern, c[2]) for c in source]
+        assert all(labels) and [re.findall(pattern, c[2]) for c in translated] == labels
+        assert any(de[2] != en[2] for en, de in zip(source, translated, strict=True))
+
+
 def _query(env: dict[str, str], sql: str) -> list[tuple[Any, ...]]:
     """Rows of this host's store (its SQLite file), read only."""
     db_path = Path(env["WHISPERBATCH_HOME"]) / "whisperbatch.sqlite3"
@@ -148,16 +164,18 @@ def _query(env: dict[str, str], sql: str) -> list[tuple[Any, ...]]:
 
 
 def _paid_usd(env: dict[str, str]) -> float:
-    """What the ledger says was spent, all runs together."""
-    return float(_query(env, "SELECT COALESCE(SUM(usd), 0) FROM ledger")[0][0])
+    """What the ledger says was spent on transcription, all runs together."""
+    return float(_query(env, "SELECT COALESCE(SUM(transcribe_usd), 0) FROM ledger")[0][0])
 
 
 def _cost_rows_usd(rec: Path) -> list[float]:
-    """The `usd` of every row of the `costs.csv` beside `rec`'s outputs, one per written run."""
-    return [float(row["usd"]) for row in csv.DictReader(rec.with_name("costs.csv").read_text().splitlines())]
+    """What each row of the `costs.csv` beside `rec`'s outputs (one per run that wrote them) spent on
+    transcription."""
+    rows = csv.DictReader(rec.with_name("costs.csv").read_text().splitlines())
+    return [float(row["transcribe_usd"]) for row in rows]
 
 
-def test_labels_added_later_upload_and_pay_nothing_and_force_redoes_them(
+def test_labels_and_their_translation_added_later_upload_nothing_and_force_redoes_them(
     api_env: dict[str, str], fake_openai: FakeOpenAI, conversation: Conversation, tmp_path: Path
 ) -> None:
     rec = _copy(conversation, tmp_path / "in")
@@ -180,13 +198,20 @@ def test_labels_added_later_upload_and_pay_nothing_and_force_redoes_them(
     assert r.code == 0, r.output
     assert f"{rec}: outputs are up to date, skipped" in r.stderr
 
+    # A translation added now: the stored transcript and labels, only the chat model asked.
+    r = run_cli(["translate", str(rec), "--to", "de", "--diarize", "-f", "srt,vtt"], api_env)
+    assert r.code == 0, r.output
+    assert f"{rec}: transcribed before; adding speaker labels and translating into de, no upload" in r.stderr
+    assert fake_openai.count == uploads and fake_openai.chats
+    _assert_translation_labelled(rec, "de")
+
     r = run_cli(["transcribe", str(rec), "-f", PLAIN], api_env)
     assert r.code == 0, r.output
     assert f"{rec}: outputs written from the stored transcript, no upload" in r.stderr
     _assert_unlabelled(rec)
     assert fake_openai.count == uploads and _paid_usd(api_env) == pytest.approx(paid)
     first, *again = _cost_rows_usd(rec)
-    assert first == pytest.approx(paid) and again == [0.0, 0.0]
+    assert first == pytest.approx(paid) and again == [0.0, 0.0, 0.0]
 
     r = run_cli(["transcribe", str(rec), "--force", "--diarize", "-f", LABELLED], api_env)
     assert r.code == 0, r.output
@@ -203,8 +228,9 @@ def test_a_damaged_speaker_model_costs_the_labels_not_the_transcript(
     models = Path(shutil.copytree(BUNDLED, tmp_path / "models"))
     (models / EMBEDDING).write_bytes(b"not a model" * 1000)
     first = _copy(conversation, tmp_path / "in")
-    second = _copy(conversation, tmp_path / "in", "other.wav")
-    second.write_bytes(first.read_bytes()[: -RATE * 2 * 10])  # another recording: 10 s shorter
+    with wave.open(str(first)) as w:  # another recording: the first 35 s of it
+        _write_wav(first.with_name("other.wav"), w.readframes(35 * RATE))
+    second = first.with_name("other.wav")
     damaged = {**api_env, "WHISPERBATCH_SPEAKER_MODELS": str(models)}
     r = run_cli(["transcribe", str(first), str(second), "--diarize", "-f", LABELLED], damaged)
     assert r.code == 0, r.output
@@ -218,48 +244,39 @@ def test_a_damaged_speaker_model_costs_the_labels_not_the_transcript(
         warnings = json.loads(rec.with_suffix(".json").read_text())["warnings"]
         assert len(warnings) == 1 and EMBEDDING in warnings[0]
 
-    # The model mended: the labels are made now, from the stored transcripts.
+    # The model mended: a run asking for labels again makes them, from the stored transcript.
     uploads = fake_openai.count
-    r = run_cli(["transcribe", str(first), str(second), "--diarize", "-f", LABELLED], api_env)
+    r = run_cli(["transcribe", str(first), "--diarize", "-f", LABELLED], api_env)
     assert r.code == 0, r.output
-    assert "transcribed before; adding speaker labels, no upload" in r.stderr
-    assert fake_openai.count == uploads and "warning" not in r.stderr.replace("warning: model whisper-1", "")
+    assert f"{first}: transcribed before; adding speaker labels, no upload" in r.stderr
+    assert fake_openai.count == uploads and "done with warnings" not in r.stderr
     _assert_labelled(conversation, first)
 
 
-def test_a_registered_voice_names_its_speaker_until_it_is_removed(
-    api_env: dict[str, str], conversation: Conversation, bob_clip: Path, tmp_path: Path
-) -> None:
-    r = run_cli(["voices", "add", "Bob", str(bob_clip)], api_env)
-    assert r.code == 0, r.output
-    rec = _copy(conversation, tmp_path / "in")
-    r = run_cli(["transcribe", str(rec), "--diarize", "-f", LABELLED], api_env)
-    assert r.code == 0, r.output
-    named = _assert_labelled(conversation, rec)
-    assert named["Bob"] == "Bob"
-    assert all(named[who].startswith("Speaker ") for who in ("Ann", "Cid"))
-    bob_said = [s for s in _segments(rec) if s["speaker"] == "Bob"]
-    assert bob_said and "<v Bob>" in rec.with_suffix(".vtt").read_text()
-
-    r = run_cli(["voices", "remove", "Bob"], api_env)
-    assert r.code == 0, r.output
-    r = run_cli(["transcribe", str(rec), "--diarize", "--force", "-f", LABELLED], api_env)
-    assert r.code == 0, r.output
-    named = _assert_labelled(conversation, rec)
-    assert all(label.startswith("Speaker ") for label in named.values())
-
-
-def test_a_voice_registered_on_one_host_names_the_speaker_on_another(
+def test_a_voice_registered_on_one_host_names_its_speaker_on_another_until_removed(
     api_env: dict[str, str], pg_url: str, conversation: Conversation, bob_clip: Path, tmp_path: Path
 ) -> None:
-    r = run_cli(["voices", "add", "Bob", str(bob_clip), "--database", pg_url], api_env)
-    assert r.code == 0, r.output
+    """Two hosts of one PostgreSQL store: one registers Bob's voice from a clip of him alone (a process
+    given `--database`), the other (the store's URL from its environment) labels a conversation where
+    Bob speaks; once the voice is removed, a run with `--force` labels him as any speaker."""
+    this_host = ["--database", pg_url]
     other_host = {**api_env, "WHISPERBATCH_DATABASE_URL": pg_url}
+    r = run_cli(["voices", "add", "Bob", str(bob_clip), *this_host], api_env)
+    assert r.code == 0, r.output
     rec = _copy(conversation, tmp_path / "elsewhere")
     r = run_cli(["transcribe", str(rec), "--diarize", "-f", LABELLED], other_host)
     assert r.code == 0, r.output
     named = _assert_labelled(conversation, rec)
-    assert named["Bob"] == "Bob" and named["Ann"].startswith("Speaker ")
+    assert named["Bob"] == "Bob"
+    assert all(named[who].startswith("Speaker ") for who in ("Ann", "Cid"))
+    assert "<v Bob>" in rec.with_suffix(".vtt").read_text()
+
+    r = run_cli(["voices", "remove", "Bob", *this_host], api_env)
+    assert r.code == 0, r.output
+    r = run_cli(["transcribe", str(rec), "--diarize", "--force", "-f", LABELLED], other_host)
+    assert r.code == 0, r.output
+    named = _assert_labelled(conversation, rec)
+    assert all(label.startswith("Speaker ") for label in named.values())
 
 
 @pytest.mark.parametrize(
@@ -278,23 +295,6 @@ def test_speaker_options_that_cannot_hold_are_one_line_and_exit_2(
     [line] = r.stderr.strip().splitlines()
     assert line.startswith("error: ") and all(w in line for w in words), line
     assert sorted(p.name for p in rec.parent.iterdir()) == [rec.name]
-
-
-def test_a_translation_keeps_the_speaker_of_every_cue(
-    api_env: dict[str, str], fake_openai: FakeOpenAI, conversation: Conversation, tmp_path: Path
-) -> None:
-    rec = _copy(conversation, tmp_path / "in")
-    r = run_cli(["translate", str(rec), "--to", "de", "--diarize", "-f", "srt,vtt,json"], api_env)
-    assert r.code == 0, r.output
-    assert fake_openai.chats
-    for ext, pattern in (("srt", r"\[([^\]]+)\]"), ("vtt", r"<v ([^>]+)>")):
-        source = parse_srt(rec.with_suffix(f".{ext}").read_text())
-        german = parse_srt(rec.with_name(f"meeting.de.{ext}").read_text())
-        assert [c[:2] for c in german] == [c[:2] for c in source]
-        assert [re.findall(pattern, c[2]) for c in german] == [re.findall(pattern, c[2]) for c in source]
-        assert all(re.findall(pattern, c[2]) for c in source)
-        assert any(de[2] != en[2] for en, de in zip(source, german, strict=True))  # translated
-    _label_of(conversation, rec)
 
 
 def test_a_queued_job_keeps_its_diarize_for_the_worker(
