@@ -10,6 +10,7 @@ is who each output says speaks when, against who did.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import re
@@ -159,7 +160,7 @@ def _assert_translation_labelled(rec: Path, language: str) -> None:
 def _query(env: dict[str, str], sql: str) -> list[tuple[Any, ...]]:
     """Rows of this host's store (its SQLite file), read only."""
     db_path = Path(env["WHISPERBATCH_HOME"]) / "whisperbatch.sqlite3"
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
+    with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
         return db.execute(sql).fetchall()
 
 
