@@ -159,14 +159,17 @@ class Outputs:
         line: CostLine | None,
     ) -> tuple[Path, ...]:
         """Every output of `source`, translation included, written all or none, and recorded as job
-        `key`'s."""
+        `key`'s (with its speaker options when labelled)."""
         own, others = self.targets(source, task)
         texts = writers.render_outputs(transcript, own, self.options.style, line, source=source)
         if translated is not None:
             texts.update(writers.render_outputs(translated, others, self.options.style, line, source=source))
         outputs = writers.write_files(texts)
         if self.book.store is not None:
-            self.book.store.record_outputs(outputs, source.absolute(), self.options.written_from(key))
+            # Labels that could not be made: recorded as written without them, so a run asking for
+            # labels again makes them (once their cause, a damaged model say, is mended).
+            written_from = key if transcript.unlabelled is not None else self.options.written_from(key)
+            self.book.store.record_outputs(outputs, source.absolute(), written_from)
         return outputs
 
     def append_costs(self, outputs: tuple[Path, ...], line: CostLine) -> None:
