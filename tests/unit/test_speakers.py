@@ -58,7 +58,7 @@ def test_excerpts_take_only_a_speaker_talking_alone_and_enough_of_it() -> None:
     activity[240:380, 1] = 1  # overlaps speaker 0 for 10 frames, then 2.2 s alone
     activity[400:410, 2] = 1  # 0.17 s: too little
     samples = np.arange(spec.window_samples, dtype=np.float32)
-    found = excerpts(0, Window(0, samples, activity), spec, 0.5, 3.0)
+    found = excerpts(0, Window(0, samples, activity, activity.astype(np.float16)), spec, 0.5, 3.0)
     assert [e.local for e in found] == [0, 1]
     assert len(found[0].samples) == 3 * 16_000  # capped at max_s
     assert len(found[1].samples) == 2.25 * 16_000  # its time alone, cut to whole quarter seconds
