@@ -74,7 +74,7 @@ class Pipeline:
             )
         self.speakers = None
         if options.speakers is not None:
-            self.speakers = SpeakerStage(options.speakers, ffmpeg=ffmpeg, store=store)
+            self.speakers = SpeakerStage(options.speakers, ffmpeg=ffmpeg, store=store, stop=gate.stop)
         # The stages after the transcript, in order: a translation keeps the labelled cues' speakers.
         self.stages: tuple[Stage, ...] = tuple(s for s in (self.speakers, self.translation) if s is not None)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import threading
 
 from ..errors import Stopped, WhisperbatchError, mask
 from ..models import SpeakerTurn, Transcript
@@ -53,8 +54,9 @@ class SpeakerStage:
         *,
         ffmpeg: str,
         store: JobStore | None,
+        stop: threading.Event,
     ) -> None:
-        self.options, self.ffmpeg, self.store = options, ffmpeg, store
+        self.options, self.ffmpeg, self.store, self.stop = options, ffmpeg, store, stop
 
     def key(self, job_key: str) -> str:
         """Where a job's labels are kept: the job, and the speaker counts asked for."""
@@ -66,7 +68,7 @@ class SpeakerStage:
         try:
             found = self.stored(rec.key)
             if found is None:
-                found = diarize(rec.path, self.options, ffmpeg=self.ffmpeg)
+                found = diarize(rec.path, self.options, ffmpeg=self.ffmpeg, stop=self.stop)
                 if self.store is not None:
                     self.store.save_speaker_labels(self.key(rec.key), rec.key, to_json(found))
         except Stopped:

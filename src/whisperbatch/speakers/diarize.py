@@ -10,6 +10,7 @@ kept, so memory does not grow with the recording's audio.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import Stopped
 from ..models import SpeakerTurn
 from .cluster import Bounds, assign, centroids, cluster
 from .embed import Excerpt, embed, excerpts
@@ -62,10 +64,13 @@ class _Heard:
     embeddings: list[npt.NDArray[np.float32]] = field(default_factory=list)
 
 
-def diarize(path: Path, options: SpeakerOptions, *, ffmpeg: str) -> Diarization:
-    """The recording's speaker turns. Raises SpeakerError (models), DecodeError (audio)."""
+def diarize(
+    path: Path, options: SpeakerOptions, *, ffmpeg: str, stop: threading.Event | None = None
+) -> Diarization:
+    """The recording's speaker turns. Raises SpeakerError (models), DecodeError (audio), Stopped when
+    `stop` is set (checked between windows)."""
     spec = segmentation_spec()
-    heard = _listen(path, ffmpeg, spec, options.models)
+    heard = _listen(path, ffmpeg, spec, options.models, stop or threading.Event())
     if not heard.embeddings:
         return Diarization()
     embeddings = np.concatenate(heard.embeddings)
@@ -76,7 +81,9 @@ def diarize(path: Path, options: SpeakerOptions, *, ffmpeg: str) -> Diarization:
     return _named_in_order(turns, voices)
 
 
-def _listen(path: Path, ffmpeg: str, spec: SegmentationSpec, models: str | None) -> _Heard:
+def _listen(
+    path: Path, ffmpeg: str, spec: SegmentationSpec, models: str | None, stop: threading.Event
+) -> _Heard:
     heard = _Heard()
     pending: list[Excerpt] = []
 
@@ -88,6 +95,8 @@ def _listen(path: Path, ffmpeg: str, spec: SegmentationSpec, models: str | None)
 
     step = int(STEP_S * SAMPLE_RATE_HZ)
     for index, window in enumerate(segmented(path, ffmpeg, spec, step, models)):
+        if stop.is_set():
+            raise Stopped(f"{path}: stopped while labelling speakers")
         heard.starts.append(window.start_sample)
         heard.activity.append(window.activity)
         heard.confidence.append(window.confidence)

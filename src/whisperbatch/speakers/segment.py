@@ -75,7 +75,8 @@ def segment(batch: list[tuple[int, np.ndarray]], models: str | Path | None) -> l
     classes = np.argmax(log_probs, axis=-1)
     confidence = (np.exp(log_probs) @ POWERSET.astype(np.float32)).astype(np.float16)
     return [
-        Window(start, samples, POWERSET[classes[i]], confidence[i]) for i, (start, samples) in enumerate(batch)
+        Window(start, samples, POWERSET[classes[i]], confidence[i])
+        for i, (start, samples) in enumerate(batch)
     ]
 
 
