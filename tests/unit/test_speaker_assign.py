@@ -114,7 +114,8 @@ def test_a_blank_word_never_makes_a_part_of_its_own() -> None:
 
 def test_segments_without_words_take_the_turn_overlapping_them_most() -> None:
     segments = (Segment(0.0, 4.0, "Mostly the first."), Segment(4.5, 5.0, "In a gap, nearer B."))
-    labelled = label_transcript(_transcript(*segments), _turns((0.0, 2.5, A), (2.5, 4.0, B), (5.2, 8.0, B)))
+    # The last word's middle (3.2 s of 4 s of speech, by letters) is still in A's turn: no split.
+    labelled = label_transcript(_transcript(*segments), _turns((0.0, 3.6, A), (3.6, 4.0, B), (5.2, 8.0, B)))
     assert [(s.text, s.speaker, s.words) for s in labelled.segments] == [
         ("Mostly the first.", A, ()),
         ("In a gap, nearer B.", B, ()),
@@ -171,3 +172,20 @@ def test_assignment_matches_comparing_every_turn(seed: int) -> None:
     segments = [Segment(w.start_s, w.end_s, w.text, words=(w,)) for w in words]
     labelled = label_transcript(_transcript(*segments), turns)
     assert [s.speaker for s in labelled.segments] == [_reference(turns, w.start_s, w.end_s) for w in words]
+
+
+def test_an_untimed_segment_across_two_voices_is_split_by_their_speech() -> None:
+    """Text from a model without word times: laid over the turns' speech by letters, the pause between
+    the turns taking none of it."""
+
+    segment = Segment(0.0, 10.0, "aaaa bbbb cccc dddd")
+    turns = [SpeakerTurn(0.0, 4.0, "Speaker 1"), SpeakerTurn(6.0, 10.0, "Speaker 2")]
+    t = label_transcript(
+        Transcript((segment,), "en", 10.0, "openai", "gpt-transcribe", Task.TRANSCRIBE), turns
+    )
+    assert [(s.text, s.speaker) for s in t.segments] == [
+        ("aaaa bbbb", "Speaker 1"),
+        ("cccc dddd", "Speaker 2"),
+    ]
+    assert t.segments[0].start_s == 0.0 and t.segments[0].end_s <= 4.0
+    assert t.segments[1].start_s >= 6.0 and t.segments[1].end_s == 10.0

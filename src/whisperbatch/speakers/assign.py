@@ -10,8 +10,9 @@ Why it is shaped this way:
   line and cue made from it) is one voice. The parts keep the segment's decoder figures, take their
   times from their own words, and their text from the segment's own text (its punctuation and casing,
   also where an engine gives bare words), so nothing is said twice or lost.
-- Segments without words (models that return text only) and translated cues have only their own span
-  to go by: they take the turn that overlaps that span most.
+- Segments without words (models that return text only) have only their text and span to go by: where
+  the span holds more than one voice, the text is laid over the turns' speech in it by its letters and
+  split where the speaker changes. Translated cues take the turn that overlaps them most.
 - Turns are searched by start with a running maximum of ends, so an hour of words against an hour of
   turns costs a bisection per word, not a scan.
 """
@@ -51,13 +52,54 @@ def label_cues(translated: Transcript, turns: Sequence[SpeakerTurn]) -> Transcri
 
 def _label_segment(segment: Segment, timeline: _Timeline) -> list[Segment]:
     if not segment.words:
-        return [dataclasses.replace(segment, speaker=timeline.speaker(segment.start_s, segment.end_s))]
+        return _label_untimed(segment, timeline)
     words = _label_words(segment.words, timeline)
     runs = [list(run) for _, run in itertools.groupby(words, key=lambda w: w.speaker)]
     if len(runs) == 1:
         return [dataclasses.replace(segment, words=tuple(words), speaker=words[0].speaker)]
     texts = iter(word_texts(segment))
     return [_part(segment, run, "".join(next(texts) for _ in run).strip()) for run in runs]
+
+
+def _label_untimed(segment: Segment, timeline: _Timeline) -> list[Segment]:
+    """A segment without word times (a model that returns text only) across several turns: its words
+    are laid over the turns' speech inside it in proportion to their letters, and it is split where
+    that gives another speaker. Speech is what the turns cover, so a pause inside the segment takes
+    none of its words."""
+    pieces = timeline.inside(segment.start_s, segment.end_s)
+    tokens = segment.text.split()
+    if len({speaker for *_, speaker in pieces}) < 2 or len(tokens) < 2:
+        return [dataclasses.replace(segment, speaker=timeline.speaker(segment.start_s, segment.end_s))]
+    speech_s = sum(b - a for a, b, _ in pieces)
+    weights = [len(t) + 1 for t in tokens]
+    total, done = sum(weights), 0
+    placed: list[tuple[str, float, float, str]] = []  # token, start_s, end_s, speaker
+    for token, weight in zip(tokens, weights, strict=True):
+        start_s, _ = _at(pieces, speech_s * done / total, starting=True)
+        _, speaker = _at(pieces, speech_s * (done + weight / 2) / total)  # where its middle falls
+        done += weight
+        end_s, _ = _at(pieces, speech_s * done / total)
+        placed.append((token, start_s, max(start_s, end_s), speaker))
+    runs = [list(run) for _, run in itertools.groupby(placed, key=lambda p: p[3])]
+    return [
+        dataclasses.replace(
+            segment, start_s=run[0][1], end_s=run[-1][2], text=" ".join(p[0] for p in run), speaker=run[0][3]
+        )
+        for run in runs
+    ]
+
+
+def _at(
+    pieces: Sequence[tuple[float, float, str]], speech_s: float, *, starting: bool = False
+) -> tuple[float, str]:
+    """The time and speaker `speech_s` seconds of speech into `pieces` (what starts where a piece ends
+    starts in the next one)."""
+    for a, b, speaker in pieces:
+        if speech_s < b - a or (speech_s == b - a and not starting):
+            return a + speech_s, speaker
+        speech_s -= b - a
+    a, b, speaker = pieces[-1]
+    return b, speaker
 
 
 def _label_words(words: Sequence[Word], timeline: _Timeline) -> list[Word]:
@@ -116,6 +158,18 @@ class _Timeline:
             key=lambda i: (self._overlap(i, start_s, end_s), -self._distance(i, start_s, end_s), i),
         )
         return self.turns[best].speaker
+
+    def inside(self, start_s: float, end_s: float) -> list[tuple[float, float, str]]:
+        """The parts of the turns inside start_s..end_s, in order of start."""
+        after = bisect.bisect_left(self.starts, end_s)
+        found = []
+        for index in range(after - 1, -1, -1):
+            if self.turns[self.reach[index]].end_s <= start_s:
+                break
+            turn = self.turns[index]
+            if turn.end_s > start_s:
+                found.append((max(start_s, turn.start_s), min(end_s, turn.end_s), turn.speaker))
+        return sorted(found)
 
     def _overlap(self, index: int, start_s: float, end_s: float) -> float:
         turn = self.turns[index]
