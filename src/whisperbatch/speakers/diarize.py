@@ -76,7 +76,7 @@ def diarize(
     embeddings = np.concatenate(heard.embeddings)
     labels = cluster(embeddings, options.bounds())
     voices = centroids(embeddings, labels)
-    mapping = _match_windows(heard, embeddings, voices)
+    mapping = _match_windows(heard, embeddings, labels, voices)
     turns = _rebuild(heard, mapping, len(voices), spec)
     return _named_in_order(turns, voices)
 
@@ -108,15 +108,23 @@ def _listen(
 
 
 def _match_windows(
-    heard: _Heard, embeddings: npt.NDArray[np.float32], voices: npt.NDArray[np.float32]
+    heard: _Heard,
+    embeddings: npt.NDArray[np.float32],
+    labels: npt.NDArray[np.int64],
+    voices: npt.NDArray[np.float32],
 ) -> dict[tuple[int, int], int]:
-    """Each embedded local speaker's voice; two local speakers of one window never share one."""
+    """Each embedded local speaker's voice: its cluster's, unless two local speakers of one window fell
+    in one cluster; then that window's speakers go to the voices they are most alike, one each."""
     by_window: dict[int, list[int]] = {}
     for row, (window, _) in enumerate(heard.owners):
         by_window.setdefault(window, []).append(row)
     mapping = {}
     for rows in by_window.values():
-        for r, c in assign(embeddings[rows] @ voices.T).items():
+        if len(set(labels[rows].tolist())) == len(rows):
+            pairs = {r: int(labels[row]) for r, row in enumerate(rows)}
+        else:
+            pairs = assign(embeddings[rows] @ voices.T)
+        for r, c in pairs.items():
             mapping[heard.owners[rows[r]]] = c
     return mapping
 
