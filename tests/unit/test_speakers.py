@@ -61,9 +61,14 @@ def test_excerpts_take_only_a_speaker_talking_alone_and_enough_of_it() -> None:
     found = excerpts(0, Window(0, samples, activity, activity.astype(np.float16)), spec, 0.5, 3.0)
     assert [e.local for e in found] == [0, 1]
     assert len(found[0].samples) == 3 * 16_000  # capped at max_s
-    assert len(found[1].samples) == 2.25 * 16_000  # its time alone, cut to whole quarter seconds
+    assert len(found[1].samples) == 2 * 16_000  # its 2.25 s alone, cut to whole half seconds
     alone_from = 250 * spec.frame_step_s * 16_000  # where speaker 0 stops
     assert found[1].samples.min() >= alone_from  # the samples are the window's own, counting up
+    # Only the frames the window owns count: speaker 0's speech lies before them.
+    owned = excerpts(
+        0, Window(0, samples, activity, activity.astype(np.float16)), spec, 0.5, 3.0, slice(250, 589)
+    )
+    assert [e.local for e in owned] == [1]
 
 
 def _voices(rng: np.random.Generator, k: int, per: int, spread: float) -> tuple[np.ndarray, np.ndarray]:

@@ -24,11 +24,11 @@ from .cluster import Bounds, assign, centroids, cluster
 from .embed import Excerpt, embed, excerpts
 from .fbank import SAMPLE_RATE_HZ
 from .runtime import SegmentationSpec, SpeakerError, segmentation_spec
-from .segment import segmented
+from .segment import Window, segmented
 
 STEP_S = 5.0  # windows of 10 s, half overlapping
 EXCERPT_MIN_S, EXCERPT_MAX_S = 0.5, 3.0
-PENDING = 64  # excerpts held before they are embedded
+PENDING = 16  # excerpts held before they are embedded
 MERGE_GAP_S = 0.2  # one speaker's turns closer than this are one turn
 
 
@@ -93,16 +93,36 @@ def _listen(
             heard.owners.extend((e.window, e.local) for e in pending)
             pending.clear()
 
+    frame = spec.frame_step_s * SAMPLE_RATE_HZ
+    owned_until = 0  # sample where the last window's own stretch ended
+
+    def take(index: int, window: Window, last: bool) -> int:
+        """Embed the speech of the stretch `window` owns: from where the window before's ended to
+        three quarters in (the last window: to its end). Windows overlap, and each second of speech is
+        embedded once, from the window that hears it nearest its middle."""
+        end = window.start_sample + (len(window.samples) if last else len(window.samples) * 3 // 4)
+        owned = slice(
+            max(0, round((owned_until - window.start_sample) / frame)),
+            round((end - window.start_sample) / frame),
+        )
+        pending.extend(excerpts(index, window, spec, EXCERPT_MIN_S, EXCERPT_MAX_S, owned))
+        if len(pending) >= PENDING:
+            flush()
+        return end
+
     step = int(STEP_S * SAMPLE_RATE_HZ)
+    previous: tuple[int, Window] | None = None
     for index, window in enumerate(segmented(path, ffmpeg, spec, step, models)):
         if stop.is_set():
             raise Stopped(f"{path}: stopped while labelling speakers")
         heard.starts.append(window.start_sample)
         heard.activity.append(window.activity)
         heard.confidence.append(window.confidence)
-        pending.extend(excerpts(index, window, spec, EXCERPT_MIN_S, EXCERPT_MAX_S))
-        if len(pending) >= PENDING:
-            flush()
+        if previous is not None:
+            owned_until = take(*previous, last=False)
+        previous = (index, window)
+    if previous is not None:
+        take(*previous, last=True)
     flush()
     return heard
 

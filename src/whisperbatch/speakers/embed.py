@@ -2,8 +2,9 @@
 
 From each window, each local speaker's frames where it talks alone are gathered (longest stretches
 first) into one excerpt of at most `max_s`; shorter than `min_s` gives too unsteady an embedding to
-trust, and that speaker is left to the windows around it. Excerpts are cut to whole quarter seconds, so
-a batch holds excerpts of one length and no padding shifts the model's statistics pooling.
+trust, and that speaker is left to the windows around it. Excerpts are cut to whole half seconds, so
+a batch holds excerpts of one length (no padding shifts the model's statistics pooling) and the model
+sees few shapes. Batches are small: a larger one is hardly faster and holds more memory.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import numpy as np
 import numpy.typing as npt
 
 from .fbank import SAMPLE_RATE_HZ, fbank
-from .runtime import EMBEDDING, SegmentationSpec, session
+from .runtime import EMBEDDING, SegmentationSpec, run
 from .segment import Window
 
-QUANTUM = SAMPLE_RATE_HZ // 4
-BATCH = 32
+QUANTUM = SAMPLE_RATE_HZ // 2
+BATCH = 4
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,15 @@ def runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
 
 
-def excerpts(index: int, window: Window, spec: SegmentationSpec, min_s: float, max_s: float) -> list[Excerpt]:
-    """Each local speaker's clean speech in `window`, as one excerpt, where there is enough of it."""
+def excerpts(
+    index: int, window: Window, spec: SegmentationSpec, min_s: float, max_s: float, owned: slice = slice(None)
+) -> list[Excerpt]:
+    """Each local speaker's clean speech in the `owned` frames of `window`, as one excerpt, where there
+    is enough of it."""
     alone = window.activity.sum(axis=1) == 1
+    inside = np.zeros(len(alone), dtype=bool)
+    inside[owned] = True
+    alone &= inside
     found = []
     step = spec.frame_step_s * SAMPLE_RATE_HZ
     for local in range(window.activity.shape[1]):
@@ -69,11 +76,9 @@ def embed(
     by_length: dict[int, list[int]] = defaultdict(list)
     for i, samples in enumerate(samples_list):
         by_length[len(samples)].append(i)
-    model = session(models, EMBEDDING)
     for indices in by_length.values():
         for k in range(0, len(indices), BATCH):
             part = indices[k : k + BATCH]
-            feats = np.stack([fbank(samples_list[i]) for i in part])
-            out[part] = model.run(None, {"fbank": feats})[0]
+            out[part] = run(models, EMBEDDING, {"fbank": np.stack([fbank(samples_list[i]) for i in part])})
     out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
     return out

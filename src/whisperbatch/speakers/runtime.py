@@ -8,6 +8,8 @@ is not.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import json
 import os
@@ -62,7 +64,36 @@ def _session(path: Path, threads: int) -> Any:
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 4
+    # Inputs change shape from run to run: an arena would keep the largest run's memory for good.
+    opts.enable_cpu_mem_arena = False
+    # The two models' runs take turns: threads of one spinning for work would hold the cores the other
+    # (and ffmpeg, decoding ahead) needs.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"], sess_options=opts)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    name = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    return trim
+
+
+def release() -> None:
+    """Give the memory a model's run freed back to the system. glibc keeps freed blocks of the sizes a
+    run uses for later, so without this each input shape's activations would stay resident for good;
+    elsewhere (no glibc) it does nothing."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+def run(folder: str | Path | None, name: str, feeds: dict[str, Any]) -> Any:
+    """Model `name`'s first output for `feeds`, its run's memory given back."""
+    try:
+        return session(folder, name).run(None, feeds)[0]
+    finally:
+        release()
 
 
 def session(folder: str | Path | None, name: str) -> Any:

@@ -15,14 +15,14 @@ import numpy as np
 import numpy.typing as npt
 
 from ..audio.decode import PcmReader
-from .runtime import SEGMENTATION, SegmentationSpec, session
+from .runtime import SEGMENTATION, SegmentationSpec, run
 
 # Powerset classes of segmentation-3.0 (3 local speakers, at most 2 at once) as speaker sets.
 POWERSET = np.array(
     [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1]], dtype=np.uint8
 )
 LOCAL_SPEAKERS = 3
-BATCH = 16
+BATCH = 2  # windows per run: more only hold more memory (80 filters over 10 s each), for little speed
 READ_SAMPLES = 60 * 16_000
 
 
@@ -71,7 +71,7 @@ def windows(reader: PcmReader, spec: SegmentationSpec, step_samples: int) -> Ite
 def segment(batch: list[tuple[int, np.ndarray]], models: str | Path | None) -> list[Window]:
     """Local speakers' activity in each window of `batch`."""
     waveforms = np.stack([samples for _, samples in batch])[:, None, :]
-    log_probs = session(models, SEGMENTATION).run(None, {"waveforms": waveforms})[0]
+    log_probs = run(models, SEGMENTATION, {"waveforms": waveforms})
     classes = np.argmax(log_probs, axis=-1)
     confidence = (np.exp(log_probs) @ POWERSET.astype(np.float32)).astype(np.float16)
     return [
