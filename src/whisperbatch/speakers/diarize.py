@@ -30,6 +30,7 @@ STEP_S = 5.0  # windows of 10 s, half overlapping
 EXCERPT_MIN_S, EXCERPT_MAX_S = 0.5, 3.0
 PENDING = 16  # excerpts held before they are embedded
 MERGE_GAP_S = 0.2  # one speaker's turns closer than this are one turn
+VOICEPRINT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -222,13 +223,16 @@ def _named_in_order(turns: list[tuple[float, float, int]], voices: npt.NDArray[n
 def voiceprint(
     path: Path, *, ffmpeg: str, models: str | None = None, min_speech_s: float = 2.0
 ) -> tuple[float, ...]:
-    """One voice's embedding from a clip of that person alone: the mean of its excerpts' embeddings.
-    Raises SpeakerError when the clip has less than `min_speech_s` of clear speech."""
+    """One voice's embedding from a clip of that person alone: the mean of its excerpts' embeddings
+    (from its first minute of clear speech: more says no more). Raises SpeakerError when the clip has
+    less than `min_speech_s` of clear speech."""
     spec = segmentation_spec()
     step = spec.window_samples
     found: list[Excerpt] = []
     for index, window in enumerate(segmented(path, ffmpeg, spec, step, models)):
         found += excerpts(index, window, spec, EXCERPT_MIN_S, EXCERPT_MAX_S)
+        if sum(len(e.samples) for e in found) >= VOICEPRINT_S * SAMPLE_RATE_HZ:
+            break
     speech_s = sum(len(e.samples) for e in found) / SAMPLE_RATE_HZ
     if speech_s < min_speech_s:
         raise SpeakerError(
