@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +35,8 @@ from whisperbatch.writers import (
     write_vtt,
 )
 
-GOLDEN = Path(__file__).parent / "golden"
+from . import golden
+
 STYLE = CueStyle()
 S1, S2, ANN = "Speaker 1", "Speaker 2", "Ann Lee <host>"
 
@@ -76,12 +76,6 @@ CONVERSATION = Transcript(
 LABELLED = label_transcript(CONVERSATION, TURNS)
 
 
-def _render(writer: Callable[[io.StringIO], None]) -> str:
-    buffer = io.StringIO()
-    writer(buffer)
-    return buffer.getvalue()
-
-
 def _translation(source: Transcript) -> Transcript:
     """As the translation stage makes one: a segment per source cue, at its times."""
     cues = build_cues(source.segments, STYLE, end_s=source.duration_s)
@@ -104,11 +98,7 @@ RENDERINGS: dict[str, Callable[[io.StringIO], None]] = {
 
 @pytest.mark.parametrize("name", sorted(RENDERINGS))
 def test_golden(name: str) -> None:
-    actual = _render(RENDERINGS[name])
-    golden = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        golden.write_text(actual, encoding="utf-8", newline="")
-    assert actual == golden.read_text(encoding="utf-8")
+    golden.check(name, RENDERINGS[name])
 
 
 def test_without_labels_every_format_is_as_before(tmp_path: Path) -> None:
@@ -250,7 +240,8 @@ def test_txt_labels_each_turn_and_keeps_one_segment_per_line() -> None:
         speakers=TURNS,
     )
     assert (
-        _render(lambda s: write_txt(t, s)) == "Speaker 1: First.\nsecond line\nThird.\n\nSpeaker 2: Reply.\n"
+        golden.render(lambda s: write_txt(t, s))
+        == "Speaker 1: First.\nsecond line\nThird.\n\nSpeaker 2: Reply.\n"
     )
 
 

@@ -36,7 +36,7 @@ from whisperbatch.writers import (
     write_vtt,
 )
 
-GOLDEN = Path(__file__).parent / "golden"
+from . import golden
 
 LONG = (
     "This sentence is deliberately long so that it cannot fit into two subtitle lines "
@@ -75,12 +75,6 @@ COST = CostLine(
     transcribe_usd=0.3727,
 )
 STYLE = CueStyle()
-
-
-def _render(writer: Callable[[io.StringIO], None]) -> str:
-    buffer = io.StringIO()
-    writer(buffer)
-    return buffer.getvalue()
 
 
 def _w(start_s: float, end_s: float, text: str, probability: float | None = None) -> Word:
@@ -154,16 +148,11 @@ RENDERINGS: dict[str, Callable[[io.StringIO], None]] = {
 
 @pytest.mark.parametrize("name", sorted(RENDERINGS))
 def test_golden(name: str) -> None:
-    actual = _render(RENDERINGS[name])
-    golden = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(actual, encoding="utf-8", newline="")
-    assert actual == golden.read_text(encoding="utf-8")
+    golden.check(name, RENDERINGS[name])
 
 
 def test_json_without_cost_and_optional_fields() -> None:
-    document = json.loads(_render(lambda s: write_json(SAMPLE, s, None)))
+    document = json.loads(golden.render(lambda s: write_json(SAMPLE, s, None)))
     assert document["cost"] is None
     assert set(document["segments"][2]) == {"id", "start_s", "end_s", "text"}
     assert document["segments"][0]["no_speech_prob"] == 0.01
@@ -171,7 +160,7 @@ def test_json_without_cost_and_optional_fields() -> None:
 
 
 def test_json_words_and_gaps() -> None:
-    document = json.loads(_render(lambda s: write_json(WORDS_SAMPLE, s, None)))
+    document = json.loads(golden.render(lambda s: write_json(WORDS_SAMPLE, s, None)))
     assert document["gaps"] == [{"start_s": 10.2, "end_s": 11.6}]
     first = document["segments"][0]["words"][0]
     assert first == {"start_s": 0.5, "end_s": 0.84, "text": "Welcome", "probability": 0.91}
@@ -191,16 +180,16 @@ def test_json_words_and_gaps() -> None:
 )
 def test_srt_timestamps(start_s: float, end_s: float, expected: str) -> None:
     t = _transcript([Segment(start_s, end_s, "x")])
-    assert _render(lambda s: write_srt(t, s, STYLE)).splitlines()[1] == expected
+    assert golden.render(lambda s: write_srt(t, s, STYLE)).splitlines()[1] == expected
 
 
 def test_cue_at_the_recording_end_is_at_least_1_ms() -> None:
     t = Transcript((Segment(3600.0, 3600.0, "x"),), "en", 3600.0, "local", "base", Task.TRANSCRIBE)
-    assert _render(lambda s: write_srt(t, s, STYLE)).splitlines()[1] == "01:00:00,000 --> 01:00:00,001"
+    assert golden.render(lambda s: write_srt(t, s, STYLE)).splitlines()[1] == "01:00:00,000 --> 01:00:00,001"
 
 
 def test_vtt_has_header_no_numbers_and_dot() -> None:
-    text = _render(lambda s: write_vtt(SAMPLE, s, STYLE))
+    text = golden.render(lambda s: write_vtt(SAMPLE, s, STYLE))
     assert text.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:02.000\n")
     assert "," not in "".join(line for line in text.splitlines() if "-->" in line)
 
@@ -544,7 +533,7 @@ def _random_transcript(seed: int) -> Transcript:
 @pytest.mark.parametrize("seed", range(40))
 def test_untimed_cue_properties(seed: int, style: CueStyle) -> None:
     t = SAMPLE if seed == 0 else _random_transcript(seed)
-    srt = _parse_srt(_render(lambda s: write_srt(t, s, style)))
+    srt = _parse_srt(golden.render(lambda s: write_srt(t, s, style)))
     assert [number for number, *_ in srt] == list(range(1, len(srt) + 1))
     cues = [Cue(start, end, tuple(lines)) for _, start, end, lines in srt]
     _check_cues(cues, style)
@@ -554,7 +543,7 @@ def test_untimed_cue_properties(seed: int, style: CueStyle) -> None:
 
 def test_txt_skips_blank_and_strips() -> None:
     t = _transcript([Segment(0, 1, "  a  b "), Segment(1, 2, " \n"), Segment(2, 3, "c\nd")])
-    assert _render(lambda s: write_txt(t, s)) == "a b\nc d\n"
+    assert golden.render(lambda s: write_txt(t, s)) == "a b\nc d\n"
 
 
 # --- formats and paths ------------------------------------------------------------------------------
@@ -645,7 +634,7 @@ def test_write_outputs_writes_every_format(tmp_path: Path) -> None:
     assert written == tuple(paths.values())
     assert sorted(os.listdir(tmp_path / "out")) == sorted(f"talk.en.{fmt}" for fmt in FORMATS)
     srt = (tmp_path / "out" / "talk.en.srt").read_text(encoding="utf-8")
-    assert srt == (GOLDEN / "sample.srt").read_text(encoding="utf-8")
+    assert srt == (golden.GOLDEN / "sample.srt").read_text(encoding="utf-8")
 
 
 def test_write_outputs_renders_everything_before_writing(tmp_path: Path) -> None:
@@ -669,11 +658,11 @@ def test_a_translation_keeps_every_source_cue_time(tmp_path: Path) -> None:
         task=Task.TRANSLATE,
         cued=True,
     )
-    cues = parse_srt(_render(lambda s: write_srt(translated, s, STYLE)))
+    cues = parse_srt(golden.render(lambda s: write_srt(translated, s, STYLE)))
     assert [(round(a * 1000), round(b * 1000)) for a, b, _ in cues] == [
         (c.start_ms, c.end_ms) for c in source
     ]
     for _, _, text in cues:
         assert text == long_german
-    vtt = _render(lambda s: write_vtt(translated, s, STYLE))
+    vtt = golden.render(lambda s: write_vtt(translated, s, STYLE))
     assert all(len(line) <= STYLE.max_line_width for line in vtt.splitlines()[2:] if "-->" not in line)
