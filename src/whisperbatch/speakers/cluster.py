@@ -19,7 +19,7 @@ import numpy.typing as npt
 # Mean cosine similarity between two clusters' embeddings below which they are two voices.
 SIMILARITY = 0.6
 # A cluster with fewer embeddings than this (or a twentieth of them, when fewer) is no speaker of its own.
-MIN_CLUSTER = 12
+MIN_CLUSTER = 5
 SAMPLE = 1500
 
 Embeddings = npt.NDArray[np.float32]
