@@ -93,10 +93,10 @@ def score(
     audio_s: float,
 ) -> Row:
     turns = [(float(t["start_s"]), float(t["end_s"]), str(t["speaker"])) for t in doc["speakers"]]  # type: ignore[attr-defined]
-    heard = [
+    heard = [  # a model without word times gives text only: its words take their segment's speaker
         (str(w["text"]), w.get("speaker"))
         for s in doc["segments"]  # type: ignore[attr-defined]
-        for w in s.get("words", [])
+        for w in s.get("words") or [{"text": t, "speaker": s.get("speaker")} for t in s["text"].split()]
     ]
     with_collar, without = der(reference, turns), der(reference, turns, collar_s=0.0)
     return Row(
