@@ -1,5 +1,5 @@
-"""Regenerate a speech corpus, `samples/script.ogg` + `samples/script.json` (or `repeat.*`), from the
-sentences below.
+"""Regenerate a speech corpus, `samples/script.ogg` + `samples/script.json` (or `repeat.*`, `voices.*`),
+from the sentences below.
 
 Needs espeak-ng on PATH (`apt-get install espeak-ng`) and an ffmpeg with libopus (the one
 `whisperbatch.audio.find_ffmpeg()` returns). Only this generator needs espeak-ng: tests and benchmarks
@@ -13,6 +13,9 @@ lists {"id", "text", "start_s", "end_s", "marker"} per sentence; start_s/end_s a
 
     python samples/make_script.py            # synthesise, encode, verify the decode, write both files
     python samples/make_script.py --corpus repeat   # the six sentences said again and again, one voice
+    python samples/make_script.py --corpus voices   # the conversations' voices: each says the first
+                                                    # VOICE_SENTENCES sentences and every reply; entries
+                                                    # add "speaker" and "reply"
     python samples/make_script.py --check    # also transcribe each sentence with tiny.en and print WER
 """
 
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import wave
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -135,13 +139,45 @@ REPEATED_MARKERS = (
 CORPORA = {
     "script": (SENTENCES, MARKERS, VOICES),
     "repeat": (REPEATED, REPEATED_MARKERS, (("en-us", 160),)),
+    "voices": ((), (), ()),  # takes() makes its own, from whisperbatch.testing.conversations
 }
+VOICE_SENTENCES = 16
 
 
-def synthesize(text: str, voice: str, wpm: int, ffmpeg: str, work: Path) -> np.ndarray[Any, Any]:
+@dataclass(frozen=True)
+class Take:
+    """One text to say, how, and what its entry says of it beyond id, text, times and marker."""
+
+    text: str
+    voice: str
+    wpm: int
+    pitch: int | None = None
+    marker: bool = False
+    extra: tuple[tuple[str, object], ...] = ()
+
+
+def takes(name: str) -> list[Take]:
+    if name == "voices":
+        from whisperbatch.testing.conversations import REPLIES
+        from whisperbatch.testing.conversations import VOICES as PEOPLE
+
+        return [
+            Take(text, v.espeak, v.wpm, v.pitch, extra=(("speaker", v.name), ("reply", reply)))
+            for v in PEOPLE
+            for text, reply in [(t, False) for t in SENTENCES[:VOICE_SENTENCES]]
+            + [(t, True) for t in REPLIES]
+        ]
+    sentences, markers, voices = CORPORA[name]
+    texts = [(t, False) for t in sentences] + [(t, True) for t in markers]
+    return [Take(t, *voices[i % len(voices)], marker=m) for i, (t, m) in enumerate(texts)]
+
+
+def synthesize(take: Take, ffmpeg: str, work: Path) -> np.ndarray[Any, Any]:
     """espeak-ng → 16 kHz mono int16, trimmed to the audible span plus MARGIN_S each side."""
     raw, resampled = work / "raw.wav", work / "16k.raw"
-    subprocess.run(["espeak-ng", "-v", voice, "-s", str(wpm), "-w", str(raw), text], check=True)
+    pitch = [] if take.pitch is None else ["-p", str(take.pitch)]
+    cmd = ["espeak-ng", "-v", take.voice, "-s", str(take.wpm), *pitch, "-w", str(raw), take.text]
+    subprocess.run(cmd, check=True)
     cmd = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", str(raw), "-af", f"aresample={RATE}"]
     subprocess.run([*cmd, "-ac", "1", "-f", "s16le", str(resampled)], check=True)
     pcm = np.fromfile(resampled, dtype=np.int16)
@@ -161,18 +197,14 @@ def decode(path: Path, ffmpeg: str) -> np.ndarray[Any, Any]:
 def build(ffmpeg: str, name: str = "script", bitrate: str = BITRATE) -> list[dict[str, Any]]:
     if shutil.which("espeak-ng") is None:
         sys.exit("espeak-ng is needed to regenerate the corpus: apt-get install espeak-ng")
-    sentences, markers, voices = CORPORA[name]
     margin, gap = round(MARGIN_S * RATE), np.zeros(round(GAP_S * RATE), dtype=np.int16)
-    texts = [(t, False) for t in sentences] + [(t, True) for t in markers]
     pieces, entries, pos = [gap], [], len(gap)
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (text, marker) in enumerate(texts):
-            voice, wpm = voices[i % len(voices)]
-            clip = synthesize(text, voice, wpm, ffmpeg, Path(tmp))
+        for i, take in enumerate(takes(name)):
+            clip = synthesize(take, ffmpeg, Path(tmp))
             start, end = pos + margin, pos + len(clip) - margin
-            entries.append(
-                {"id": i, "text": text, "start_s": start / RATE, "end_s": end / RATE, "marker": marker}
-            )
+            entry = {"id": i, "text": take.text, "start_s": start / RATE, "end_s": end / RATE}
+            entries.append({**entry, "marker": take.marker, **dict(take.extra)})
             pieces += [clip, gap]
             pos += len(clip) + len(gap)
         wav = Path(tmp) / f"{name}.wav"

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from conftest import run_cli
@@ -32,8 +31,7 @@ from whisperbatch.testing.conversations import (
     VOICES,
     Conversation,
     build_conversation,
-    sentences,
-    synthesise,
+    monologue,
 )
 from whisperbatch.testing.scoring import parse_srt
 
@@ -55,9 +53,7 @@ def conversation(tmp_path_factory: pytest.TempPathFactory) -> Conversation:
 @pytest.fixture(scope="module")
 def bob_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Bob alone, saying four sentences (about ten seconds), as a clip to register his voice from."""
-    gap = np.zeros(round(0.4 * RATE), np.int16)
-    speech = np.concatenate([part for text in sentences()[:4] for part in (synthesise(text, BOB, RATE), gap)])
-    return _write_wav(tmp_path_factory.mktemp("clip") / "bob.wav", speech.tobytes())
+    return monologue(tmp_path_factory.mktemp("clip") / "bob.wav", BOB, sentences=4)
 
 
 def _write_wav(path: Path, frames: bytes) -> Path:

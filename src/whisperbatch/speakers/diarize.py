@@ -23,11 +23,13 @@ from ..models import SpeakerTurn
 from .cluster import Bounds, assign, centroids, cluster
 from .embed import Excerpt, embed, excerpts
 from .fbank import SAMPLE_RATE_HZ
+from .recheck import recheck
 from .runtime import SegmentationSpec, SpeakerError, segmentation_spec
 from .segment import Window, segmented
 
 STEP_S = 5.0  # windows of 10 s, half overlapping
 EXCERPT_MIN_S, EXCERPT_MAX_S = 0.5, 3.0
+CLUSTER_MIN_S = 1.5
 PENDING = 16  # excerpts held before they are embedded
 MERGE_GAP_S = 0.2  # one speaker's turns closer than this are one turn
 VOICEPRINT_S = 60.0
@@ -63,6 +65,7 @@ class _Heard:
     confidence: list[npt.NDArray[np.float16]] = field(default_factory=list)
     owners: list[tuple[int, int]] = field(default_factory=list)  # (window, local) of each embedding
     embeddings: list[npt.NDArray[np.float32]] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)  # of speech behind each embedding
 
 
 def diarize(
@@ -71,15 +74,31 @@ def diarize(
     """The recording's speaker turns. Raises SpeakerError (models), DecodeError (audio), Stopped when
     `stop` is set (checked between windows)."""
     spec = segmentation_spec()
-    heard = _listen(path, ffmpeg, spec, options.models, stop or threading.Event())
+    stop = stop or threading.Event()
+    heard = _listen(path, ffmpeg, spec, options.models, stop)
     if not heard.embeddings:
         return Diarization()
     embeddings = np.concatenate(heard.embeddings)
-    labels = cluster(embeddings, options.bounds())
-    voices = centroids(embeddings, labels)
+    labels, voices = _voices(embeddings, np.array(heard.seconds), options.bounds())
     mapping = _match_windows(heard, embeddings, labels, voices)
-    turns = _rebuild(heard, mapping, len(voices), spec)
-    return _named_in_order(turns, voices)
+    turns = recheck(path, ffmpeg, _rebuild(heard, mapping, len(voices), spec), voices, options.models, stop)
+    return _named_in_order(_merged(sorted(turns)), voices)
+
+
+def _voices(
+    embeddings: npt.NDArray[np.float32], seconds: npt.NDArray[np.float64], bounds: Bounds
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """Each embedding's voice, and each voice's centroid. The voices are found among the embeddings of
+    CLUSTER_MIN_S of speech or more: shorter excerpts give embeddings that stray enough to pass for
+    voices of their own; they join the voice they are nearest."""
+    long = seconds >= CLUSTER_MIN_S
+    if long.sum() < 2:
+        long[:] = True
+    found = cluster(embeddings[long], bounds)
+    voices = centroids(embeddings[long], found)
+    labels = np.argmax(embeddings @ voices.T, axis=1)
+    labels[long] = found
+    return labels, voices
 
 
 def _listen(
@@ -92,6 +111,7 @@ def _listen(
         if pending:
             heard.embeddings.append(embed([e.samples for e in pending], models))
             heard.owners.extend((e.window, e.local) for e in pending)
+            heard.seconds.extend(len(e.samples) / SAMPLE_RATE_HZ for e in pending)
             pending.clear()
 
     frame = spec.frame_step_s * SAMPLE_RATE_HZ

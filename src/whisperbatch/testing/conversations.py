@@ -3,33 +3,33 @@
 Speaker labels can only be scored against recordings whose every turn is known: who speaks, from when
 to when, saying what. Recorded meetings with such a reference are rare and cannot be shipped, so the
 tests and the bench assemble them: each voice (an espeak-ng voice, variant, pitch and speed, chosen to
-sound like different people and stay intelligible to Whisper) says the corpus sentences of
-`samples/script.json` and a few short replies; turns of one voice (1 s to 20 s, one or more sentences)
-follow each other after short pauses, optionally overlapping a little; a speaker can be kept silent for a
-stretch (ten minutes, say) and then come back, which is what tests that labels hold across a recording.
+sound like different people and stay intelligible to Whisper) says corpus sentences and a few short
+replies, recorded once into `samples/voices.ogg` (`samples/make_script.py --corpus voices`, the one
+step that needs espeak-ng); turns of one voice (1 s to 20 s, one or more sentences) follow each other
+after short pauses, optionally overlapping a little; a speaker can be kept silent for a stretch (ten
+minutes, say) and then come back, which is what tests that labels hold across a recording.
 
-The voices are synthesised once per process (a few seconds, a few MB a voice) and the recording is
-written block by block with `speechbuilder.write_plan`, so an hour costs no more memory than a minute.
-Needs espeak-ng on PATH (`apt-get install espeak-ng`). Deterministic for a given seed and arguments.
+The corpus is decoded once per process (about 10 MB) and the recording is written block by block with
+`speechbuilder.write_plan`, so an hour costs no more memory than a minute. Deterministic for a given
+seed and arguments.
 """
 
 from __future__ import annotations
 
 import functools
-import io
-import itertools
+import json
 import random
-import subprocess
 import wave
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .speechbuilder import MARGIN_S, Clip, Sentence, clip_of, corpus, write_plan
+from ..audio import find_ffmpeg
+from .recordings import SAMPLES
+from .speechbuilder import MARGIN_S, Clip, Sentence, clip_of, corpus_pcm, write_plan
 
 THRESHOLD = 33  # -60 dBFS on the sample amplitude: where a clip's audible span starts and ends
 SHORT_TURN_S = 2.5  # a turn planned shorter than this is one short reply
@@ -134,49 +134,55 @@ class _Voiced:
     replies: dict[str, tuple[Clip, ...]]  # voice name -> the replies (MIN_TURN_S long or more)
 
 
+def _entries() -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = json.loads((SAMPLES / "voices.json").read_text())
+    return entries
+
+
 def sentences() -> tuple[str, ...]:
-    """The corpus's ordinary sentences (no markers), each once."""
-    return tuple(dict.fromkeys(s.text for s in corpus("script") if not s.marker))
-
-
-def synthesise(text: str, voice: Voice, rate: int) -> np.ndarray[Any, np.dtype[np.int16]]:
-    """espeak-ng's speech for `text`, mono int16 at `rate`, trimmed to its audible span."""
-    from scipy.signal import resample_poly
-
-    cmd = ["espeak-ng", "-v", voice.espeak, "-p", str(voice.pitch), "-s", str(voice.wpm), "--stdout", text]
-    with wave.open(io.BytesIO(subprocess.run(cmd, capture_output=True, check=True).stdout)) as w:
-        native = w.getframerate()
-        raw = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
-    resampled: np.ndarray[Any, np.dtype[np.float64]] = resample_poly(raw, rate, native)
-    pcm: np.ndarray[Any, np.dtype[np.int16]] = np.clip(np.rint(resampled), -32768, 32767).astype(np.int16)
-    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > THRESHOLD)
-    return pcm[loud[0] : loud[-1] + 1]
+    """The sentences every voice says (replies apart), each once."""
+    return tuple(dict.fromkeys(e["text"] for e in _entries() if not e["reply"]))
 
 
 @functools.cache
 def _voiced(voices: tuple[Voice, ...], rate: int) -> _Voiced:
-    margin = round(MARGIN_S * rate)
-    pieces: list[np.ndarray[Any, np.dtype[np.int16]]] = []
+    """The voices' takes in the committed corpus (`samples/voices.*`), decoded once per process."""
     clips: dict[str, list[Clip]] = {v.name: [] for v in voices}
     replies: dict[str, list[Clip]] = {v.name: [] for v in voices}
-    at = 0
-    ids = itertools.count()
-    jobs = list(itertools.product(voices, [(t, False) for t in sentences()] + [(t, True) for t in REPLIES]))
-    with ThreadPoolExecutor(4) as pool:  # espeak-ng is a process per text: run a few at once
-        speeches = list(pool.map(lambda job: synthesise(job[1][0], job[0], rate), jobs))
-    for (voice, (text, reply)), speech in zip(jobs, speeches, strict=True):
-        pieces += [np.zeros(margin, np.int16), speech, np.zeros(margin, np.int16)]
-        start = at + margin
-        sentence = Sentence(next(ids), text, start / rate, (start + len(speech)) / rate, False)
-        at += len(speech) + 2 * margin
-        clip = clip_of(sentence, rate)
-        if not reply:
-            clips[voice.name].append(clip)
+    for e in _entries():
+        if e["speaker"] not in clips:
+            continue
+        clip = clip_of(
+            Sentence(int(e["id"]), str(e["text"]), float(e["start_s"]), float(e["end_s"]), False), rate
+        )
+        if not e["reply"]:
+            clips[e["speaker"]].append(clip)
         elif clip.speech >= MIN_TURN_S * rate:
-            replies[voice.name].append(clip)
-    pcm = np.concatenate(pieces)
-    pcm.flags.writeable = False
+            replies[e["speaker"]].append(clip)
+    missing = [name for name, found in clips.items() if not found]
+    if missing:
+        raise ValueError(
+            f"no recorded speech for {', '.join(missing)}: samples/make_script.py --corpus voices"
+        )
+    pcm = corpus_pcm(find_ffmpeg(), rate, "voices")
     return _Voiced(pcm, {k: tuple(v) for k, v in clips.items()}, {k: tuple(v) for k, v in replies.items()})
+
+
+def monologue(path: Path, voice: Voice, *, sentences: int = 4, rate: int = 16_000) -> Path:
+    """A WAV of `voice` alone saying its first `sentences` sentences, 0.5 s apart: a clip to register."""
+    voiced = _voiced((voice,), rate)
+    gap = np.zeros(rate // 2, dtype=np.int16)
+    parts = [part for clip in voiced.clips[voice.name][:sentences] for part in (_cut(voiced.pcm, clip), gap)]
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.concatenate(parts).tobytes())
+    return path
+
+
+def _cut(pcm: np.ndarray[Any, np.dtype[np.int16]], clip: Clip) -> np.ndarray[Any, np.dtype[np.int16]]:
+    return pcm[clip.first + clip.lead : clip.first + clip.lead + clip.speech]
 
 
 def _cycle(clips: Sequence[Clip], rng: random.Random) -> Iterator[Clip]:
