@@ -30,6 +30,7 @@ instant local server, as bench/memory.py) on a conversation of that length, with
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -123,7 +124,7 @@ def run_local(c: Conversation, work: Path) -> Row:
     idle_s = _run(["transcribe", *base, "-f", "json,rttm", "--diarize"], env, work)
     doc = json.loads((out / f"{c.path.stem}.json").read_text())
     row = score("local", doc, c.segments, c.words, c.duration_s)
-    return _replace(row, transcribe_s=transcribe_s, label_s=labelled_s - idle_s)
+    return dataclasses.replace(row, transcribe_s=transcribe_s, label_s=labelled_s - idle_s)
 
 
 def run_api_json(c: Conversation, work: Path, server_model: str) -> Row:
@@ -149,12 +150,6 @@ def run_real(work: Path) -> Row:
     )
     doc = json.loads((out / f"{call.wav.stem}.json").read_text())
     return score("real call", doc, list(call.turns), list(call.words), 30.0)
-
-
-def _replace(row: Row, **changes: float) -> Row:
-    import dataclasses
-
-    return dataclasses.replace(row, **changes)
 
 
 def peak_mb(recording: Path, work: Path, label: str, extra: list[str]) -> float:

@@ -21,7 +21,7 @@ import numpy.typing as npt
 from ..errors import Stopped
 from ..models import SpeakerTurn
 from .cluster import Bounds, assign, centroids, cluster
-from .embed import Excerpt, embed, excerpts
+from .embed import Excerpt, embed, excerpts, runs
 from .fbank import SAMPLE_RATE_HZ
 from .recheck import recheck
 from .runtime import SegmentationSpec, SpeakerError, segmentation_spec
@@ -205,15 +205,10 @@ def _rebuild(
     half = spec.frame_step_s / 2
     centre = spec.frame_duration_s / 2
     for voice in range(voices):
-        for first, last in _runs(chosen[:, voice]):
+        for first, last in runs(chosen[:, voice]):
             start = first * spec.frame_step_s + centre - half
             turns.append((max(0.0, start), (last - 1) * spec.frame_step_s + centre + half, voice))
     return _merged(sorted(turns))
-
-
-def _runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist(), strict=True))
 
 
 def _merged(turns: list[tuple[float, float, int]]) -> list[tuple[float, float, int]]:

@@ -31,7 +31,7 @@ Turn = tuple[float, float, int]  # start_s, end_s, voice
 
 
 @dataclass(frozen=True)
-class _Heard:
+class _TurnAudio:
     index: int  # of the turn
     samples: npt.NDArray[np.float32]
 
@@ -53,7 +53,7 @@ def recheck(
     if not wanted or len(voices) < 2:
         return turns
     out = list(turns)
-    batch: list[_Heard] = []
+    batch: list[_TurnAudio] = []
     for heard in _cut(path, ffmpeg, [(i, turns[i][0], turns[i][1]) for i in wanted], stop):
         batch.append(heard)
         if len(batch) == PENDING:
@@ -73,7 +73,7 @@ def _alone(turns: list[Turn], i: int) -> bool:
 
 def _cut(
     path: Path, ffmpeg: str, spans: list[tuple[int, float, float]], stop: threading.Event
-) -> Iterator[_Heard]:
+) -> Iterator[_TurnAudio]:
     """Each span's samples, the middle whole half seconds of it, decoding the recording once, in order."""
     reader = PcmReader(path, ffmpeg)
     ok = False
@@ -97,14 +97,14 @@ def _cut(
                 done = got < len(block)
                 buffered = np.concatenate([buffered, block[:got].astype(np.float32) / 32768.0])
             if base <= a and b <= base + len(buffered) and keep > 0:
-                yield _Heard(index, buffered[a - base : b - base].copy())
+                yield _TurnAudio(index, buffered[a - base : b - base].copy())
         ok = done  # read to its end: a failed decode says so; else ffmpeg is stopped before its end
     finally:
         reader.close(check=ok)
 
 
 def _move(
-    turns: list[Turn], batch: list[_Heard], voices: npt.NDArray[np.float32], models: str | None
+    turns: list[Turn], batch: list[_TurnAudio], voices: npt.NDArray[np.float32], models: str | None
 ) -> None:
     if not batch:
         return
