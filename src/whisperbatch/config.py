@@ -282,6 +282,15 @@ class Settings:
         )
         return self._setup(options)
 
+    def overridden(self, values: Mapping[str, Any], *, source: str) -> Settings:
+        """These settings with `values` laid over them and checked as a flag's would be (a request to
+        `serve` sets its own options this way); a bad value is a ConfigError naming it and `source`."""
+        given = {k: v for k, v in values.items() if v is not None}
+        sources = dict.fromkeys(given, source)
+        settings = dataclasses.replace(self, **_languages(given, sources))
+        _validate(settings, sources)
+        return settings
+
     def job_setup(self, options: JobOptions) -> JobSetup:
         """What a job made with `options` (by any host) is run with here."""
         return self.with_job(options)._setup(options)
@@ -341,6 +350,16 @@ def load_settings(
     given = {k: v for k, v in (flags or {}).items() if v is not None}
     values.update(given)
     sources.update({k: (flag_names or {}).get(k, "--" + k.replace("_", "-")) for k in given})
+    settings = Settings(**_languages(values, sources), models=models)
+    keep_secret(*settings.secrets)
+    if "concurrency" not in values and settings.engine_name == "local":
+        settings = dataclasses.replace(settings, concurrency=LOCAL_CONCURRENCY)
+    _validate(settings, sources)
+    return settings
+
+
+def _languages(values: dict[str, Any], sources: Mapping[str, str]) -> dict[str, Any]:
+    """`values` with the spoken language and the translation's target as Whisper's codes."""
     if values.get("language") is not None:
         values["language"] = _language(values["language"], sources["language"], "language")
     if values.get("translate_to") is not None:
@@ -348,12 +367,7 @@ def load_settings(
         if target is None:
             raise ConfigError(f"translate_to (from {sources['translate_to']}): needs a language, such as de")
         values["translate_to"] = target
-    settings = Settings(**values, models=models)
-    keep_secret(*settings.secrets)
-    if "concurrency" not in values and settings.engine_name == "local":
-        settings = dataclasses.replace(settings, concurrency=LOCAL_CONCURRENCY)
-    _validate(settings, sources)
-    return settings
+    return values
 
 
 def _language(value: str, source: str, name: str) -> str | None:

@@ -17,7 +17,7 @@ from .catalog import chat_model_info, current_date, lineup_notice
 from .config import Settings
 from .engines import select_engine
 from .engines.base import Engine
-from .jobs import JobRunner, RunMode
+from .jobs import JobRunner, JobSetup, RunMode
 from .models import Task
 from .pipeline import Event
 from .policy import require_prices
@@ -75,18 +75,40 @@ class Session:
         self.close()
 
 
-def open_session(settings: Settings, task: Task, today: date | None = None) -> Session:
-    """Check everything a run of `task` needs and open the store; raises WhisperbatchError (a model that
-    is gone, prices unknown under a budget, no ffmpeg, a store that cannot be opened)."""
-    ffmpeg = audio.find_ffmpeg()
+@dataclass(frozen=True)
+class RunPlan:
+    """How `settings` run a task: the engine, what it is asked to do (a translation through a chat
+    model transcribes first), and the language the chat model translates into (None: none does)."""
+
+    engine: Engine
+    task: Task
+    translate_to: str | None
+
+    def setup(self, settings: Settings) -> JobSetup:
+        """The options jobs of this plan are kept with, and what they make."""
+        return settings.run_setup(self.engine, self.translate_to)
+
+
+def plan_run(settings: Settings, task: Task, today: date | None = None) -> RunPlan:
+    """The engine and task for `settings`; raises WhisperbatchError for a model that is gone, prices
+    unknown under a budget, or a translation no chat model can make."""
     translate_to = None
     if task is Task.TRANSLATE:
         translate_to = translation_target(settings.translation_options(), settings.engine_name)
         task = Task.TRANSCRIBE if translate_to else Task.TRANSLATE
-    today = today or current_date()
-    engine = select_engine(settings.engine_options(), task, today)
+    engine = select_engine(settings.engine_options(), task, today or current_date())
     chat = chat_model_info(settings.translate_model, settings.models) if translate_to else None
     require_prices(settings.budget_usd, engine.info, chat)
+    return RunPlan(engine, task, translate_to)
+
+
+def open_session(settings: Settings, task: Task, today: date | None = None) -> Session:
+    """Check everything a run of `task` needs and open the store; raises WhisperbatchError (a model that
+    is gone, prices unknown under a budget, no ffmpeg, a store that cannot be opened)."""
+    ffmpeg = audio.find_ffmpeg()
+    today = today or current_date()
+    plan = plan_run(settings, task, today)
     store = open_store(settings.store_options())
+    engine = plan.engine
     notice = lineup_notice(engine.info, today) if engine.name == "openai" else None
-    return Session(settings, ffmpeg, engine, store, task, translate_to, notice)
+    return Session(settings, ffmpeg, engine, store, plan.task, plan.translate_to, notice)

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from .. import __version__
 from ..models import Task
-from . import enqueue, estimate, report, retry, status, transcribe, voices, watch, worker
+from . import enqueue, estimate, keys, report, retry, serve, status, transcribe, voices, watch, worker
 from .options import RUN, STORE, TRANSCRIBING, WORKER, taking
 
 app = typer.Typer(
@@ -46,7 +46,9 @@ app.command(cls=taking(*WORKER))(worker.worker)
 app.command(cls=taking(*RUN))(enqueue.enqueue)
 app.command(cls=taking(*STORE))(status.status)
 app.command(cls=taking(*STORE))(retry.retry)
+app.command("serve", cls=taking(*WORKER))(serve.serve_command)
 app.add_typer(voices.app)
+app.add_typer(keys.app)
 
 
 def _version(value: bool) -> None:

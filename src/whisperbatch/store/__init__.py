@@ -1,8 +1,8 @@
 """The job store: jobs, what they made, seen files, output records, the spend ledger and voices.
 
-Callers use it through its roles (`JobQueue`, `Ledger`, `ResultStore`, `OutputLog`, `SpeakerBook`;
-`JobStore` is all of them) and get typed records back. Two backends share the roles, one file of named
-statements and one list of migrations: SQLite, the embedded default under WHISPERBATCH_HOME, and
+Callers use it through its roles (`JobQueue`, `Ledger`, `ResultStore`, `OutputLog`, `SpeakerBook`,
+`KeyRing`; `JobStore` is all of them) and get typed records back. Two backends share the roles, one
+file of named statements and one list of migrations: SQLite, the embedded default under WHISPERBATCH_HOME, and
 PostgreSQL, for workers on several hosts sharing one queue.
 """
 
@@ -13,16 +13,18 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .migrations import MIGRATIONS
-from .records import BudgetCheck, Job, LedgerRow, OutputRecord, Voice
-from .roles import JobQueue, JobStore, Ledger, OutputLog, ResultStore, SpeakerBook
+from .records import ApiKey, BudgetCheck, Job, LedgerRow, OutputRecord, Voice
+from .roles import JobQueue, JobStore, KeyRing, Ledger, OutputLog, ResultStore, SpeakerBook
 from .sqlite import SqliteStore
 
 __all__ = [
     "MIGRATIONS",
+    "ApiKey",
     "BudgetCheck",
     "Job",
     "JobQueue",
     "JobStore",
+    "KeyRing",
     "Ledger",
     "LedgerRow",
     "OutputLog",

@@ -230,4 +230,19 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX speaker_labels_job ON speaker_labels(job_key);
         """,
     ),
+    (
+        # Keys for `serve`: a client's bearer key is kept only as its SHA-256 (a key is random and long, so
+        # a slow password hash adds nothing), with its first characters to tell keys apart in a list.
+        "013_keys",
+        """
+        CREATE TABLE api_keys (
+            id {pk},
+            name TEXT NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            sha256 TEXT NOT NULL UNIQUE,
+            created_at {real} NOT NULL,
+            revoked_at {real}
+        );
+        """,
+    ),
 )

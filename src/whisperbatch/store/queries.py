@@ -146,6 +146,9 @@ SEE_FILE = Query.both(
     """
 )
 JOB = Query.both("SELECT * FROM jobs WHERE key = {key}")
+JOB_BY_ID = Query.both("SELECT * FROM jobs WHERE id = {id}")
+COUNT_JOBS = Query.both("SELECT COUNT(*) AS n FROM jobs WHERE state = {state}")
+JOB_SPEND = Query.both("SELECT COALESCE(SUM(usd), 0) AS usd FROM ledger WHERE job_key = {key}")
 JOBS = Query.both(
     """
     SELECT * FROM jobs
@@ -324,3 +327,21 @@ SAVE_SPEAKER_LABELS = Query.both(
         created_at = excluded.created_at
     """
 )
+
+# ---- outputs by job, server keys -----------------------------------------------------------------------
+
+# A job's outputs: written from the job, or from it with speaker options (`OutputOptions.written_from`).
+JOB_OUTPUTS = Query.both(
+    """
+    SELECT path, source, job_key FROM outputs
+    WHERE job_key = {key} OR substr(job_key, 1, {prefix_len}) = {prefix} ORDER BY path
+    """
+)
+ADD_KEY = Query.both(
+    """
+    INSERT INTO api_keys (name, prefix, sha256, created_at) VALUES ({name}, {prefix}, {sha256}, {now})
+    ON CONFLICT (name) DO NOTHING
+    """
+)
+API_KEYS = Query.both("SELECT * FROM api_keys ORDER BY id")
+REVOKE_KEY = Query.both("UPDATE api_keys SET revoked_at = {now} WHERE name = {name} AND revoked_at IS NULL")

@@ -39,6 +39,7 @@ class Job:
     lease_owner: str | None = None
     lease_expires: float | None = None
     run_id: str | None = None  # the run that last asked for it
+    reserved_usd: float | None = None  # what it holds of the budget while it runs
     # What a worker runs it with (the fields of `jobs.JobOptions`); {} for a job from before options
     # were kept.
     options: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False)
@@ -65,6 +66,7 @@ class Job:
             lease_owner=r["lease_owner"],
             lease_expires=r["lease_expires"],
             run_id=r["run_id"],
+            reserved_usd=r["reserved_usd"],
             options=options_from_json(r["options"]),
             _transcript_json=r["transcript"],
         )
@@ -131,3 +133,26 @@ class BudgetCheck:
 
     granted: bool
     left_usd: float
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A key `serve` accepts: its name, the first characters of the key (to tell keys apart; the key
+    itself is never kept), and when it was made and revoked."""
+
+    name: str
+    prefix: str
+    sha256: str = dataclasses.field(repr=False)  # of the whole key, which is random and long
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def from_row(cls, r: Row) -> ApiKey:
+        revoked = r["revoked_at"]
+        return cls(
+            name=r["name"],
+            prefix=r["prefix"],
+            sha256=r["sha256"],
+            created_at=datetime.fromtimestamp(r["created_at"], UTC),
+            revoked_at=None if revoked is None else datetime.fromtimestamp(revoked, UTC),
+        )

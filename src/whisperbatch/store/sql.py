@@ -32,7 +32,7 @@ from .codec import (
 )
 from .migrations import MIGRATIONS, ColumnTypes, migration_sql
 from .queries import Query
-from .records import BudgetCheck, Job, LedgerRow, OutputRecord, Row, Voice, cost_line_params
+from .records import ApiKey, BudgetCheck, Job, LedgerRow, OutputRecord, Row, Voice, cost_line_params
 
 
 class Tx(Protocol):
@@ -157,6 +157,17 @@ class SqlStore:
     def job(self, key: str) -> Job | None:
         rows = self._rows(q.JOB, key=key)
         return Job.from_row(rows[0]) if rows else None
+
+    def job_by_id(self, job_id: int) -> Job | None:
+        rows = self._rows(q.JOB_BY_ID, id=job_id)
+        return Job.from_row(rows[0]) if rows else None
+
+    def count_jobs(self, state: JobState) -> int:
+        return int(self._rows(q.COUNT_JOBS, state=str(state))[0]["n"])
+
+    def job_spend(self, key: str) -> float:
+        """What job `key` has cost so far, over all its runs (a running one's answers included)."""
+        return float(self._rows(q.JOB_SPEND, key=key)[0]["usd"])
 
     def jobs(self, state: JobState | None = None, *, run_id: str | None = None) -> list[Job]:
         rows = self._rows(q.JOBS, state=None if state is None else str(state), run_id=run_id)
@@ -322,6 +333,27 @@ class SqlStore:
         """The records of those of `paths` that whisperbatch wrote."""
         rows = self._rows(q.OUTPUTS, paths=json.dumps([str(p) for p in paths]))
         return {record.path: record for record in map(OutputRecord.from_row, rows)}
+
+    def job_outputs(self, key: str) -> list[OutputRecord]:
+        """The outputs written from job `key`'s transcript (with or without speaker labels)."""
+        prefix = f"{key}:"
+        rows = self._rows(q.JOB_OUTPUTS, key=key, prefix=prefix, prefix_len=len(prefix))
+        return [OutputRecord.from_row(r) for r in rows]
+
+    # ---- server keys --------------------------------------------------------------------------------------
+
+    def add_key(self, name: str, prefix: str, sha256: str) -> bool:
+        """Keep a new key by its hash; False, with nothing changed, when the name is taken."""
+        with self._tx() as tx:
+            return tx.run(q.ADD_KEY, name=name, prefix=prefix, sha256=sha256, now=time.time()) > 0
+
+    def api_keys(self) -> list[ApiKey]:
+        return [ApiKey.from_row(r) for r in self._rows(q.API_KEYS)]
+
+    def revoke_key(self, name: str) -> bool:
+        """False when no live key has that name."""
+        with self._tx() as tx:
+            return tx.run(q.REVOKE_KEY, name=name, now=time.time()) > 0
 
     # ---- who speaks ---------------------------------------------------------------------------------------
 

@@ -1,0 +1,142 @@
+"""`serve`: the HTTP face (job API, OpenAI and whisper-asr-webservice endpoints, the web page) and the
+job runner in one process, over the same store as every other command.
+
+uvicorn serves on a thread of its own, so the main thread runs the one job loop (`jobs.serve`) with
+its signals: Ctrl-C or SIGTERM stops new work, lets requests in flight finish for the grace period,
+puts unfinished jobs back in the queue, then stops the HTTP server. Listening beyond this machine
+needs a key made first (`whisperbatch keys create`); no request is then served without one.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from .. import scratch
+from ..errors import ConfigError
+from ..jobs import SERVICE, serve
+from ..models import Task
+from ..pipeline import Event
+from ..server.app import create_app
+from ..server.context import DEFAULT_UPLOAD_MAX_BYTES, Server, ServerOptions
+from ..server.hub import EventHub
+from . import wiring
+from .options import Options
+from .output import Output, fail
+from .wiring import service_exit
+
+_STARTUP_WAIT_S = 30.0
+
+
+def serve_command(
+    ctx: typer.Context,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (beyond loopback needs a key).")
+    ] = ("127.0.0.1"),
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8000,
+    no_work: Annotated[
+        bool, typer.Option("--no-work", help="Only serve: workers elsewhere run the jobs (shared store).")
+    ] = False,
+    roots: Annotated[
+        list[Path] | None,
+        typer.Option("--root", help="A folder whose recordings requests may name by path (repeatable)."),
+    ] = None,
+    max_upload_mb: Annotated[
+        float, typer.Option("--max-upload-mb", help="Largest upload taken, in MB.")
+    ] = DEFAULT_UPLOAD_MAX_BYTES / 1e6,
+    queue_max: Annotated[
+        int, typer.Option("--queue-max", help="Jobs waiting before new ones get 429.")
+    ] = 1000,
+) -> None:
+    """Serve the HTTP job API, the OpenAI and whisper-asr-webservice endpoints and the web page, and run
+    the jobs (unless --no-work)."""
+    options = Options.of(ctx)
+    out = Output(quiet=options.quiet, verbose=options.verbose, log=True)
+    folders = tuple(r.expanduser().resolve() for r in roots or ())
+    for folder in folders:
+        if not folder.is_dir():
+            raise fail(out, ConfigError(f"--root {folder}: not a folder"))
+    if max_upload_mb <= 0 or queue_max < 1:
+        raise fail(out, ConfigError("--max-upload-mb and --queue-max must be positive"))
+    server_options = ServerOptions(
+        host=host, port=port, roots=folders, upload_max_bytes=int(max_upload_mb * 1e6), queue_max=queue_max
+    )
+    ready = wiring.prepare(out, options, Task.TRANSCRIBE)
+    if not server_options.loopback and not any(k.revoked_at is None for k in ready.store.api_keys()):
+        ready.store.close()
+        raise fail(
+            out,
+            ConfigError(
+                f"{host} is reachable from other machines, and no key exists: make one first "
+                "(whisperbatch keys create NAME), or listen on 127.0.0.1"
+            ),
+        )
+    hub = EventHub()
+
+    def told(event: Event) -> None:
+        out.event(event)
+        hub.publish(event)
+
+    runner = None if no_work else ready.runner(SERVICE, on_event=told)
+    server = Server(ready.settings, ready.store, server_options, runner=runner, hub=hub)
+    http = uvicorn.Server(
+        uvicorn.Config(
+            create_app(server),
+            host=host,
+            port=port,
+            log_level="info" if options.verbose else "warning",
+            access_log=options.verbose,
+            timeout_graceful_shutdown=int(ready.settings.shutdown_grace_s) + 1,
+        )
+    )
+    thread = threading.Thread(target=http.run, name="wb-http", daemon=True)
+    with scratch.run_folder():
+        thread.start()
+        try:
+            _await_start(out, http, thread, host, port)
+            interruption = None
+            if runner is None:
+                _serve_only(thread)
+            else:
+                runner.start()
+                with out:
+                    interruption = serve(
+                        runner, done=lambda: not thread.is_alive(), grace_s=ready.settings.shutdown_grace_s
+                    )
+        finally:
+            http.should_exit = True
+            thread.join(timeout=ready.settings.shutdown_grace_s + 5)
+            if runner is not None:
+                runner.close()
+            ready.store.close()
+    if runner is not None:
+        service_exit(out, runner, interruption, once=False)
+
+
+def _await_start(out: Output, http: uvicorn.Server, thread: threading.Thread, host: str, port: int) -> None:
+    """Wait until uvicorn listens, then say where; a port it could not take is one line, exit 2."""
+    waited = threading.Event()
+    while not http.started and thread.is_alive() and not waited.wait(0.05):
+        pass
+    if not http.started:
+        raise fail(out, ConfigError(f"cannot listen on {host}:{port} (in use, or not an address here)"))
+    bound = http.servers[0].sockets[0].getsockname()[1] if http.servers else port
+    shown = f"[{host}]" if ":" in host else host
+    out.info(f"serving on http://{shown}:{bound} (API at /api/v1, docs at /docs); Ctrl-C or SIGTERM to stop")
+
+
+def _serve_only(thread: threading.Thread) -> None:
+    """With --no-work, wait for Ctrl-C or SIGTERM (or the HTTP server to end)."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while thread.is_alive() and not stop.wait(0.2):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
