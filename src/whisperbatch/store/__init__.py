@@ -13,11 +13,12 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .migrations import MIGRATIONS
-from .records import ApiKey, BudgetCheck, Job, LedgerRow, OutputRecord, Voice
+from .records import CANCELLED, ApiKey, BudgetCheck, Job, LedgerRow, OutputRecord, Voice
 from .roles import JobQueue, JobStore, KeyRing, Ledger, OutputLog, ResultStore, SpeakerBook
 from .sqlite import SqliteStore
 
 __all__ = [
+    "CANCELLED",
     "MIGRATIONS",
     "ApiKey",
     "BudgetCheck",

@@ -231,6 +231,20 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
+        # How far a running job is, kept where every host reads it (a server shows the progress of
+        # jobs its workers elsewhere run), counted afresh by each run; and a cancel asked of a
+        # running job, which the worker that holds it sees and stops it for.
+        "012_progress",
+        """
+        ALTER TABLE jobs ADD COLUMN chunks_done INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN chunks_total INTEGER;
+        ALTER TABLE jobs ADD COLUMN audio_s {real};
+        ALTER TABLE jobs ADD COLUMN audio_done_s {real} NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN started_at {real};
+        ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
+    (
         # Keys for `serve`: a client's bearer key is kept only as its SHA-256 (a key is random and long, so
         # a slow password hash adds nothing), with its first characters to tell keys apart in a list.
         "013_keys",
