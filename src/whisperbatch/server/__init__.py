@@ -1,0 +1,1 @@
+"""`whisperbatch serve`: the HTTP face of the job service."""
