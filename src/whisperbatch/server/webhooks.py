@@ -153,6 +153,7 @@ class WebhookSender:
         self.say = say
         self._lease_s = 4 * timeout_s + 10  # longer than any one attempt (its connect, write and read)
         self._client = httpx.Client(timeout=timeout_s, headers={"User-Agent": f"whisperbatch/{__version__}"})
+        self._watermark: float | None = None  # the store's, read once, then kept here as it moves
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -185,7 +186,9 @@ class WebhookSender:
     def record_job_ends(self) -> int:
         """Record a delivery of each job end not yet recorded, to each URL; returns how many are new."""
         now = self.clock()
-        since = self.store.webhook_watermark(now) - self.lookback_s
+        if self._watermark is None:
+            self._watermark = self.store.webhook_watermark(now)
+        since = self._watermark - self.lookback_s
         bodies: dict[str, str] = {}
         recorded, newest = 0, None
         for url in self.urls:
@@ -204,8 +207,9 @@ class WebhookSender:
                 recorded += added
                 if len(ends) < _BATCH or not added:
                     break
-        if newest is not None:
+        if newest is not None and newest > self._watermark:
             self.store.advance_webhook_watermark(newest)
+            self._watermark = newest
         return recorded
 
     def deliver_due(self) -> None:
