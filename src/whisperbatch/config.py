@@ -133,6 +133,9 @@ class Settings:
     job_max_attempts: int = 3
     pause_s: float = 300.0
     shutdown_grace_s: float = 5.0
+    # `serve`'s webhooks: the URLs told of each job's end, and the secret each body is signed with
+    webhooks: tuple[str, ...] = ()
+    webhook_secret: str | None = field(default=None, repr=False)
     # where state and caches live: `database` is a postgresql:// URL or an SQLite file (default: in home)
     database: str | None = field(default=None, repr=False)
     home: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir(APP)))
@@ -152,8 +155,9 @@ class Settings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """What no output may show: the API keys, and a database URL's password (with the URL)."""
-        found = [self.api_key, self.translate_api_key]
+        """What no output may show: the API keys, the webhook secret, and a database URL's password
+        (with the URL)."""
+        found = [self.api_key, self.translate_api_key, self.webhook_secret]
         if self.database and (password := urlsplit(self.database).password):
             found += [self.database, password]
         return tuple(s for s in found if s)
@@ -400,6 +404,16 @@ def _validate(s: Settings, sources: Mapping[str, str]) -> None:
             raise bad(name, str(allowed))
     if s.min_speakers is not None and s.max_speakers is not None and s.min_speakers > s.max_speakers:
         raise bad("min_speakers", f"at most max_speakers ({s.max_speakers})")
+    hooks_from = sources.get("webhooks", "the default")
+    for url in s.webhooks:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"webhooks: {url!r} (from {hooks_from}): must be an http:// or https:// URL")
+    if s.webhooks and not s.webhook_secret:
+        raise ConfigError(
+            f"webhooks (from {hooks_from}) need a secret to sign with: set WHISPERBATCH_WEBHOOK_SECRET, "
+            "or webhook_secret in config.toml"
+        )
     try:
         parse_formats(s.format, speakers=s.diarize)
     except ConfigError as e:

@@ -50,6 +50,9 @@ def convert(name: str, raw: Any, source: str, hint: Any) -> Any:
     if optional and (raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none"))):
         return None
     try:
+        if typing.get_origin(base) is tuple:  # a list in config.toml; comma-separated in the environment
+            items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+            return tuple(text for item in items if (text := str(item).strip()))
         if base is bool:
             if isinstance(raw, bool):
                 return raw

@@ -1,9 +1,10 @@
-"""The job store: jobs, what they made, seen files, output records, the spend ledger and voices.
+"""The job store: jobs, what they made, seen files, output records, the spend ledger, voices and webhook
+deliveries.
 
 Callers use it through its roles (`JobQueue`, `Ledger`, `ResultStore`, `OutputLog`, `SpeakerBook`,
-`KeyRing`; `JobStore` is all of them) and get typed records back. Two backends share the roles, one
-file of named statements and one list of migrations: SQLite, the embedded default under WHISPERBATCH_HOME, and
-PostgreSQL, for workers on several hosts sharing one queue.
+`KeyRing`, `WebhookOutbox`; `JobStore` is all of them) and get typed records back. Two backends share
+the roles, one file of named statements and one list of migrations: SQLite, the embedded default under
+WHISPERBATCH_HOME, and PostgreSQL, for workers on several hosts sharing one queue.
 """
 
 from __future__ import annotations
@@ -13,8 +14,19 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .migrations import MIGRATIONS
-from .records import CANCELLED, ApiKey, BudgetCheck, Job, LedgerRow, OutputRecord, Voice
-from .roles import JobQueue, JobStore, KeyRing, Ledger, OutputLog, ResultStore, SpeakerBook
+from .records import (
+    CANCELLED,
+    ApiKey,
+    BudgetCheck,
+    Delivery,
+    DeliveryState,
+    Job,
+    JobEnd,
+    LedgerRow,
+    OutputRecord,
+    Voice,
+)
+from .roles import JobQueue, JobStore, KeyRing, Ledger, OutputLog, ResultStore, SpeakerBook, WebhookOutbox
 from .sqlite import SqliteStore
 
 __all__ = [
@@ -22,7 +34,10 @@ __all__ = [
     "MIGRATIONS",
     "ApiKey",
     "BudgetCheck",
+    "Delivery",
+    "DeliveryState",
     "Job",
+    "JobEnd",
     "JobQueue",
     "JobStore",
     "KeyRing",
@@ -35,6 +50,7 @@ __all__ = [
     "SqliteStore",
     "StoreOptions",
     "Voice",
+    "WebhookOutbox",
     "open_store",
 ]
 

@@ -231,6 +231,38 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
+        # Webhooks: one delivery per job end and receiver, with the exact body that is signed and sent
+        # (a retry sends the same bytes), kept until it is delivered or given up on, so a restart drops
+        # none; and how far job ends have been looked for (`webhook_watermark`, one row), so job ends
+        # made while no sender ran (by workers on other hosts too) are found by the store.
+        "011_webhooks",
+        """
+        CREATE TABLE webhook_deliveries (
+            id {pk},
+            event_id TEXT NOT NULL,
+            url TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            job_key TEXT NOT NULL,
+            job_ended_at {real} NOT NULL,
+            body TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at {real} NOT NULL,
+            last_error TEXT,
+            created_at {real} NOT NULL,
+            delivered_at {real},
+            UNIQUE (event_id, url)
+        );
+        CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_at);
+        CREATE INDEX webhook_deliveries_job ON webhook_deliveries(job_key, job_ended_at);
+        CREATE TABLE webhook_watermark (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            ended_at {real} NOT NULL
+        );
+        CREATE INDEX jobs_updated ON jobs(updated_at);
+        """,
+    ),
+    (
         # How far a running job is, kept where every host reads it (a server shows the progress of
         # jobs its workers elsewhere run), counted afresh by each run; and a cancel asked of a
         # running job, which the worker that holds it sees and stops it for.

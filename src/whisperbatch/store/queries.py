@@ -377,3 +377,63 @@ ADD_KEY = Query.both(
 )
 API_KEYS = Query.both("SELECT * FROM api_keys ORDER BY id")
 REVOKE_KEY = Query.both("UPDATE api_keys SET revoked_at = {now} WHERE name = {name} AND revoked_at IS NULL")
+# ---- webhooks: job ends found by the store, and one delivery per job end and receiver ----------------
+
+# How far job ends have been looked for: set once, by the first sender on the store, then only forward.
+START_WEBHOOK_WATERMARK = Query.both(
+    """
+    INSERT INTO webhook_watermark (id, ended_at) VALUES (1, {ended_at})
+    ON CONFLICT (id) DO NOTHING
+    """
+)
+WEBHOOK_WATERMARK = Query.both("SELECT ended_at FROM webhook_watermark WHERE id = 1")
+ADVANCE_WEBHOOK_WATERMARK = Query.both(
+    "UPDATE webhook_watermark SET ended_at = {ended_at} WHERE id = 1 AND ended_at < {ended_at}"
+)
+# Jobs that ended (done or failed) after {since} and have no delivery to {url} for that end yet.
+JOB_ENDS = Query.both(
+    """
+    SELECT j.id, j.key, j.task, j.path, j.state, j.error, j.usd, j.updated_at FROM jobs j
+    WHERE j.state IN ('done', 'failed') AND j.updated_at > {since}
+        AND NOT EXISTS (
+            SELECT 1 FROM webhook_deliveries d
+            WHERE d.job_key = j.key AND d.job_ended_at = j.updated_at AND d.url = {url})
+    ORDER BY j.updated_at, j.id LIMIT {limit}
+    """
+)
+# The outputs written from job {job_key}, with speaker labels or without ({labelled}: "KEY:speakers:").
+RECORD_DELIVERY = Query.both(
+    """
+    INSERT INTO webhook_deliveries (
+        event_id, url, event_type, job_key, job_ended_at, body, state, attempts, next_at, created_at
+    ) VALUES (
+        {event_id}, {url}, {event_type}, {job_key}, {job_ended_at}, {body}, 'pending', 0, {now}, {now}
+    )
+    ON CONFLICT (event_id, url) DO NOTHING
+    """
+)
+# The delivery due first; PostgreSQL skips one another sender is taking.
+_DUE_DELIVERY = """
+    SELECT * FROM webhook_deliveries WHERE state = 'pending' AND next_at <= {now} ORDER BY next_at, id LIMIT 1
+"""
+DUE_DELIVERY = Query(sqlite=_DUE_DELIVERY, postgres=_DUE_DELIVERY + " FOR UPDATE SKIP LOCKED")
+# Taken for one attempt: due again at {lease_until} unless the attempt's outcome is written first.
+TAKE_DELIVERY = Query.both(
+    "UPDATE webhook_deliveries SET attempts = attempts + 1, next_at = {lease_until} WHERE id = {id}"
+)
+DELIVERED = Query.both(
+    """
+    UPDATE webhook_deliveries SET state = 'delivered', delivered_at = {now}, last_error = NULL
+    WHERE id = {id}
+    """
+)
+# An attempt that failed: {state} 'pending' to try again at {next_at}, or 'failed' when given up on.
+DELIVERY_FAILED = Query.both(
+    "UPDATE webhook_deliveries SET state = {state}, next_at = {next_at}, last_error = {error} WHERE id = {id}"
+)
+DELIVERIES = Query.both(
+    """
+    SELECT * FROM webhook_deliveries WHERE (CAST({job_key} AS TEXT) IS NULL OR job_key = {job_key})
+    ORDER BY id
+    """
+)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
@@ -199,4 +200,74 @@ class ApiKey:
             sha256=r["sha256"],
             created_at=datetime.fromtimestamp(r["created_at"], UTC),
             revoked_at=None if revoked is None else datetime.fromtimestamp(revoked, UTC),
+        )
+
+
+@dataclass(frozen=True)
+class JobEnd:
+    """A job as it ended (done or failed), for telling others: no transcript, no options."""
+
+    id: int
+    key: str
+    task: Task
+    path: Path
+    state: JobState
+    error: str | None
+    usd: float | None
+    ended_at: float  # the job's `updated_at` when it ended: with the key and state, the end's identity
+
+    @classmethod
+    def from_row(cls, r: Row) -> JobEnd:
+        return cls(
+            id=int(r["id"]),
+            key=r["key"],
+            task=Task(r["task"]),
+            path=Path(r["path"]),
+            state=JobState(r["state"]),
+            error=r["error"],
+            usd=r["usd"],
+            ended_at=float(r["updated_at"]),
+        )
+
+
+class DeliveryState(StrEnum):
+    """A webhook delivery's place in its outbox."""
+
+    PENDING = "pending"  # not yet accepted: due at `next_at`
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    FAILED = "failed"  # given up on after the last attempt
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event for one receiver: the exact body signed and sent on every attempt, and how it went."""
+
+    id: int
+    event_id: str
+    url: str
+    event_type: str
+    job_key: str
+    body: str
+    state: DeliveryState
+    attempts: int
+    next_at: float
+    last_error: str | None
+    created_at: float
+    delivered_at: float | None
+
+    @classmethod
+    def from_row(cls, r: Row) -> Delivery:
+        return cls(
+            id=int(r["id"]),
+            event_id=r["event_id"],
+            url=r["url"],
+            event_type=r["event_type"],
+            job_key=r["job_key"],
+            body=r["body"],
+            state=DeliveryState(r["state"]),
+            attempts=int(r["attempts"]),
+            next_at=float(r["next_at"]),
+            last_error=r["last_error"],
+            created_at=float(r["created_at"]),
+            delivered_at=None if r["delivered_at"] is None else float(r["delivered_at"]),
         )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..models import CostLine, EngineResult, JobState, Spend, Task, Transcript
-from .records import ApiKey, BudgetCheck, Job, LedgerRow, OutputRecord, Voice
+from .records import ApiKey, BudgetCheck, Delivery, Job, JobEnd, LedgerRow, OutputRecord, Voice
 
 
 class JobQueue(Protocol):
@@ -124,7 +124,31 @@ class KeyRing(Protocol):
     def revoke_key(self, name: str) -> bool: ...
 
 
-class JobStore(JobQueue, Ledger, ResultStore, OutputLog, SpeakerBook, KeyRing, Protocol):
+class WebhookOutbox(Protocol):
+    """Webhooks: job ends found by the store (whichever host ran the job), and one delivery per end and
+    receiver, with its exact body, kept until delivered or given up on."""
+
+    def webhook_watermark(self, start: float) -> float: ...
+    def advance_webhook_watermark(self, ended_at: float) -> None: ...
+    def job_ends(self, since: float, url: str, *, limit: int = 100) -> list[JobEnd]: ...
+    def record_deliveries(
+        self,
+        event_id: str,
+        event_type: str,
+        job_key: str,
+        job_ended_at: float,
+        body: str,
+        urls: Sequence[str],
+        *,
+        now: float,
+    ) -> int: ...
+    def take_delivery(self, lease_s: float, *, now: float) -> Delivery | None: ...
+    def delivery_succeeded(self, delivery_id: int, *, now: float) -> None: ...
+    def delivery_failed(self, delivery_id: int, error: str, *, retry_at: float | None) -> None: ...
+    def deliveries(self, job_key: str | None = None) -> list[Delivery]: ...
+
+
+class JobStore(JobQueue, Ledger, ResultStore, OutputLog, SpeakerBook, KeyRing, WebhookOutbox, Protocol):
     """Every role, over one database whose schema it keeps current."""
 
     def migrate(self) -> list[str]: ...

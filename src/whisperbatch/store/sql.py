@@ -31,6 +31,7 @@ from .codec import (
     transcript_to_json,
 )
 from .migrations import MIGRATIONS, ColumnTypes, migration_sql
+from .outbox import SqlWebhookOutbox
 from .queries import Query
 from .records import (
     CANCELLED,
@@ -53,7 +54,7 @@ class Tx(Protocol):
     def ddl(self, statement: str) -> None: ...
 
 
-class SqlStore:
+class SqlStore(SqlWebhookOutbox):
     """`JobStore` over SQL; a backend supplies `_tx`, `column_types`, and its way of waking workers."""
 
     column_types: ColumnTypes
