@@ -3,7 +3,8 @@ builds on it: a loopback OpenAI-compatible server with a fault vocabulary (`Fake
 that answers from a script (`StubEngine`), a throwaway PostgreSQL server (`pgserver`), recordings with
 known words at known times and the scores of a transcript against them (`speechbuilder`, `recordings`,
 `scoring`: they read the corpus in a source checkout's samples/), conversations between synthetic voices
-with who spoke when (`conversations`, with espeak-ng), and the CLI run as a process (`process`).
+with who spoke when (`conversations`, with espeak-ng), and the CLI run as a process (`process`, and
+`serving` for `serve`).
 
 They live in the package, not in tests/, so tests and bench/ import them like any other module.
 """
