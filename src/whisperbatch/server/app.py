@@ -86,15 +86,16 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise HTTPException(413, self._message())
+                raise self._error()
             return message
 
         await self.app(scope, counted, send)
 
-    def _message(self) -> str:
-        return f"file: the request is over {self.max_bytes} bytes"
+    def _error(self) -> ApiError:
+        return ApiError(
+            413, f"file: the request is over {self.max_bytes} bytes", field="file", code="too_large"
+        )
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = ApiError(413, self._message(), field="file", code="too_large")
-        response = error_response(Request(scope, receive), body)
+        response = error_response(Request(scope, receive), self._error())
         await response(scope, receive, send)
