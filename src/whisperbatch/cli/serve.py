@@ -25,6 +25,7 @@ from ..pipeline import Event
 from ..server.app import create_app
 from ..server.context import DEFAULT_UPLOAD_MAX_BYTES, Server, ServerOptions
 from ..server.hub import EventHub
+from ..store import JobStore
 from . import wiring
 from .options import Options
 from .output import Output, fail
@@ -66,9 +67,7 @@ def serve_command(
     server_options = ServerOptions(
         host=host, port=port, roots=folders, upload_max_bytes=int(max_upload_mb * 1e6), queue_max=queue_max
     )
-    ready = wiring.prepare(out, options, Task.TRANSCRIBE)
-    if not server_options.loopback and not any(k.revoked_at is None for k in ready.store.api_keys()):
-        ready.store.close()
+    if not server_options.loopback and not wiring.with_store(out, options, _live_key):
         raise fail(
             out,
             ConfigError(
@@ -76,6 +75,7 @@ def serve_command(
                 "(whisperbatch keys create NAME), or listen on 127.0.0.1"
             ),
         )
+    ready = wiring.prepare(out, options, Task.TRANSCRIBE)
     hub = EventHub()
 
     def told(event: Event) -> None:
@@ -116,6 +116,10 @@ def serve_command(
             ready.store.close()
     if runner is not None:
         service_exit(out, runner, interruption, once=False)
+
+
+def _live_key(store: JobStore) -> bool:
+    return any(k.revoked_at is None for k in store.api_keys())
 
 
 def _await_start(out: Output, http: uvicorn.Server, thread: threading.Thread, host: str, port: int) -> None:
