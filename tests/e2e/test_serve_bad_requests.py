@@ -73,7 +73,7 @@ def small_wav(tmp_path: Path, name: str = "small.wav", seconds: float = 0.5) -> 
     return write_silence(tmp_path / name, seconds)
 
 
-def post_file(client: httpx.Client, name: str, data: bytes, **fields: str) -> httpx.Response:
+def post_file(client: httpx.Client, name: str, data: bytes, **fields: str | list[str]) -> httpx.Response:
     return client.post("/api/v1/jobs", files={"file": (name, data)}, data=fields)
 
 
@@ -112,6 +112,7 @@ def test_a_path_outside_the_roots(client: httpx.Client, root: Path) -> None:
     refused(client.post("/api/v1/jobs", json={"path": "inside.wav"}), 400, "path", "absolute")
     refused(client.post("/api/v1/jobs", json={"path": str(root / "missing.wav")}), 403, "path")
     refused(client.post("/api/v1/jobs", json={"path": 7}), 400, "path")
+    refused(client.post("/api/v1/jobs", json={"path": f"{root}/inside.wav\0.txt"}), 403, "path")
 
 
 @pytest.mark.usefixtures("untouched")
@@ -123,6 +124,17 @@ def test_a_bad_option_names_its_field(client: httpx.Client, root: Path, field: s
     refused(post_file(client, "ok.wav", SOUND, **{field: value}), 400, field, field)
     by_path = client.post("/api/v1/jobs", json={"path": str(root / "inside.wav"), field: value})
     refused(by_path, 400, field, field)
+
+
+@pytest.mark.usefixtures("untouched")
+def test_a_value_of_the_wrong_shape(client: httpx.Client, root: Path) -> None:
+    inside = str(root / "inside.wav")
+    refused(client.post("/api/v1/jobs", json={"path": inside, "prompt": {"a": 1}}), 400, "prompt", "string")
+    refused(client.post("/api/v1/jobs", json={"path": inside, "format": ["srt"]}), 400, "format")
+    refused(client.post("/api/v1/jobs", json={"path": inside, "task": "summarise"}), 400, "task")
+    twice = post_file(client, "ok.wav", SOUND, format=["srt", "txt"])
+    refused(twice, 400, "format", "more than once")
+    refused(post_file(client, "ok.wav", b""), 400, "file", "empty")
 
 
 @pytest.mark.usefixtures("untouched")

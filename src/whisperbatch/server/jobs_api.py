@@ -71,7 +71,11 @@ async def submitted(request: Request, *, task: str | None = None) -> tuple[Job, 
             file = form.get("file")
             if not isinstance(file, UploadFile):
                 raise bad_field("file", "a multipart submission carries the recording in the field `file`")
-            fields = {k: v for k, v in form.multi_items() if k != "file"}
+            items = [(k, v) for k, v in form.multi_items() if k != "file"]
+            fields = dict(items)
+            if len(fields) < len(items):
+                again = next(k for i, (k, _) in enumerate(items) if k in dict(items[:i]))
+                raise bad_field(again, "given more than once")
             if any(not isinstance(v, str) for v in fields.values()):
                 raise ApiError(400, "only the field `file` may carry a file")
             submission = Submission.of(fields, task=task)

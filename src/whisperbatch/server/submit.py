@@ -80,6 +80,8 @@ class Submission:
                 raise bad_field(name, f"unknown field; the fields are task, {', '.join(FIELDS)}")
             if raw is None or raw == "":
                 continue
+            if not isinstance(raw, str | int | float | bool):
+                raise bad_field(name, f"must be a string, a number or true/false, not {type(raw).__name__}")
             try:
                 values[setting] = convert(setting, raw, "the request", _HINTS[setting])
             except WhisperbatchError as e:
@@ -134,7 +136,7 @@ def check_path(server: Server, raw: str) -> Path:
         raise bad_field("path", f"must be an absolute path, not {raw!r}")
     try:
         real = path.resolve(strict=True)
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):  # missing, a link loop, a NUL in it
         real = None
     inside = real is not None and any(real.is_relative_to(root.resolve()) for root in server.options.roots)
     if not inside:
