@@ -18,7 +18,7 @@ from rich.console import Console
 
 from .. import __version__
 from ..models import Task
-from . import enqueue, estimate, report, retry, status, transcribe, voices, watch, worker
+from . import doctor, enqueue, estimate, report, retry, status, transcribe, voices, watch, worker
 from .options import RUN, STORE, TRANSCRIBING, WORKER, taking
 
 app = typer.Typer(
@@ -47,6 +47,9 @@ app.command(cls=taking(*RUN))(enqueue.enqueue)
 app.command(cls=taking(*STORE))(status.status)
 app.command(cls=taking(*STORE))(retry.retry)
 app.add_typer(voices.app)
+app.command(
+    cls=taking("engine", "model", "base_url", "language", "to", "translate_model", "database", "config")
+)(doctor.doctor)
 
 
 def _version(value: bool) -> None:
