@@ -4,9 +4,12 @@ and the chat model, each refused the way a real server refuses it, and never a p
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
+import threading
 from collections.abc import Iterator
 from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -127,3 +130,40 @@ def test_a_postgresql_server_that_refuses(tmp_path: Path, server: FakeOpenAI) ->
     failed = _only_failure(_check(_settings(tmp_path, server, database=url)))
     assert failed.name == "database" and "cannot open the state database" in failed.detail
     assert "start PostgreSQL" in str(failed.fix) and "pg-secret-pw" not in failed.detail
+
+
+def test_a_url_without_its_v1_is_named(tmp_path: Path, server: FakeOpenAI) -> None:
+    bare = f"http://127.0.0.1:{server.port}"
+    failed = _only_failure(_check(_settings(tmp_path, bare)))
+    assert failed.name == "base URL" and failed.detail.endswith(f"answers at {bare}/v1")
+    assert failed.fix == f"--base-url {bare}/v1 (or OPENAI_BASE_URL)"
+
+
+class _RestrictedKey(BaseHTTPRequestHandler):
+    """A server that knows the key but refuses it the model list, as OpenAI answers a restricted key."""
+
+    def do_GET(self) -> None:
+        message = "You have insufficient permissions for this operation. Missing scopes: api.model.read."
+        body = json.dumps({"error": {"message": message, "type": "invalid_request_error"}}).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_restricted_key_is_not_a_refused_one(tmp_path: Path) -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _RestrictedKey)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        checks = _check(_settings(tmp_path, url))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert all(c.ok for c in checks), checks
+    found = {c.name: c.detail for c in checks}
+    assert "restricted key" in found["API key"] and "not checked" in found["model"]
