@@ -123,6 +123,10 @@ def test_a_chat_server_of_its_own(tmp_path: Path, server: FakeOpenAI) -> None:
     wrong = _settings(tmp_path, server, translate_to="de", translate_api_key="sk-other-key-0987654321")
     refused = _only_failure(_check(wrong, task=Task.TRANSLATE))
     assert refused.name == "translation model" and "translate_api_key" in str(refused.fix)
+    bare = f"http://127.0.0.1:{server.port}"
+    no_v1 = _settings(tmp_path, server, translate_to="de", translate_base_url=bare)
+    named = _only_failure(_check(no_v1, task=Task.TRANSLATE))
+    assert named.name == "translation model" and f"translate_base_url {bare}/v1" in str(named.fix)
 
 
 def test_a_postgresql_server_that_refuses(tmp_path: Path, server: FakeOpenAI) -> None:

@@ -255,6 +255,10 @@ def translation_checks(settings: Settings, servers: Servers) -> list[Check]:
     fix = "start the chat server, or correct translate_base_url (or --base-url)"
     if probe.status is None:
         return [Check(name, False, f"cannot reach {probe.host} ({probe.reason})", fix)]
+    if probe.api_at:
+        detail = f"no OpenAI API at {options.base_url}: it answers at {probe.api_at}"
+        where = "(config.toml, or WHISPERBATCH_TRANSLATE_BASE_URL)"
+        return [Check(name, False, detail, f"translate_base_url {probe.api_at} {where}")]
     if not probe.answered or probe.reason:
         problem = probe.reason or f"HTTP {probe.status}"
         return [Check(name, False, f"{probe.host} answers, but {problem}", fix)]
