@@ -13,11 +13,12 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .migrations import MIGRATIONS
-from .records import BudgetCheck, Job, LedgerRow, OutputRecord, Voice
+from .records import CANCELLED, BudgetCheck, Job, LedgerRow, OutputRecord, Voice
 from .roles import JobQueue, JobStore, Ledger, OutputLog, ResultStore, SpeakerBook
 from .sqlite import SqliteStore
 
 __all__ = [
+    "CANCELLED",
     "MIGRATIONS",
     "BudgetCheck",
     "Job",

@@ -230,4 +230,18 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX speaker_labels_job ON speaker_labels(job_key);
         """,
     ),
+    (
+        # How far a running job is, kept where every host reads it (a server shows the progress of
+        # jobs its workers elsewhere run), counted afresh by each run; and a cancel asked of a
+        # running job, which the worker that holds it sees and stops it for.
+        "012_progress",
+        """
+        ALTER TABLE jobs ADD COLUMN chunks_done INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN chunks_total INTEGER;
+        ALTER TABLE jobs ADD COLUMN audio_s {real};
+        ALTER TABLE jobs ADD COLUMN audio_done_s {real} NOT NULL DEFAULT 0;
+        ALTER TABLE jobs ADD COLUMN started_at {real};
+        ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 )

@@ -182,7 +182,8 @@ CLAIM_NEXT = Query(
 TAKE_JOB = Query.both(
     """
     UPDATE jobs SET state = 'running', lease_owner = {owner}, lease_expires = {lease_expires},
-        attempts = attempts + 1, reserved_usd = NULL, reserved_by = NULL, updated_at = {now}
+        attempts = attempts + 1, reserved_usd = NULL, reserved_by = NULL, updated_at = {now},
+        chunks_done = 0, chunks_total = NULL, audio_done_s = 0, started_at = NULL
     WHERE id = {id}
     """
 )
@@ -216,30 +217,61 @@ REDO_JOB = Query.both(
     """
     UPDATE jobs SET state = 'queued', path = {path}, options = {options}, run_id = COALESCE({run_id}, run_id),
         attempts = 0, error = NULL, transcript = NULL, not_before = 0, lease_owner = NULL,
-        lease_expires = NULL, updated_at = {now}
+        lease_expires = NULL, cancel_requested = 0, updated_at = {now}
     WHERE key = {key}
     """
 )
 REOPEN_JOB = Query.both(
     """
     UPDATE jobs SET state = 'queued', path = {path}, options = {options}, run_id = COALESCE({run_id}, run_id),
-        attempts = 0, error = NULL, not_before = 0, updated_at = {now}
+        attempts = 0, error = NULL, not_before = 0, cancel_requested = 0, updated_at = {now}
     WHERE key = {key} AND state IN ('done', 'failed')
     """
 )
 # Failed jobs back to the queue: all of them, or those whose keys the JSON array {keys} lists.
 RETRY_FAILED = Query(
     sqlite="""
-    UPDATE jobs SET state = 'queued', attempts = 0, error = NULL, not_before = 0, updated_at = {now}
+    UPDATE jobs SET state = 'queued', attempts = 0, error = NULL, not_before = 0, cancel_requested = 0,
+        updated_at = {now}
     WHERE state = 'failed'
         AND (CAST({keys} AS TEXT) IS NULL OR key IN (SELECT value FROM json_each({keys})))
     """,
     postgres="""
-    UPDATE jobs SET state = 'queued', attempts = 0, error = NULL, not_before = 0, updated_at = {now}
+    UPDATE jobs SET state = 'queued', attempts = 0, error = NULL, not_before = 0, cancel_requested = 0,
+        updated_at = {now}
     WHERE state = 'failed'
         AND (CAST({keys} AS TEXT) IS NULL OR key IN (SELECT jsonb_array_elements_text(CAST({keys} AS jsonb))))
     """,
 )
+
+# ---- how far a running job is, and its cancel ---------------------------------------------------------
+
+JOB_STARTED = Query.both("UPDATE jobs SET audio_s = {audio_s}, started_at = {now} WHERE key = {key}")
+# One more chunk answered, accounting for {covered_s} of the recording; says whether a cancel was asked.
+CHUNK_DONE = Query.both(
+    """
+    UPDATE jobs SET chunks_done = chunks_done + 1, audio_done_s = audio_done_s + {covered_s}
+    WHERE key = {key} AND state = 'running'
+    RETURNING cancel_requested
+    """
+)
+CHUNKS_COUNTED = Query.both("UPDATE jobs SET chunks_total = {total} WHERE key = {key}")
+CANCEL_QUEUED = Query.both(
+    """
+    UPDATE jobs SET state = 'failed', error = {error}, updated_at = {now}
+    WHERE key = {key} AND state = 'queued'
+    """
+)
+REQUEST_CANCEL = Query.both(
+    "UPDATE jobs SET cancel_requested = 1, updated_at = {now} WHERE key = {key} AND state = 'running'"
+)
+CANCELS = Query.both(
+    """
+    SELECT key FROM jobs WHERE state = 'running' AND lease_owner = {owner} AND cancel_requested <> 0
+    ORDER BY id
+    """
+)
+
 # What a job made, dropped when it is redone (not its ledger rows: they were paid).
 FORGET_CHUNK_RESULTS = Query.both("DELETE FROM chunk_results WHERE job_key = {key}")
 FORGET_ANSWERS = Query.both("DELETE FROM answers WHERE job_key = {key}")

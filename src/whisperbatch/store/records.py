@@ -17,6 +17,9 @@ from typing import Any, Protocol
 from ..models import CostLine, JobState, Spend, Task, Transcript
 from .codec import embedding_from_json, options_from_json, transcript_from_json
 
+# The error of a job ended by a cancel (`JobQueue.cancel`).
+CANCELLED = "cancelled"
+
 
 class Row(Protocol):
     """A row as either driver returns it: its values by column name."""
@@ -42,12 +45,47 @@ class Job:
     # What a worker runs it with (the fields of `jobs.JobOptions`); {} for a job from before options
     # were kept.
     options: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+    # How far its latest run is: chunks answered (cached ones too) and the seconds of the recording they
+    # account for; the chunk count once the whole recording is cut (None before), its length once
+    # probed, and when that run began sending.
+    chunks_done: int = 0
+    chunks_total: int | None = None
+    audio_s: float | None = None
+    audio_done_s: float = 0.0
+    started_at: float | None = None
+    cancel_requested: bool = False  # asked while it ran: the worker running it stops it
     _transcript_json: str | None = dataclasses.field(default=None, repr=False)
 
     @cached_property
     def transcript(self) -> Transcript | None:
         """The transcript its last finished run made, or None."""
         return None if self._transcript_json is None else transcript_from_json(self._transcript_json)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.state is JobState.FAILED and self.error == CANCELLED
+
+    @property
+    def progress(self) -> float | None:
+        """How much of the recording is done, 0 to 1 (1 once done); None before a run has probed it."""
+        if self.state is JobState.DONE:
+            return 1.0
+        if self.audio_s:
+            return min(1.0, self.audio_done_s / self.audio_s)
+        if self.chunks_total:
+            return min(1.0, self.chunks_done / self.chunks_total)
+        return None
+
+    def eta_s(self, now: float) -> float | None:
+        """Seconds until a running job is done, at the pace its run has gone since it began sending;
+        None until something is done (or when it is not running)."""
+        if self.state is not JobState.RUNNING or self.started_at is None or not self.audio_s:
+            return None
+        elapsed_s = now - self.started_at
+        if self.audio_done_s <= 0 or elapsed_s <= 0:
+            return None
+        left_s = max(0.0, self.audio_s - self.audio_done_s)
+        return left_s * elapsed_s / self.audio_done_s
 
     @classmethod
     def from_row(cls, r: Row) -> Job:
@@ -66,6 +104,12 @@ class Job:
             lease_expires=r["lease_expires"],
             run_id=r["run_id"],
             options=options_from_json(r["options"]),
+            chunks_done=int(r["chunks_done"]),
+            chunks_total=None if r["chunks_total"] is None else int(r["chunks_total"]),
+            audio_s=r["audio_s"],
+            audio_done_s=float(r["audio_done_s"]),
+            started_at=r["started_at"],
+            cancel_requested=bool(r["cancel_requested"]),
             _transcript_json=r["transcript"],
         )
 

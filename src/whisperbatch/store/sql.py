@@ -32,7 +32,7 @@ from .codec import (
 )
 from .migrations import MIGRATIONS, ColumnTypes, migration_sql
 from .queries import Query
-from .records import BudgetCheck, Job, LedgerRow, OutputRecord, Row, Voice, cost_line_params
+from .records import CANCELLED, BudgetCheck, Job, LedgerRow, OutputRecord, Row, Voice, cost_line_params
 
 
 class Tx(Protocol):
@@ -270,6 +270,37 @@ class SqlStore:
             count = tx.run(q.RETRY_FAILED, now=time.time(), keys=None if keys is None else json.dumps(keys))
             self._notify(tx)
             return count
+
+    # ---- how far a running job is, and its cancel ------------------------------------------------------
+
+    def job_started(self, key: str, audio_s: float) -> None:
+        """Its run probed the recording (`audio_s` long) and begins: the pace of its ETA counts from now."""
+        self._write(q.JOB_STARTED, audio_s=audio_s, now=time.time(), key=key)
+
+    def chunk_done(self, key: str, covered_s: float) -> bool:
+        """One more chunk answered, accounting for `covered_s` of the recording. True when a cancel was
+        asked meanwhile."""
+        with self._tx() as tx:
+            rows = tx.all(q.CHUNK_DONE, covered_s=covered_s, key=key)
+        return bool(rows and rows[0]["cancel_requested"])
+
+    def chunks_counted(self, key: str, total: int) -> None:
+        """The recording is cut: `total` chunks."""
+        self._write(q.CHUNKS_COUNTED, total=total, key=key)
+
+    def cancel(self, key: str) -> Job | None:
+        """A queued job ends at once, failed as cancelled; a running one is marked, and the worker that
+        runs it stops it (`cancels`). A job done or failed is left as it is. Returns the job after."""
+        with self._tx() as tx:
+            now = time.time()
+            if not tx.run(q.CANCEL_QUEUED, error=CANCELLED, now=now, key=key):
+                tx.run(q.REQUEST_CANCEL, now=now, key=key)
+            rows = tx.all(q.JOB, key=key)
+        return Job.from_row(rows[0]) if rows else None
+
+    def cancels(self, owner: str) -> list[str]:
+        """The keys of `owner`'s running jobs whose cancel was asked."""
+        return [str(r["key"]) for r in self._rows(q.CANCELS, owner=owner)]
 
     # ---- what jobs made ---------------------------------------------------------------------------------
 
