@@ -11,7 +11,7 @@
 
 from .cache import ChunkCache
 from .chunks import ChunkOptions
-from .events import ChunkDone, Event, FileFinished, FileStarted, Notice
+from .events import ChunkDone, ChunksCounted, Event, FileFinished, FileStarted, Notice
 from .gate import Gate, GateOptions
 from .outputs import OutputBook, OutputOptions, Outputs
 from .prepare import CutOptions, ahead, chunk_params, files_preparing, upload_forecast_s
@@ -24,6 +24,7 @@ __all__ = [
     "ChunkCache",
     "ChunkDone",
     "ChunkOptions",
+    "ChunksCounted",
     "CutOptions",
     "Event",
     "FileFinished",

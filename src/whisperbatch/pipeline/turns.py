@@ -6,7 +6,10 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from ..errors import Stopped
+from ..errors import Cancelled, Stopped
+
+# Waits for a file's turn: `take(stop, cancel)`.
+TakeTurn = Callable[[threading.Event, threading.Event], None]
 
 
 class Turns:
@@ -23,17 +26,20 @@ class Turns:
         self._waiting: set[int] = set()  # places in the queue of files in line for a turn
 
     @contextmanager
-    def queue(self, order: int) -> Iterator[Callable[[threading.Event], None]]:
-        """A file's place in line: yields `take(stop)`, which waits for its turn. Leaving gives up the
-        place, or the turn."""
+    def queue(self, order: int) -> Iterator[TakeTurn]:
+        """A file's place in line: yields `take(stop, cancel)`, which waits for its turn (raising Stopped
+        when the run stops, Cancelled when the file's job is cancelled). Leaving gives up the place, or
+        the turn."""
         took = False
 
-        def take(stop: threading.Event) -> None:
+        def take(stop: threading.Event, cancel: threading.Event) -> None:
             nonlocal took
             with self._cond:
                 while self._free == 0 or sum(o < order for o in self._waiting) >= self._free:
                     if stop.is_set():
                         raise Stopped("the run was stopped")
+                    if cancel.is_set():
+                        raise Cancelled("cancelled")
                     self._cond.wait(0.2)
                 self._waiting.discard(order)
                 self._free -= 1
