@@ -6,14 +6,19 @@ The tests that take a store run on PostgreSQL too (tests/integration/test_store_
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
+
+import pytest
 
 from unit.test_store import _transcript
 from unit.test_store import opener as opener  # the store contract's fixtures
 from unit.test_store import store as store
+from whisperbatch.errors import Cancelled
 from whisperbatch.jobs.progress import JobProgress
 from whisperbatch.models import JobState, Task
 from whisperbatch.pipeline import ChunkDone, ChunksCounted, FileStarted
+from whisperbatch.pipeline.turns import Turns
 from whisperbatch.store import CANCELLED, Job, JobStore, SqliteStore
 
 
@@ -152,3 +157,18 @@ def test_progress_that_cannot_be_kept_does_not_stop_the_job(tmp_path: Path) -> N
     job = _job(store, "k1")
     store.close()  # every statement now fails
     JobProgress(store).record(_chunk_done(job, 0, 20.0))
+
+
+def test_a_file_waiting_for_its_turn_stops_when_its_job_is_cancelled() -> None:
+    """A job claimed, its chunks ready, but behind another file at `-j 1`, is not left to wait its turn."""
+    turns, stop, cancel = Turns(1), threading.Event(), threading.Event()
+
+    def check() -> None:
+        if cancel.is_set():
+            raise Cancelled("b.m4a: cancelled")
+
+    with turns.queue(1) as first, turns.queue(2) as second:
+        first(stop, check)
+        cancel.set()
+        with pytest.raises(Cancelled):
+            second(stop, check)

@@ -153,7 +153,7 @@ class ChunkStage:
         with closing(prepared):  # an early exit stops the decoder at once
             for chunk in prepared:
                 if not chunks:  # prepared ahead of this file's turn to send
-                    take_turn(stop, rec.bill.cancel)
+                    take_turn(stop, rec.bill.check)
                 if stop.is_set():
                     raise Stopped("the run was stopped")
                 rec.bill.check()

@@ -3,9 +3,9 @@
 One gate per process (the job runner owns it): `concurrency` bounds the requests in flight for the
 whole process, so `-j` keeps a key under its rate limit however many sets of job options a worker
 serves. Through the gate go the files' turns to send (`Turns`), the one retry loop, the stop and the
-halt after a fatal answer, the record of which jobs sent a request, and every answer's bill into the
-ledger. Each concern is a small wrapper around the request (`_slot`, `_billed`, `_waiting`,
-`_with_retries`), composed in `transcribe` and `chat`.
+halt after a fatal answer, each job's own cancel (on its bill), the record of which jobs sent a
+request, and every answer's bill into the ledger. Each concern is a small wrapper around the request
+(`_slot`, `_billed`, `_waiting`, `_with_retries`), composed in `transcribe` and `chat`.
 """
 
 from __future__ import annotations

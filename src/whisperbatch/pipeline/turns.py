@@ -6,10 +6,10 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from ..errors import Cancelled, Stopped
+from ..errors import Stopped
 
-# Waits for a file's turn: `take(stop, cancel)`.
-TakeTurn = Callable[[threading.Event, threading.Event], None]
+# Waits for a file's turn: `take(stop, check)`, `check` raising when the file's job is cancelled.
+TakeTurn = Callable[[threading.Event, Callable[[], None]], None]
 
 
 class Turns:
@@ -27,19 +27,18 @@ class Turns:
 
     @contextmanager
     def queue(self, order: int) -> Iterator[TakeTurn]:
-        """A file's place in line: yields `take(stop, cancel)`, which waits for its turn (raising Stopped
-        when the run stops, Cancelled when the file's job is cancelled). Leaving gives up the place, or
-        the turn."""
+        """A file's place in line: yields `take(stop, check)`, which waits for its turn (raising Stopped
+        when the run stops; `check` raises when the file's job is cancelled). Leaving gives up the
+        place, or the turn."""
         took = False
 
-        def take(stop: threading.Event, cancel: threading.Event) -> None:
+        def take(stop: threading.Event, check: Callable[[], None]) -> None:
             nonlocal took
             with self._cond:
                 while self._free == 0 or sum(o < order for o in self._waiting) >= self._free:
                     if stop.is_set():
                         raise Stopped("the run was stopped")
-                    if cancel.is_set():
-                        raise Cancelled("cancelled")
+                    check()
                     self._cond.wait(0.2)
                 self._waiting.discard(order)
                 self._free -= 1
