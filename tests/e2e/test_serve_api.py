@@ -64,9 +64,9 @@ def speech(folder: Path, name: str, unit_s: float) -> Path:
     return folder / name
 
 
-def long_speech(folder: Path, name: str, unit_s: float) -> Path:
-    """Speech throughout a minute and a half: a few chunks, sent one at a time (`-j 1`)."""
-    assemble(folder / name, [True] * 9, find_ffmpeg(), unit_s=unit_s)
+def long_speech(folder: Path, name: str, unit_s: float, units: int = 9) -> Path:
+    """Speech throughout (a minute and a half by default): chunks sent one at a time (`-j 1`)."""
+    assemble(folder / name, [True] * units, find_ffmpeg(), unit_s=unit_s)
     return folder / name
 
 
@@ -86,6 +86,7 @@ def test_an_upload_is_one_job_sent_upstream_once(
     assert job["recording"] == "fox.wav"
     done = finished(client, job["id"])
     assert done["state"] == "done", done["error"]
+    assert done["chunks_done"] == done["chunks_total"] >= 1
     assert done["progress"] == 1.0 and done["eta_s"] is None
     assert done["usd"] > 0 and done["error"] is None
     sent = upstream.count
@@ -189,7 +190,8 @@ def running(client: httpx.Client, job_id: int) -> dict[str, Any]:
 
     def chunk_done() -> bool:
         seen.append(client.get(f"/api/v1/jobs/{job_id}").json())
-        return seen[-1]["state"] == "running" and seen[-1]["chunks_done"] >= 1
+        job = seen[-1]
+        return job["state"] == "running" and job["chunks_done"] >= 1 and job["chunks_total"] is not None
 
     wait_for(chunk_done, f"job {job_id} running with a chunk done", timeout=60)
     return seen[-1]
@@ -200,7 +202,7 @@ def test_a_running_job_shows_its_progress_live(
 ) -> None:
     events = Events(served.url)
     try:
-        upstream.s_per_audio_min = 4.0  # a 40-s chunk answers in about 3 s
+        upstream.s_per_audio_min = 2.5  # a 45-s chunk answers in about 2 s
         made = upload(client, long_speech(recordings, "long.wav", 10.2))
         job = running(client, made.json()["id"])
         upstream.s_per_audio_min = 0.0
@@ -219,7 +221,8 @@ def test_a_running_job_shows_its_progress_live(
         events.close()
     kinds = events.of("long.wav")
     assert kinds[0] == "job.started" and kinds[-1] == "job.finished"
-    assert kinds.count("job.progress") == done["chunks_total"]
+    chunks = [data["chunk"] for kind, data in events.got if kind == "job.progress" and "chunk" in data]
+    assert sorted(chunks) == list(range(done["chunks_total"]))
     ends = [data for kind, data in events.got if kind == "job.finished" and data["recording"] == "long.wav"]
     assert ends[0]["error"] is None
 
@@ -227,8 +230,8 @@ def test_a_running_job_shows_its_progress_live(
 def test_cancel_of_a_running_job(client: httpx.Client, upstream: FakeOpenAI, recordings: Path) -> None:
     sent = upstream.count
     try:
-        upstream.s_per_audio_min = 4.0
-        made = upload(client, long_speech(recordings, "cancelled.wav", 10.4))
+        upstream.s_per_audio_min = 2.5
+        made = upload(client, long_speech(recordings, "cancelled.wav", 10.4, units=18))
         job = running(client, made.json()["id"])
         cancelled = client.post(f"/api/v1/jobs/{job['id']}/cancel")
         assert cancelled.status_code == 200, cancelled.text
