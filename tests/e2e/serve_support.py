@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,7 @@ import httpx
 
 from conftest import CANARY_KEY, TODAY
 from whisperbatch.testing import FakeOpenAI
-from whisperbatch.testing.serving import serve_env
+from whisperbatch.testing.serving import Served, serve_env
 
 FINISHED = ("done", "failed")
 
@@ -42,3 +45,13 @@ def finished(client: httpx.Client, job_id: int, timeout_s: float = 120.0) -> dic
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} still {job['state']} after {timeout_s} s")
         time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def telling(served: Served) -> Iterator[None]:
+    """A failure inside shows what the server logged (any server key in it shown as wb_…)."""
+    try:
+        yield
+    except BaseException as e:
+        e.add_note("the server's log:\n" + re.sub(r"wb_[A-Za-z0-9_-]+", "wb_…", served.log))
+        raise

@@ -23,6 +23,8 @@ from whisperbatch.testing import FakeOpenAI
 from whisperbatch.testing.faults import DECODE_FAILED, Fault
 from whisperbatch.testing.serving import Served
 
+BUDGET_USD = 5.0  # far more than the module spends: each running job holds a reservation under it
+
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[FakeOpenAI]:
@@ -42,7 +44,7 @@ def served(
 ) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("serve")
     env = module_env(folder, model_cache, upstream)
-    with Served(["--root", str(root), "-j", "1"], env, cwd=folder) as server:
+    with Served(["--root", str(root), "-j", "1", "--budget", str(BUDGET_USD)], env, cwd=folder) as server:
         yield server
 
 
@@ -211,7 +213,7 @@ def test_a_running_job_shows_its_progress_live(
         assert job["eta_s"] is not None and job["eta_s"] > 0
         assert job["usd_so_far"] > 0
         assert job["usd"] is None or job["usd"] >= job["usd_so_far"]
-        assert job["reserved_usd"] is None or job["reserved_usd"] >= 0
+        assert job["reserved_usd"] >= job["usd_so_far"]  # its worst case, held while it runs
         done = finished(client, job["id"])
         assert done["state"] == "done", done["error"]
         assert done["chunks_done"] == done["chunks_total"] == job["chunks_total"]
@@ -255,6 +257,8 @@ def test_spend_by_day_and_by_run(client: httpx.Client) -> None:
     today = datetime.now(UTC).date().isoformat()
     assert by_day["items"][-1]["day"] == today
     assert sum(i["usd"] for i in by_day["items"]) == pytest.approx(by_day["total"]["usd"])
+    assert by_day["budget_usd"] == BUDGET_USD
+    assert by_day["left_usd"] == pytest.approx(BUDGET_USD - by_day["total"]["usd"])
     assert by_day["total"]["usd"] >= paid - 1e-9
     assert by_day["total"]["files"] >= len([j for j in jobs if j["state"] == "done"])
     by_run = client.get("/api/v1/spend", params={"by": "run"}).json()

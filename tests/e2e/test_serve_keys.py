@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from conftest import CANARY_KEY, copy_sample, distinct_words, run_cli
-from e2e.serve_support import finished, module_env
+from e2e.serve_support import finished, module_env, telling
 from whisperbatch.testing import FakeOpenAI
 from whisperbatch.testing.serving import Served
 
@@ -77,7 +77,7 @@ def test_keys_and_a_server_beyond_loopback(env: dict[str, str], folder: Path) ->
     assert rows == {"alice": 1, "bob": 2}  # made, and bob's revoked: a time each
 
     wrong = "wb_" + secrets.token_urlsafe(32)
-    with Served(["--host", "0.0.0.0", "--verbose"], env, cwd=folder) as served:
+    with Served(["--host", "0.0.0.0", "--verbose"], env, cwd=folder) as served, telling(served):
         port = served.url.rsplit(":", 1)[1]
         assert served.url.startswith("http://0.0.0.0:")
         url = f"http://127.0.0.1:{port}"
