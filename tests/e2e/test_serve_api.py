@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -72,9 +73,9 @@ def long_speech(folder: Path, name: str, unit_s: float, units: int = 9) -> Path:
     return folder / name
 
 
-def upload(client: httpx.Client, path: Path, **fields: str) -> httpx.Response:
+def upload(client: httpx.Client, path: Path, name: str | None = None, **fields: str) -> httpx.Response:
     with path.open("rb") as f:
-        return client.post("/api/v1/jobs", files={"file": (path.name, f)}, data=fields)
+        return client.post("/api/v1/jobs", files={"file": (name or path.name, f)}, data=fields)
 
 
 def test_an_upload_is_one_job_sent_upstream_once(
@@ -275,3 +276,16 @@ def test_docs_and_the_openapi_schema(client: httpx.Client) -> None:
     assert schema["info"]["title"] == "whisperbatch"
     for path in ("/api/v1/jobs", "/api/v1/jobs/{job_id}", "/api/v1/jobs/{job_id}/cancel", "/api/v1/events"):
         assert path in schema["paths"], path
+
+
+def test_a_recording_named_in_any_script(client: httpx.Client, recordings: Path) -> None:
+    name = "Grüße 日本.wav"
+    made = upload(client, speech(recordings, "unicode.wav", 7.7), name=name)
+    assert made.status_code == 201, made.text
+    done = finished(client, made.json()["id"])
+    assert done["state"] == "done" and done["recording"] == name
+    got = client.get(done["outputs"]["srt"])
+    assert got.status_code == 200 and " --> " in got.text
+    said = got.headers["content-disposition"]
+    assert said.startswith('inline; filename="Gr__e __.srt"')  # plain ASCII for clients that read only it
+    assert unquote(said.split("filename*=UTF-8''")[1]) == "Grüße 日本.srt"

@@ -104,6 +104,15 @@ def test_a_name_that_is_not_a_plain_audio_file_name(client: httpx.Client, name: 
 
 
 @pytest.mark.usefixtures("untouched")
+def test_a_name_with_a_control_character(client: httpx.Client) -> None:
+    raw = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a\tb.wav"\r\n\r\nRIFF\r\n--b--\r\n'
+    tab = client.post(
+        "/api/v1/jobs", content=raw, headers={"content-type": "multipart/form-data; boundary=b"}
+    )
+    refused(tab, 400, "file", "plain file name")  # a control character: not a name to show or send
+
+
+@pytest.mark.usefixtures("untouched")
 def test_a_path_outside_the_roots(client: httpx.Client, root: Path) -> None:
     refused(client.post("/api/v1/jobs", json={"path": str(SAMPLES / "fox.wav")}), 403, "path", "roots")
     refused(client.post("/api/v1/jobs", json={"path": str(root / "outside.wav")}), 403, "path", "roots")

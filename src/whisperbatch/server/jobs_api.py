@@ -11,6 +11,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -117,8 +118,15 @@ def get_job(request: Request, job_id: int) -> dict[str, Any]:
 def get_output(request: Request, job_id: int, fmt: str) -> Response:
     server = server_of(request)
     found = output(server, job_or_404(server, job_id), fmt)
-    disposition = f'inline; filename="{found.name}"'
-    return Response(found.text, media_type=MEDIA_TYPES[fmt], headers={"Content-Disposition": disposition})
+    headers = {"Content-Disposition": disposition(found.name)}
+    return Response(found.text, media_type=MEDIA_TYPES[fmt], headers=headers)
+
+
+def disposition(name: str) -> str:
+    """`inline` under the recording's name in any script (RFC 6266: UTF-8 in `filename*`, with an ASCII
+    `filename` for clients that read only that); a header carries Latin-1 only."""
+    plain = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    return f"inline; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 @router.post("/jobs/{job_id}/retry", summary="Queue a failed job again")

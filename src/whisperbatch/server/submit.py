@@ -114,7 +114,7 @@ def check_name(filename: str | None) -> str:
     name = (filename or "").strip()
     if not name:
         raise bad_field("file", "the upload has no file name")
-    if "/" in name or "\\" in name or "\0" in name or name in (".", "..") or name.startswith("."):
+    if "/" in name or "\\" in name or not name.isprintable() or name in (".", "..") or name.startswith("."):
         raise bad_field("file", f"the name must be a plain file name, not {name!r}")
     if len(name.encode()) > NAME_MAX_BYTES:
         raise bad_field("file", f"the name is longer than {NAME_MAX_BYTES} bytes")
