@@ -145,7 +145,7 @@ def test_a_job_from_the_api_shows_progress_moving_and_ends_done(
 
 
 def test_files_picked_or_dropped_become_jobs_and_open_in_the_viewer(page: Page, client: httpx.Client) -> None:
-    picked = '<img src=x onerror="window.injected=1">talk & co.m4a'
+    picked = "<img src=x onerror=window.injected=1>talk & co.m4a"
     page.set_input_files(
         "#files", files=[{"name": picked, "mimeType": "audio/mp4", "buffer": (SAMPLES / "talk.m4a").read_bytes()}]
     )

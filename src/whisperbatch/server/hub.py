@@ -29,8 +29,9 @@ class Published:
         return f"event: {self.kind}\ndata: {json.dumps(self.data, separators=(',', ':'))}\n\n"
 
 
-def published(event: Event) -> Published:
-    """A runner event as a stream message (paths as file names: a stream shows no server folders)."""
+def published(event: Event) -> Published | None:
+    """A runner event as a stream message (paths as file names: a stream shows no server folders); None
+    for a kind the stream does not carry (the runner's callback must never fail a job)."""
     now = time.time()
     if isinstance(event, FileStarted):
         return Published(
@@ -43,8 +44,9 @@ def published(event: Event) -> Published:
         result = event.result
         data = {"recording": result.source.name, "error": result.error, "at": now}
         return Published("job.finished", data | {"usd": None if result.cost is None else result.cost.usd})
-    assert isinstance(event, Notice)
-    return Published("notice", {"message": event.message, "at": now})
+    if isinstance(event, Notice):
+        return Published("notice", {"message": event.message, "at": now})
+    return None
 
 
 class EventHub:
@@ -55,6 +57,8 @@ class EventHub:
     def publish(self, event: Event) -> None:
         """Called on any thread by the runner."""
         message = published(event)
+        if message is None:
+            return
         with self._lock:
             streams = list(self._streams)
         for loop, queue in streams:
