@@ -19,11 +19,12 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, FilePayload, Page, expect, sync_playwright
 
-from conftest import CANARY_KEY, SAMPLES, TODAY, assemble, distinct_words, wait_for
+from conftest import CANARY_KEY, TODAY, assemble, distinct_words, wait_for
 from whisperbatch.testing import FakeOpenAI
 from whisperbatch.testing.faults import DECODE_FAILED, Fault
+from whisperbatch.testing.recordings import SAMPLES
 from whisperbatch.testing.serving import Served, serve_env
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -106,7 +107,8 @@ def page(browser: Browser, served: Served) -> Iterator[Page]:
 def job_named(client: httpx.Client, name: str) -> dict[str, Any]:
     found = [job for job in client.get("/api/v1/jobs").json()["jobs"] if job["recording"] == name]
     assert len(found) == 1, found
-    return found[0]
+    job: dict[str, Any] = found[0]
+    return job
 
 
 def idle(client: httpx.Client) -> bool:
@@ -146,9 +148,8 @@ def test_a_job_from_the_api_shows_progress_moving_and_ends_done(
 
 def test_files_picked_or_dropped_become_jobs_and_open_in_the_viewer(page: Page, client: httpx.Client) -> None:
     picked = "<img src=x onerror=window.injected=1>talk & co.m4a"
-    page.set_input_files(
-        "#files", files=[{"name": picked, "mimeType": "audio/mp4", "buffer": (SAMPLES / "talk.m4a").read_bytes()}]
-    )
+    talk = (SAMPLES / "talk.m4a").read_bytes()
+    page.set_input_files("#files", files=[FilePayload(name=picked, mimeType="audio/mp4", buffer=talk)])
     expect(page.locator("#uploads li").first).to_contain_text("queued as job")
     dropped = "morning (dropped).mp3"
     page.evaluate(

@@ -351,7 +351,7 @@
     const height = 120;
     const most = Math.max(...shown.map((i) => i.usd || 0), 0);
     const graph = svg("svg", { viewBox: "0 0 " + width + " " + (height + 16), role: "img", class: "bars" });
-    const slot = width / Math.max(shown.length, 1);
+    const slot = Math.min(40, width / Math.max(shown.length, 1));
     shown.forEach((item, n) => {
       const h = most > 0 ? Math.max(1, ((item.usd || 0) / most) * height) : 1;
       const bar = svg("rect", { x: n * slot + 2, y: height - h, width: Math.max(1, slot - 4), height: h });
@@ -363,7 +363,7 @@
     if (shown.length) {
       const first = svg("text", { x: 0, y: height + 14 });
       first.textContent = shown[0].day;
-      const last = svg("text", { x: width, y: height + 14, "text-anchor": "end" });
+      const last = svg("text", { x: shown.length * slot, y: height + 14, "text-anchor": "end" });
       last.textContent = shown[shown.length - 1].day;
       graph.append(first, last);
     }
