@@ -151,6 +151,8 @@ def test_files_picked_or_dropped_become_jobs_and_open_in_the_viewer(page: Page, 
     talk = (SAMPLES / "talk.m4a").read_bytes()
     page.set_input_files("#files", files=[FilePayload(name=picked, mimeType="audio/mp4", buffer=talk)])
     expect(page.locator("#uploads li").first).to_contain_text("queued as job")
+    page.check('#options input[name="diarize"]')  # the dropped one is asked for speaker labels
+    page.check('#options input[value="rttm"]')
     dropped = "morning (dropped).mp3"
     page.evaluate(
         """({name, data}) => {
@@ -175,8 +177,7 @@ def test_files_picked_or_dropped_become_jobs_and_open_in_the_viewer(page: Page, 
 
     job = job_named(client, picked)
     row_of(page, job["id"]).locator("button.open").click()
-    viewer = page.locator("#viewer")
-    expect(viewer).to_be_visible()
+    expect(page.locator("#viewer")).to_be_visible()
     expect(page.locator("#viewer-name")).to_have_text(picked)
     segments = client.get(f"/api/v1/jobs/{job['id']}/outputs/json").json()["segments"]
     assert segments
@@ -186,6 +187,15 @@ def test_files_picked_or_dropped_become_jobs_and_open_in_the_viewer(page: Page, 
     srt = page.locator("#viewer-links a", has_text="srt").get_attribute("href")
     assert srt is not None
     assert client.get(srt).text == client.get(f"/api/v1/jobs/{job['id']}/outputs/srt").text
+
+    job = job_named(client, dropped)
+    assert job["diarize"] and "rttm" in job["outputs"]
+    row_of(page, job["id"]).locator("button.open").click()
+    expect(page.locator("#viewer-name")).to_have_text(dropped)
+    segments = client.get(f"/api/v1/jobs/{job['id']}/outputs/json").json()["segments"]
+    assert all(s.get("speaker") for s in segments)
+    expect(page.locator("#cues tbody tr .speaker")).to_have_text([s["speaker"] for s in segments])
+    expect(page.locator("#cues tbody tr .text")).to_have_text([s["text"] for s in segments])
 
 
 def test_a_failed_job_shows_its_reason_and_retry_queues_it_again(

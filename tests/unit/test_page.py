@@ -53,6 +53,8 @@ def test_with_keys_the_page_asks_for_one_and_a_session_opens_the_api(server: Ser
         assert 'action="/login"' in door.text and 'id="jobs"' not in door.text
         assert client.get("/api/v1/jobs").status_code == 401
 
+        forged = client.post("/login", data={"key": key}, headers={"Origin": "http://elsewhere.example"})
+        assert forged.status_code == 403 and SESSION_COOKIE not in client.cookies
         refused = client.post("/login", data={"key": key + "x"}, follow_redirects=False)
         assert refused.status_code == 401 and "not a live key" in refused.text
         assert SESSION_COOKIE not in client.cookies

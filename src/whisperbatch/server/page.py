@@ -12,6 +12,7 @@ and styles (Content-Security-Policy), and the script inserts recording names and
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -55,6 +56,13 @@ def signed_in(request: Request) -> bool:
     return True
 
 
+def same_origin(request: Request) -> bool:
+    """Whether a form was posted from this server's own page (browsers send Origin with every POST; a
+    request without one is not a browser's, and has nothing to forge)."""
+    origin = request.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == request.headers.get("host")
+
+
 def _sign_in(request: Request, *, refused: bool) -> Response:
     return TEMPLATES.TemplateResponse(
         request,
@@ -87,6 +95,8 @@ async def login(request: Request) -> Response:
     server: Server = request.app.state.server
     if not server.keys_required:
         return RedirectResponse("/", status_code=303)
+    if not same_origin(request):
+        raise ApiError(403, "sign in from the server's own page", code="cross_origin")
     async with request.form(max_files=0, max_fields=5) as form:
         key = form.get("key")
     session = open_session(server, key.strip()) if isinstance(key, str) and key.strip() else None

@@ -5,7 +5,7 @@
 
 (function () {
   const POLL_MS = 1000;
-  const HIDDEN_POLL_MS = 5000;
+  const IDLE_POLL_MS = 5000;
   const SPEND_MS = 10000;
   const byId = (id) => document.getElementById(id);
   const rows = new Map(); // job id -> {tr, cells}
@@ -177,6 +177,7 @@
       if (!seen.has(id)) {
         row.tr.remove();
         rows.delete(id);
+        states.delete(id);
       }
     }
     byId("no-jobs").hidden = jobs.length > 0;
@@ -208,8 +209,13 @@
     }, 100);
   }
 
+  // Every second while jobs wait or run; slower when the queue is still or nobody is looking (the event
+  // stream still calls for a refresh the moment work starts here).
   function poll() {
-    refreshJobs().finally(() => window.setTimeout(poll, document.hidden ? HIDDEN_POLL_MS : POLL_MS));
+    refreshJobs().finally(() => {
+      const active = Array.from(states.values()).some((s) => s === "queued" || s === "running");
+      window.setTimeout(poll, active && !document.hidden ? POLL_MS : IDLE_POLL_MS);
+    });
   }
 
   function listen() {
@@ -244,14 +250,36 @@
     return fields;
   }
 
+  // An upload with its progress shown (fetch cannot tell how much of a body has gone).
+  function send(form, line, name) {
+    return new Promise((resolve, reject) => {
+      const request = new XMLHttpRequest();
+      request.open("POST", "/api/v1/jobs");
+      request.responseType = "json";
+      request.upload.onprogress = (event) => {
+        if (event.lengthComputable) {
+          line.textContent = name + ": uploading… " + Math.floor((100 * event.loaded) / event.total) + "%";
+        }
+      };
+      request.onload = () => {
+        if (request.status === 401) window.location.assign("/");
+        const body = request.response;
+        if (request.status >= 200 && request.status < 300) resolve({ status: request.status, body: body });
+        else reject(new Error((body && body.detail) || String(request.status)));
+      };
+      request.onerror = () => reject(new Error("the connection failed"));
+      request.send(form);
+    });
+  }
+
   async function upload(file, fields) {
     const line = el("li", {}, file.name + ": uploading…");
     byId("uploads").prepend(line);
-    const body = new FormData();
-    for (const [name, value] of Object.entries(fields)) body.append(name, value);
-    body.append("file", file, file.name);
+    const form = new FormData();
+    for (const [name, value] of Object.entries(fields)) form.append(name, value);
+    form.append("file", file, file.name);
     try {
-      const { status, body: job } = await api("/api/v1/jobs", { method: "POST", body: body });
+      const { status, body: job } = await send(form, line, file.name);
       const how = status === 201 ? "queued as job " : "already job ";
       line.textContent = file.name + ": " + how + job.id + " (" + job.state + ")";
       line.className = "ok";
