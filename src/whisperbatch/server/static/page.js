@@ -363,7 +363,7 @@
           el("td", { class: "speaker" }, cue.speaker || ""),
           el("td", { class: "text" }, cue.text)));
       }
-      note.textContent = segments.length + " cues" + (body.language ? ", language " + body.language : "");
+      note.textContent = segments.length + (segments.length === 1 ? " cue" : " cues") + (body.language ? ", language " + body.language : "");
     } catch (error) {
       note.textContent = "cannot load the transcript: " + error.message;
     }
@@ -377,23 +377,30 @@
     const shown = items.slice(-30);
     const width = 600;
     const height = 120;
-    const most = Math.max(...shown.map((i) => i.usd || 0), 0);
+    // Dollars where anything was paid; minutes billed where everything ran offline, at $0.
+    const paid = shown.some((i) => (i.usd || 0) > 0);
+    const value = (i) => (paid ? i.usd || 0 : i.billed_min || 0);
+    const most = Math.max(...shown.map(value), 0);
     const graph = svg("svg", { viewBox: "0 0 " + width + " " + (height + 16), role: "img", class: "bars" });
     const slot = Math.min(40, width / Math.max(shown.length, 1));
     shown.forEach((item, n) => {
-      const h = most > 0 ? Math.max(1, ((item.usd || 0) / most) * height) : 1;
+      const h = most > 0 ? Math.max(1, (value(item) / most) * height) : 1;
       const bar = svg("rect", { x: n * slot + 2, y: height - h, width: Math.max(1, slot - 4), height: h });
       const title = svg("title");
-      title.textContent = item.day + ": " + usd(item.usd);
+      title.textContent = item.day + ": " + usd(item.usd) + ", " + item.billed_min + " min";
       bar.append(title);
       graph.append(bar);
     });
-    if (shown.length) {
+    if (shown.length > 1) {
       const first = svg("text", { x: 0, y: height + 14 });
       first.textContent = shown[0].day;
       const last = svg("text", { x: shown.length * slot, y: height + 14, "text-anchor": "end" });
       last.textContent = shown[shown.length - 1].day;
       graph.append(first, last);
+    } else if (shown.length) {
+      const only = svg("text", { x: 2, y: height + 14 });
+      only.textContent = shown[0].day;
+      graph.append(only);
     }
     chart.replaceChildren(graph);
   }
