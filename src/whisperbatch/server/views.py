@@ -42,16 +42,10 @@ def job_view(job: Job, outputs: Sequence[str], *, now: float | None = None) -> d
         "cancel_requested": job.cancel_requested,
         "usd": job.usd,
         "reserved_usd": job.reserved_usd,
-        "error": shown_error(job),
+        "error": None if job.error is None else job.error.replace(str(job.path), job.path.name),
         "updated_at": job.updated_at,
         "outputs": {fmt: f"/api/v1/jobs/{job.id}/outputs/{fmt}" for fmt in outputs},
     }
-
-
-def shown_error(job: Job) -> str | None:
-    """Why a job failed, its recording named as the client named it (a run's messages start with the
-    recording's path, and a client is never shown the server's folders)."""
-    return None if job.error is None else job.error.replace(str(job.path), job.path.name)
 
 
 def outputs_of(server: Server, job: Job) -> list[str]:
