@@ -338,7 +338,7 @@ class JobRunner:
         runs for months, keeps none)."""
         if self.mode.reports_inputs:
             self.results[key] = result
-        self.on_event(FileFinished(result))
+        self.on_event(FileFinished(result, key))
 
     # ---- how the run stands ------------------------------------------------------------------------
 

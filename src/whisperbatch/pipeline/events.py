@@ -41,6 +41,7 @@ class ChunksCounted:
 @dataclass(frozen=True)
 class FileFinished:
     result: FileResult
+    key: str = ""  # the job's, where a job ran (a run's summary of inputs it never started has none)
 
 
 @dataclass(frozen=True)

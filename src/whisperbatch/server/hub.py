@@ -44,7 +44,8 @@ def published(event: Event) -> Published:
         return Published("job.progress", data | {"at": now})
     if isinstance(event, FileFinished):
         result = event.result
-        data = {"recording": result.source.name, "error": result.error, "at": now}
+        error = None if result.error is None else result.error.replace(str(result.source), result.source.name)
+        data = {"key": event.key, "recording": result.source.name, "error": error, "at": now}
         return Published("job.finished", data | {"usd": None if result.cost is None else result.cost.usd})
     return Published("notice", {"message": event.message, "at": now})
 

@@ -23,7 +23,7 @@ from .auth import require_key
 from .context import Server
 from .errors import ApiError, bad_field
 from .outputs import MEDIA_TYPES, output
-from .submit import Submission, check_name, check_path, receive_upload, submit
+from .submit import Submission, check_name, check_path, queue_full, receive_upload, submit
 from .views import job_view, outputs_of, spend_view
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key)], tags=["jobs"])
@@ -135,6 +135,8 @@ def retry_job(request: Request, job_id: int) -> dict[str, Any]:
     job = job_or_404(server, job_id)
     if job.state is not JobState.FAILED:
         raise ApiError(409, f"job {job_id} is {job.state}: only a failed job is retried")
+    if server.store.count_jobs(JobState.QUEUED) >= server.options.queue_max:
+        raise queue_full(server)
     server.store.retry_failed([job.key])
     return view(server, job_or_404(server, job_id))
 

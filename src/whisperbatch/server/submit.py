@@ -181,6 +181,15 @@ def receive_upload(server: Server, stream: BinaryIO, name: str) -> Path:
         raise
 
 
+def queue_full(server: Server) -> ApiError:
+    return ApiError(
+        429,
+        f"the queue is full ({server.options.queue_max} jobs waiting); try again later",
+        code="queue_full",
+        retry_after_s=QUEUE_FULL_RETRY_S,
+    )
+
+
 def submit(server: Server, path: Path, submission: Submission, *, upload: bool) -> tuple[Job, bool]:
     """Find or make the job for `path` with the submission's options: a done job with the same options
     is returned as it is (nothing is run or billed again); a failed one, or a done one asked for with
@@ -197,12 +206,7 @@ def submit(server: Server, path: Path, submission: Submission, *, upload: bool) 
         new = job is None
         if job is None or job.state is JobState.QUEUED:
             if job is None and store.count_jobs(JobState.QUEUED) >= server.options.queue_max:
-                raise ApiError(
-                    429,
-                    f"the queue is full ({server.options.queue_max} jobs waiting); try again later",
-                    code="queue_full",
-                    retry_after_s=QUEUE_FULL_RETRY_S,
-                )
+                raise queue_full(server)
             job = store.enqueue(
                 key, sha, task, path, st.st_size, st.st_mtime_ns, options=wanted, run_id=server.run_id
             )
