@@ -207,3 +207,14 @@ def test_a_server_killed_mid_job_gives_the_stored_result_without_a_second_upload
     assert all(sent[sha] == 1 for sha in answered[:stored]), (stored, answered, sent)
     twice = [sha for sha, n in sent.items() if n > 1]
     assert len(twice) <= 1 and set(twice) <= set(answered[stored:]) and max(sent.values()) <= 2, sent
+
+
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # the SDK marks the endpoint as going
+def test_translations_are_a_job_translated_into_english(client: OpenAI, upstream: FakeOpenAI) -> None:
+    chats = len(upstream.chats)
+    translated = client.audio.translations.create(
+        model="whisper-1", file=SAMPLES / "morning.mp3", response_format="verbose_json"
+    )
+    assert translated.task == "translate" and translated.language == "english"
+    assert "morning" in translated.text.lower() and translated.segments
+    assert len(upstream.chats) > chats  # the server's chat model made the English text
