@@ -215,6 +215,6 @@ def test_translations_are_a_job_translated_into_english(client: OpenAI, upstream
     translated = client.audio.translations.create(
         model="whisper-1", file=SAMPLES / "morning.mp3", response_format="verbose_json"
     )
-    assert translated.task == "translate" and translated.language == "english"
+    assert translated.to_dict()["task"] == "translate" and translated.language == "english"
     assert "morning" in translated.text.lower() and translated.segments
     assert len(upstream.chats) > chats  # the server's chat model made the English text
