@@ -23,6 +23,7 @@ import asyncio
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -126,38 +127,45 @@ async def translations(request: Request) -> Response:
     return await _answer(request, "translate")
 
 
-class _Asked:
-    """A request's fields, checked: the job's submission and how to answer."""
+@dataclass(frozen=True)
+class Asked:
+    """A request, checked: the job it makes and how it wants its answer."""
 
-    def __init__(self, fields: Mapping[str, list[str]], task: str, settings: Settings) -> None:
-        for name in fields:
-            if name not in FIELDS and name != "timestamp_granularities":
-                raise bad_field(name, f"not a field of this endpoint; the fields are {', '.join(FIELDS)}")
-        one = {name: values[-1] for name, values in fields.items() if values}
-        self.format = one.get("response_format") or "json"
-        if self.format not in RESPONSE_FORMATS:
-            raise bad_field("response_format", f"must be one of {', '.join(RESPONSE_FORMATS)}")
-        if one.get("stream", "false").lower() not in ("false", "0"):
-            raise bad_field("stream", "this server answers whole transcriptions, not streams")
-        _check_temperature(one.get("temperature"))
-        granularities = [
-            g for key in ("timestamp_granularities[]", "timestamp_granularities") for g in fields.get(key, [])
-        ]
-        if any(g not in GRANULARITIES for g in granularities):
-            raise bad_field("timestamp_granularities[]", f"each must be one of {', '.join(GRANULARITIES)}")
-        self.words = "word" in granularities
-        languages = fields.get("languages[]", [])
-        if len(languages) > 1:
-            raise bad_field("languages[]", "this server takes one language")
-        values: dict[str, Any] = {
-            "language": one.get("language") or (languages[0] if languages else None),
-            "prompt": one.get("prompt"),
-            "model": job_model(settings, one.get("model")),
-        }
-        if task == "translate":
-            values["to"] = "en"  # OpenAI's translations endpoint translates into English only
-        self.task = task
-        self.submission = Submission.of(values, task=task)
+    task: str
+    submission: Submission
+    format: str
+    words: bool  # `timestamp_granularities[]` holds "word"
+
+
+def asked(fields: Mapping[str, list[str]], task: str, settings: Settings) -> Asked:
+    """A request's form fields (each with its values), checked: an unknown field or a bad value is a
+    400 naming it, before anything is kept or queued."""
+    for name in fields:
+        if name not in FIELDS and name != "timestamp_granularities":
+            raise bad_field(name, f"not a field of this endpoint; the fields are {', '.join(FIELDS)}")
+    one = {name: values[-1] for name, values in fields.items() if values}
+    fmt = one.get("response_format") or "json"
+    if fmt not in RESPONSE_FORMATS:
+        raise bad_field("response_format", f"must be one of {', '.join(RESPONSE_FORMATS)}")
+    if one.get("stream", "false").lower() not in ("false", "0"):
+        raise bad_field("stream", "this server answers whole transcriptions, not streams")
+    _check_temperature(one.get("temperature"))
+    granularities = [
+        g for key in ("timestamp_granularities[]", "timestamp_granularities") for g in fields.get(key, [])
+    ]
+    if any(g not in GRANULARITIES for g in granularities):
+        raise bad_field("timestamp_granularities[]", f"each must be one of {', '.join(GRANULARITIES)}")
+    languages = fields.get("languages[]", [])
+    if len(languages) > 1:
+        raise bad_field("languages[]", "this server takes one language")
+    values: dict[str, Any] = {
+        "language": one.get("language") or (languages[0] if languages else None),
+        "prompt": one.get("prompt"),
+        "model": job_model(settings, one.get("model")),
+    }
+    if task == "translate":
+        values["to"] = "en"  # OpenAI's translations endpoint translates into English only
+    return Asked(task, Submission.of(values, task=task), fmt, "word" in granularities)
 
 
 def _check_temperature(raw: str | None) -> None:
@@ -186,13 +194,13 @@ async def _answer(request: Request, task: str) -> Response:
                 if not isinstance(value, str):
                     raise bad_field(name, "only the field `file` may carry a file")
                 fields.setdefault(name, []).append(value)
-        asked = _Asked(fields, task, server.settings)
+        wanted = asked(fields, task, server.settings)
         name = check_name(file.filename)
-        asked.submission.plan(server, upload=True)  # every option checked before a byte is kept
+        wanted.submission.plan(server, upload=True)  # every option checked before a byte is kept
         path = await asyncio.to_thread(receive_upload, server, file.file, name)
-    job, _ = await asyncio.to_thread(submit, server, path, asked.submission, upload=True)
+    job, _ = await asyncio.to_thread(submit, server, path, wanted.submission, upload=True)
     job = await wait_finished(server, job.key)
-    return await asyncio.to_thread(_response, server, finished(job), asked)
+    return await asyncio.to_thread(_response, server, finished(job), wanted)
 
 
 def finished(job: Job) -> Job:
@@ -237,7 +245,7 @@ def whisper_words(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _response(server: Server, job: Job, asked: _Asked) -> Response:
+def _response(server: Server, job: Job, asked: Asked) -> Response:
     if asked.format in ("srt", "vtt"):
         return PlainTextResponse(output(server, job, asked.format).text, media_type=MEDIA_TYPES[asked.format])
     doc = document(server, job)
