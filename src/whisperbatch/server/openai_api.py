@@ -61,6 +61,33 @@ FIELDS = (
     "stream",
 )
 
+# The multipart body as /docs shows it (the handlers read the form themselves, to name unknown fields).
+_FORM_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "model"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "model": {"type": "string", "default": ALIAS},
+                        "language": {"type": "string"},
+                        "prompt": {"type": "string"},
+                        "response_format": {"type": "string", "enum": list(RESPONSE_FORMATS)},
+                        "temperature": {"type": "number", "description": "taken; the server decodes its way"},
+                        "timestamp_granularities[]": {
+                            "type": "array",
+                            "items": {"type": "string", "enum": list(GRANULARITIES)},
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
 
 def served_model(settings: Settings) -> str:
     """The model the server's engine runs when a request names none it honours."""
@@ -117,12 +144,18 @@ def get_model(request: Request, model_id: str) -> dict[str, Any]:
     return _model_object(model_id, int(server.started_at))
 
 
-@router.post("/audio/transcriptions", summary="Transcribe a recording (OpenAI's endpoint)")
+@router.post(
+    "/audio/transcriptions", summary="Transcribe a recording (OpenAI's endpoint)", openapi_extra=_FORM_DOC
+)
 async def transcriptions(request: Request) -> Response:
     return await _answer(request, "transcribe")
 
 
-@router.post("/audio/translations", summary="Translate a recording into English (OpenAI's endpoint)")
+@router.post(
+    "/audio/translations",
+    summary="Translate a recording into English (OpenAI's endpoint)",
+    openapi_extra=_FORM_DOC,
+)
 async def translations(request: Request) -> Response:
     return await _answer(request, "translate")
 
@@ -245,24 +278,25 @@ def whisper_words(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _response(server: Server, job: Job, asked: Asked) -> Response:
-    if asked.format in ("srt", "vtt"):
-        return PlainTextResponse(output(server, job, asked.format).text, media_type=MEDIA_TYPES[asked.format])
+def _response(server: Server, job: Job, wanted: Asked) -> Response:
+    fmt = wanted.format
+    if fmt in ("srt", "vtt"):
+        return PlainTextResponse(output(server, job, fmt).text, media_type=MEDIA_TYPES[fmt])
     doc = document(server, job)
-    if asked.format == "text":
+    if wanted.format == "text":
         return PlainTextResponse(doc["text"] + "\n")
     usage = {"type": "duration", "seconds": math.ceil(doc["duration_s"])}
-    if asked.format == "json":
+    if wanted.format == "json":
         return JSONResponse({"text": doc["text"], "usage": usage})
     language = doc.get("language") or ""
     verbose: dict[str, Any] = {
-        "task": asked.task,
+        "task": wanted.task,
         "language": LANGUAGES.get(language, language),
         "duration": doc["duration_s"],
         "text": doc["text"],
         "segments": whisper_segments(doc),
     }
-    if asked.words:
+    if wanted.words:
         verbose["words"] = whisper_words(doc)
     verbose["usage"] = usage
     return JSONResponse(verbose)
