@@ -176,3 +176,9 @@ class StoreError(WhisperbatchError):
 
 class Stopped(WhisperbatchError):
     """The run was told to stop (fatal error elsewhere, or a signal); the file is left unfinished."""
+
+
+class Cancelled(Stopped):
+    """The recording's job was cancelled while it ran: it stops before its next request (those in
+    flight are answered, and every paid answer stays stored and billed) and ends failed, never
+    requeued. Other jobs of the process go on."""

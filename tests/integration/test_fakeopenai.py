@@ -770,3 +770,29 @@ def test_standalone_model_mode(make_client: MakeClient, three_sentences: Built) 
         finally:
             proc.terminate()
             assert proc.wait(timeout=10) == 0
+
+
+def test_model_list_needs_the_key_and_lists_what_the_server_serves(
+    make_client: MakeClient, server: FakeOpenAI
+) -> None:
+    server.api_key = KEY
+    client = make_client(server)
+    listed = [m.id for m in client.models.list().data]
+    assert {"whisper-1", "gpt-transcribe", "gpt-5.4-mini"} <= set(listed)
+    assert client.models.retrieve("gpt-transcribe").id == "gpt-transcribe"
+    server.missing_models.add("gpt-transcribe")
+    server.listed_models.append("my-whisper")
+    assert "gpt-transcribe" not in [m.id for m in client.models.list().data]
+    for name in ("gpt-transcribe", "no-such-model"):
+        with pytest.raises(openai.NotFoundError) as e:
+            client.models.retrieve(name)
+        assert e.value.code == "model_not_found"
+    assert client.models.retrieve("my-whisper").id == "my-whisper"
+    for call in (lambda c: c.models.list(), lambda c: c.models.retrieve("whisper-1")):
+        with pytest.raises(openai.AuthenticationError):
+            call(make_client(server, key="sk-wrong"))
+    server.models_endpoint = False  # a compatible server without a model list
+    with pytest.raises(openai.NotFoundError) as e:
+        client.models.list()
+    assert e.value.code is None
+    assert server.count == 0  # nothing here is an upload

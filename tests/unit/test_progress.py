@@ -6,13 +6,20 @@ The tests that take a store run on PostgreSQL too (tests/integration/test_store_
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
+
+import pytest
 
 from unit.test_store import _transcript
 from unit.test_store import opener as opener  # the store contract's fixtures
 from unit.test_store import store as store
+from whisperbatch.errors import Cancelled
+from whisperbatch.jobs.progress import JobProgress
 from whisperbatch.models import JobState, Task
-from whisperbatch.store import CANCELLED, Job, JobStore
+from whisperbatch.pipeline import ChunkDone, ChunksCounted, FileStarted
+from whisperbatch.pipeline.turns import Turns
+from whisperbatch.store import CANCELLED, Job, JobStore, SqliteStore
 
 
 def _enqueue(store: JobStore, key: str) -> None:
@@ -98,3 +105,70 @@ def test_a_running_job_is_marked_and_its_worker_sees_it(store: JobStore) -> None
     assert store.retry_failed(["mine"]) == 1  # asked for again, it runs: the cancel is forgotten
     rerun = store.claim("host:1:a", lease_s=30)
     assert rerun is not None and rerun.key == "mine" and not rerun.cancel_requested
+
+
+def _chunk_done(job: Job, index: int, covered_s: float) -> ChunkDone:
+    end_s = 20.0 * (index + 1)
+    return ChunkDone(job.path, job.key, index, end_s, covered_s, duration_s=60.0, uploaded=True)
+
+
+def test_the_jobs_running_here_are_counted_and_stopped_by_a_cancel_from_anywhere(store: JobStore) -> None:
+    """A cancel asked here stops its job at once; one asked elsewhere, when a chunk of the job is
+    answered or the lease's heartbeat looks."""
+    for key in ("here", "on-chunk", "on-heartbeat"):
+        _enqueue(store, key)
+    jobs = [store.claim("host:1:a", lease_s=30) for _ in range(3)]
+    here, on_chunk, on_heartbeat = (j for j in jobs if j is not None)
+    progress = JobProgress(store)
+    with (
+        progress.running(here) as stop_here,
+        progress.running(on_chunk) as stop_on_chunk,
+        progress.running(on_heartbeat) as stop_on_heartbeat,
+    ):
+        progress.record(FileStarted(here.path, here.key, 60.0))
+        progress.record(_chunk_done(here, 0, 20.0))
+        progress.record(ChunksCounted(here.path, here.key, 3))
+        counted = _job(store, "here")
+        assert (counted.chunks_done, counted.chunks_total, counted.audio_done_s, counted.audio_s) == (
+            1,
+            3,
+            20.0,
+            60.0,
+        )
+        asked = progress.cancel("here")
+        assert asked is not None and asked.cancel_requested and stop_here.is_set()
+        assert not stop_on_chunk.is_set() and not stop_on_heartbeat.is_set()
+        store.cancel("on-chunk")  # elsewhere: seen on the job's next chunk
+        progress.record(_chunk_done(on_chunk, 0, 20.0))
+        assert stop_on_chunk.is_set() and not stop_on_heartbeat.is_set()
+        store.cancel("on-heartbeat")
+        progress.look("host:1:a")
+        assert stop_on_heartbeat.is_set()
+    store.requeue("here")
+    again = store.claim("host:1:a", lease_s=30)
+    assert again is not None and again.key == "here"
+    with progress.running(again) as stop:  # a cancel asked before this worker took it
+        assert stop.is_set()
+
+
+def test_progress_that_cannot_be_kept_does_not_stop_the_job(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.sqlite3")
+    _enqueue(store, "k1")
+    job = _job(store, "k1")
+    store.close()  # every statement now fails
+    JobProgress(store).record(_chunk_done(job, 0, 20.0))
+
+
+def test_a_file_waiting_for_its_turn_stops_when_its_job_is_cancelled() -> None:
+    """A job claimed, its chunks ready, but behind another file at `-j 1`, is not left to wait its turn."""
+    turns, stop, cancel = Turns(1), threading.Event(), threading.Event()
+
+    def check() -> None:
+        if cancel.is_set():
+            raise Cancelled("b.m4a: cancelled")
+
+    with turns.queue(1) as first, turns.queue(2) as second:
+        first(stop, check)
+        cancel.set()
+        with pytest.raises(Cancelled):
+            second(stop, check)

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from .. import __version__
 from ..models import Task
-from . import enqueue, estimate, keys, report, retry, serve, status, transcribe, voices, watch, worker
+from . import doctor, enqueue, estimate, keys, report, retry, serve, status, transcribe, voices, watch, worker
 from .options import RUN, STORE, TRANSCRIBING, WORKER, taking
 
 app = typer.Typer(
@@ -49,6 +49,9 @@ app.command(cls=taking(*STORE))(retry.retry)
 app.command("serve", cls=taking(*WORKER))(serve.serve_command)
 app.add_typer(voices.app)
 app.add_typer(keys.app)
+app.command(
+    cls=taking("engine", "model", "base_url", "language", "to", "translate_model", "database", "config")
+)(doctor.doctor)
 
 
 def _version(value: bool) -> None:

@@ -9,6 +9,7 @@ needs a key made first (`whisperbatch keys create`); no request is then served w
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 from pathlib import Path
@@ -18,6 +19,7 @@ import typer
 import uvicorn
 
 from .. import scratch
+from ..config import Settings
 from ..errors import ConfigError
 from ..jobs import SERVICE, serve
 from ..models import Task
@@ -25,6 +27,8 @@ from ..pipeline import Event
 from ..server.app import create_app
 from ..server.context import DEFAULT_UPLOAD_MAX_BYTES, Server, ServerOptions
 from ..server.hub import EventHub
+from ..server.webhooks import WebhookSender
+from ..store import JobStore
 from . import wiring
 from .options import Options
 from .output import Output, fail
@@ -36,26 +40,41 @@ _STARTUP_WAIT_S = 30.0
 def serve_command(
     ctx: typer.Context,
     host: Annotated[
-        str, typer.Option("--host", help="Address to listen on (beyond loopback needs a key).")
-    ] = ("127.0.0.1"),
-    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 8000,
+        str,
+        typer.Option("--host", metavar="ADDR", help="Address to listen on (beyond loopback needs a key)."),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", metavar="PORT", help="Port to listen on (0: any free port).")
+    ] = 8000,
     no_work: Annotated[
         bool, typer.Option("--no-work", help="Only serve: workers elsewhere run the jobs (shared store).")
     ] = False,
     roots: Annotated[
         list[Path] | None,
-        typer.Option("--root", help="A folder whose recordings requests may name by path (repeatable)."),
+        typer.Option(
+            "--root", metavar="DIR", help="A folder whose recordings requests may name by path (repeatable)."
+        ),
     ] = None,
     max_upload_mb: Annotated[
-        float, typer.Option("--max-upload-mb", help="Largest upload taken, in MB.")
+        float, typer.Option("--max-upload-mb", metavar="MB", help="Largest upload taken, in MB.")
     ] = DEFAULT_UPLOAD_MAX_BYTES / 1e6,
     queue_max: Annotated[
-        int, typer.Option("--queue-max", help="Jobs waiting before new ones get 429.")
+        int, typer.Option("--queue-max", metavar="N", help="Jobs waiting before new ones get 429.")
     ] = 1000,
+    webhooks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--webhook",
+            metavar="URL",
+            help="Post job.done and job.failed here, signed with webhook_secret (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP job API, the OpenAI and whisper-asr-webservice endpoints and the web page, and run
     the jobs (unless --no-work)."""
     options = Options.of(ctx)
+    if webhooks:
+        options = dataclasses.replace(options, flags={**options.flags, "webhooks": tuple(webhooks)})
     out = Output(quiet=options.quiet, verbose=options.verbose, log=True)
     folders = tuple(r.expanduser().resolve() for r in roots or ())
     for folder in folders:
@@ -95,6 +114,7 @@ def serve_command(
         )
     )
     thread = threading.Thread(target=http.run, name="wb-http", daemon=True)
+    sender = _webhooks(out, ready.settings, ready.store)
     with scratch.run_folder():
         thread.start()
         try:
@@ -111,11 +131,25 @@ def serve_command(
         finally:
             http.should_exit = True
             thread.join(timeout=ready.settings.shutdown_grace_s + 5)
+            if sender is not None:
+                sender.close()
             if runner is not None:
                 runner.close()
             ready.store.close()
     if runner is not None:
         service_exit(out, runner, interruption, once=False)
+
+
+def _webhooks(out: Output, settings: Settings, store: JobStore) -> WebhookSender | None:
+    """The webhook sender, started, when receivers are configured (a secret is then set: settings
+    refuse webhooks without one)."""
+    if not settings.webhooks:
+        return None
+    assert settings.webhook_secret is not None
+    sender = WebhookSender(store, settings.webhooks, settings.webhook_secret, say=out.info)
+    sender.start()
+    out.info(f"webhooks: job.done and job.failed go to {len(settings.webhooks)} receiver(s)")
+    return sender
 
 
 def _await_start(out: Output, http: uvicorn.Server, thread: threading.Thread, host: str, port: int) -> None:

@@ -14,6 +14,9 @@ exits, and their run mode (`mode.py`):
   fail, so a run stopped any way at all (Ctrl-C, `kill -9`, a quota stop) resumes by uploading only
   the chunks still missing, and says how many it kept.
 - **Leases.** A worker holds a lease on each job it runs and renews it (`runner.py`).
+- **Progress and cancel where every host sees them.** A running job's chunks done, and the audio they
+  cover, are kept in its row as they are answered; a cancel asked of it from anywhere stops it before
+  its next request, keeping what it paid for (`progress.py`).
 - **One policy.** One `RetryPolicy`, one `Budget`, one stop signal, one request gate per process; the
   run mode sets what differs between a one-off run and the service.
 - **Outputs are a job's.** The store records which recording and job wrote each output, so outputs are

@@ -23,6 +23,7 @@ from ..engines.base import Engine
 from ..errors import (
     AudioError,
     BudgetExceeded,
+    Cancelled,
     ConfigError,
     FatalEngineError,
     RetriesExhausted,
@@ -45,13 +46,14 @@ from ..pipeline import (
 )
 from ..policy import Budget, RetryPolicy, require_prices
 from ..scratch import pid_alive
-from ..store import Job, JobStore
+from ..store import CANCELLED, Job, JobStore
 from ..translate import Translator
 from .admission import Admission, error_file
 from .content import holds
 from .mode import RunMode
 from .options import JobOptions, JobSetup
 from .pauses import STORE_RETRY_S, Pauses
+from .progress import JobProgress
 
 # An idle worker looks for work again after this long at most (a job whose retry delay ran out wakes
 # nobody); PostgreSQL's NOTIFY wakes it at once when a job is enqueued, SQLite's store polls sooner.
@@ -132,6 +134,7 @@ class JobRunner:
             on_fatal=self.pauses.fatal,
         )
         self.book = OutputBook(store, on_event)
+        self.progress = JobProgress(store)  # each running job's progress in the store, and its cancel
         self.pipeline = self._new_pipeline(own, engine)
         self.outputs = self.pipeline.outputs  # where the run's own recordings' outputs go
         self._pipelines: dict[tuple[str, Task], Pipeline] = {(own.options.to_json(), task): self.pipeline}
@@ -159,8 +162,18 @@ class JobRunner:
             store=self.store,
             budget=self.budget,
             translator=None if setup.translation is None else Translator.from_options(setup.translation),
-            on_event=self.on_event,
+            on_event=self._event,
         )
+
+    def _event(self, event: Event) -> None:
+        """A pipeline's event: in its job's row in the store, then told."""
+        self.progress.record(event)
+        self.on_event(event)
+
+    def cancel(self, key: str) -> Job | None:
+        """Cancel a job (`JobQueue.cancel`): queued, it fails at once; running here, it stops before its
+        next request; running elsewhere, its worker stops it when it next hears from the store."""
+        return self.progress.cancel(key)
 
     def pipeline_for(self, job: Job) -> Pipeline:
         """The pipeline for a job's own options (raises ConfigError when this host cannot run them, or
@@ -200,6 +213,7 @@ class JobRunner:
         while not self.stop.wait(self.options.lease_s / 3):
             try:
                 self.store.renew(self.owner, self.options.lease_s)
+                self.progress.look(self.owner)
             except Exception as e:  # the store is away: leases may lapse, the work goes on
                 self.say(f"cannot renew leases ({type(e).__name__}: {e}); trying again")
 
@@ -241,17 +255,24 @@ class JobRunner:
         """Run one claimed job to its end: done, failed, or back in the queue (stopped, paused, later)."""
         path = job.path
         try:
+            if job.cancel_requested:  # asked while another worker held it
+                raise Cancelled(f"{path}: cancelled")
             pipeline = self.pipeline_for(job)
             if not path.exists():
                 raise AudioError(path, "file disappeared before it was processed, or is not readable here")
             version = holds(self.store, job, "changed since it was queued; not sent")
-            result = pipeline.process_file(
-                path,
-                job.task,
-                job.key,
-                order=job.id,
-                unchanged=lambda: holds(self.store, job, _CHANGED, unless=version),
-            )
+            with self.progress.running(job) as cancel:
+                result = pipeline.process_file(
+                    path,
+                    job.task,
+                    job.key,
+                    order=job.id,
+                    unchanged=lambda: holds(self.store, job, _CHANGED, unless=version),
+                    cancel=cancel,
+                )
+        except Cancelled as e:  # its paid answers stay stored, and in the ledger
+            self._failed(job, e)
+            return
         except Stopped:
             with contextlib.suppress(StoreError):  # a failed store: the lease lapses, the next run resumes it
                 self.store.requeue(job.key, refund_attempt=True)
@@ -304,13 +325,13 @@ class JobRunner:
                 self.admission.write_from_store(finished, extra)
 
     def _failed(self, job: Job, error: WhisperbatchError, *, forget: bool = False) -> None:
-        reason = str(error)
+        reason = CANCELLED if isinstance(error, Cancelled) else str(error)
         self.store.fail(job.key, reason, forget=forget)
         self.failed_keys.add(job.key)
         if self.mode.error_files:
             with contextlib.suppress(WhisperbatchError):  # the reason is in the store and the log either way
                 writers.atomic_write_text(error_file(job.path), reason + "\n")
-        self._tell(job.key, FileResult(source=job.path, error=reason, causes=cause_chain(error)))
+        self._tell(job.key, FileResult(source=job.path, error=str(error), causes=cause_chain(error)))
 
     def _tell(self, key: str, result: FileResult) -> None:
         """A job ended here: say so, and keep its result for a one-off run's summary (a service, which

@@ -1,7 +1,7 @@
 """One recording from audio to written outputs, and the request gate every recording shares.
 
 - `gate.py`: one per process (the job runner's): request slots, files' turns, the retry policy, stop
-  and halt, the jobs that sent a request, and every answer's bill in the ledger.
+  and halt, each job's cancel, the jobs that sent a request, and every answer's bill in the ledger.
 - `run.py`: the stages one set of job options makes (`Pipeline`); each recording runs through them in
   a `Recording` of its own (`recording.py`): chunks (`chunks.py`, checked and repaired in
   `repair.py`), stitching, stages after the transcript (`speakers.py`, `translation.py`), writing.
@@ -11,7 +11,7 @@
 
 from .cache import ChunkCache
 from .chunks import ChunkOptions
-from .events import ChunkDone, Event, FileFinished, FileStarted, Notice
+from .events import ChunkDone, ChunksCounted, Event, FileFinished, FileStarted, Notice
 from .gate import Gate, GateOptions
 from .outputs import OutputBook, OutputOptions, Outputs
 from .prepare import CutOptions, ahead, chunk_params, files_preparing, upload_forecast_s
@@ -24,6 +24,7 @@ __all__ = [
     "ChunkCache",
     "ChunkDone",
     "ChunkOptions",
+    "ChunksCounted",
     "CutOptions",
     "Event",
     "FileFinished",

@@ -10,6 +10,7 @@ detected once, on its first chunk, and given to the rest (which wait for it).
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import threading
 from collections.abc import Callable
@@ -20,12 +21,13 @@ from pathlib import Path
 from typing import cast
 
 from .. import audio, stitch
-from ..errors import Stopped, StoreError
+from ..errors import Cancelled, Stopped, StoreError
 from ..models import Chunk, EngineResult, Segment, Span, Task, Transcript
-from .events import ChunkDone, Notice, gaps_message
+from .events import ChunkDone, ChunksCounted, Notice, gaps_message
 from .prepare import CutOptions, ahead, chunk_params
 from .recording import Recording
 from .repair import Asker, AskOptions
+from .turns import TakeTurn
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,7 @@ class ChunkStage:
             parallel=self.engine.parallel_chunks,
         )
 
-    def transcript(
-        self, rec: Recording, take_turn: Callable[[threading.Event], None]
-    ) -> tuple[Transcript, ChunksDone]:
+    def transcript(self, rec: Recording, take_turn: TakeTurn) -> tuple[Transcript, ChunksDone]:
         """The chunks transcribed, then stitched into one timeline, with what could not be heard said
         aloud."""
         with tempfile.TemporaryDirectory(prefix="whisperbatch-") as tmp:
@@ -107,46 +107,25 @@ class ChunkStage:
             self.on_event(Notice(f"{path}: warning: {transcript.warnings[0]}"))
         return transcript, done
 
-    def _chunks(
-        self, rec: Recording, workdir: Path, take_turn: Callable[[threading.Event], None]
-    ) -> ChunksDone:
+    def _chunks(self, rec: Recording, workdir: Path, take_turn: TakeTurn) -> ChunksDone:
         """Every chunk's outcome. Chunks are decoded, cut and encoded in a thread of their own, ahead of
         the requests: one chunk ahead when each request waits for the previous answer (context
         carried), `concurrency` ahead when they go out side by side, so a free slot never waits. The
-        first request waits for the file's turn (`Turns`)."""
-        options, stop = self.options, self.gate.stop
+        first request waits for the file's turn (`Turns`). A cancelled job sends nothing more; its
+        requests in flight are answered and billed before it stops."""
         chunker = audio.Chunker(rec.path, ffmpeg=self.ffmpeg, workdir=workdir, params=self.params)
         chunks: list[Chunk] = []
         pending: list[Future[ChunkOutcome] | ChunkOutcome] = []
-        sequential = options.ask.condition_on_previous
-        previous_text = ""
-        # Bounds chunk files waiting on disk when chunks are sent in parallel.
-        window = threading.BoundedSemaphore(options.concurrency * 2)
-        prepared = ahead(chunker.chunks(), 1 if sequential else options.concurrency, self.gate.preparing)
-        with closing(prepared):  # an early exit stops the decoder at once
-            for chunk in prepared:
-                if not chunks:  # prepared ahead of this file's turn to send
-                    take_turn(stop)
-                if stop.is_set():
-                    raise Stopped("the run was stopped")
-                chunks.append(chunk)
-                if sequential:
-                    prompt = stitch.prompt_for(
-                        options.ask.prompt, previous_text, self.engine.info.prompt_max_tokens
-                    )
-                    outcome = self._outcome(rec, chunk, prompt)
-                    previous_text = " ".join(s.text for s in outcome.placed) or previous_text
-                    pending.append(outcome)
-                    end_s = chunk.offset_s + chunk.duration_s
-                    self.on_event(ChunkDone(rec.path, chunk.index, end_s, rec.duration_s, outcome.uploaded))
-                else:
-                    if len(pending) == 1 and self._asks_in_first_language():
-                        self._await_first(rec, cast(Future[ChunkOutcome], pending[0]))
-                    window.acquire()
-                    fut = self.gate.pool.submit(self._outcome, rec, chunk, options.ask.prompt)
-                    fut.add_done_callback(self._chunk_callback(window, rec, chunk))
-                    pending.append(fut)
-        outcomes = [p.result() if isinstance(p, Future) else p for p in pending]
+        try:
+            self._ask_all(rec, chunker, take_turn, chunks, pending)
+            self.on_event(ChunksCounted(rec.path, rec.key, len(chunks)))
+            outcomes = [p.result() if isinstance(p, Future) else p for p in pending]
+        except Cancelled:  # the chunks not yet asked are dropped; those in flight are awaited
+            futures = [p for p in pending if isinstance(p, Future)]
+            for fut in futures:
+                fut.cancel()
+            wait(futures)
+            raise
         return ChunksDone(
             placed=tuple(tuple(o.placed) for o in outcomes),
             chunks=tuple(chunks),
@@ -155,6 +134,55 @@ class ChunkStage:
             gaps=tuple(g for o in outcomes for g in o.gaps),
             decoded_s=chunker.decoded_s,
         )
+
+    def _ask_all(
+        self,
+        rec: Recording,
+        chunker: audio.Chunker,
+        take_turn: TakeTurn,
+        chunks: list[Chunk],
+        pending: list[Future[ChunkOutcome] | ChunkOutcome],
+    ) -> None:
+        """Ask about each chunk as it is cut (in `chunks`), its outcome or its future in `pending`."""
+        options, stop = self.options, self.gate.stop
+        sequential = options.ask.condition_on_previous
+        previous_text = ""
+        # Bounds chunk files waiting on disk when chunks are sent in parallel.
+        window = threading.BoundedSemaphore(options.concurrency * 2)
+        prepared = ahead(chunker.chunks(), 1 if sequential else options.concurrency, self.gate.preparing)
+        with closing(prepared):  # an early exit stops the decoder at once
+            for chunk in prepared:
+                if not chunks:  # prepared ahead of this file's turn to send
+                    take_turn(stop, rec.bill.check)
+                if stop.is_set():
+                    raise Stopped("the run was stopped")
+                rec.bill.check()
+                end_s = chunk.offset_s + chunk.duration_s
+                told = ChunkDone(
+                    path=rec.path,
+                    key=rec.key,
+                    index=chunk.index,
+                    end_s=end_s,
+                    covered_s=end_s - (chunks[-1].offset_s + chunks[-1].duration_s if chunks else 0.0),
+                    duration_s=rec.duration_s,
+                    uploaded=False,
+                )
+                chunks.append(chunk)
+                if sequential:
+                    prompt = stitch.prompt_for(
+                        options.ask.prompt, previous_text, self.engine.info.prompt_max_tokens
+                    )
+                    outcome = self._outcome(rec, chunk, prompt)
+                    previous_text = " ".join(s.text for s in outcome.placed) or previous_text
+                    pending.append(outcome)
+                    self.on_event(dataclasses.replace(told, uploaded=outcome.uploaded))
+                else:
+                    if len(pending) == 1 and self._asks_in_first_language():
+                        self._await_first(rec, cast(Future[ChunkOutcome], pending[0]))
+                    window.acquire()
+                    fut = self.gate.pool.submit(self._outcome, rec, chunk, options.ask.prompt)
+                    fut.add_done_callback(self._chunk_callback(window, told))
+                    pending.append(fut)
 
     def _asks_in_first_language(self) -> bool:
         """Whether a recording's later chunks are asked in the language its first chunk was heard in:
@@ -169,19 +197,22 @@ class ChunkStage:
         while rec.language is None and not first.done():
             if self.gate.stop.is_set():
                 raise Stopped("the run was stopped")
+            rec.bill.check()
             wait([first], timeout=0.2)
 
     def _chunk_callback(
-        self, window: threading.BoundedSemaphore, rec: Recording, chunk: Chunk
+        self, window: threading.BoundedSemaphore, told: ChunkDone
     ) -> Callable[[Future[ChunkOutcome]], None]:
+        """What a chunk's end does: frees its place in the window, and tells it (`told`, once it is
+        known whether it was uploaded)."""
+
         def done(fut: Future[ChunkOutcome]) -> None:
             window.release()
             if not fut.cancelled() and isinstance(fut.exception(), StoreError):
                 # told before the chunks still to go are sent
                 self.gate.on_fatal(cast(StoreError, fut.exception()))
             if not fut.cancelled() and fut.exception() is None:
-                end_s = chunk.offset_s + chunk.duration_s
-                self.on_event(ChunkDone(rec.path, chunk.index, end_s, rec.duration_s, fut.result().uploaded))
+                self.on_event(dataclasses.replace(told, uploaded=fut.result().uploaded))
 
         return done
 

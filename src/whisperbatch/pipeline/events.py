@@ -12,16 +12,30 @@ from ..models import FileResult, Span
 @dataclass(frozen=True)
 class FileStarted:
     path: Path
+    key: str  # its job
     duration_s: float
 
 
 @dataclass(frozen=True)
 class ChunkDone:
     path: Path
+    key: str  # its job
     index: int
     end_s: float  # how far into the recording this chunk reaches
+    # The seconds of the recording it accounts for: from the end of the chunk before it (the silence
+    # skipped between them too) to its own end, so a recording's chunks add up to its length.
+    covered_s: float
     duration_s: float
     uploaded: bool  # False when the result came from the chunk cache
+
+
+@dataclass(frozen=True)
+class ChunksCounted:
+    """The whole recording is cut: how many chunks it has (told before the last ones are answered)."""
+
+    path: Path
+    key: str
+    total: int
 
 
 @dataclass(frozen=True)
@@ -34,7 +48,7 @@ class Notice:
     message: str
 
 
-Event = FileStarted | ChunkDone | FileFinished | Notice
+Event = FileStarted | ChunkDone | ChunksCounted | FileFinished | Notice
 
 
 def _clock(seconds: float) -> str:

@@ -3,9 +3,9 @@
 One gate per process (the job runner owns it): `concurrency` bounds the requests in flight for the
 whole process, so `-j` keeps a key under its rate limit however many sets of job options a worker
 serves. Through the gate go the files' turns to send (`Turns`), the one retry loop, the stop and the
-halt after a fatal answer, the record of which jobs sent a request, and every answer's bill into the
-ledger. Each concern is a small wrapper around the request (`_slot`, `_billed`, `_waiting`,
-`_with_retries`), composed in `transcribe` and `chat`.
+halt after a fatal answer, each job's own cancel (on its bill), the record of which jobs sent a
+request, and every answer's bill into the ledger. Each concern is a small wrapper around the request
+(`_slot`, `_billed`, `_waiting`, `_with_retries`), composed in `transcribe` and `chat`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import (
+    Cancelled,
     EngineError,
     FatalEngineError,
     RequestTooLarge,
@@ -63,9 +64,16 @@ class Bill:
     in_flight: dict[object, float] = field(default_factory=dict)  # request -> audio seconds
     row: int | None = None  # its ledger row, once written
     abandoned: bool = False
+    # Set when the recording's job is cancelled: none of its requests starts after.
+    cancel: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def line(self) -> CostLine:
         return self.price(self)
+
+    def check(self) -> None:
+        """Raise Cancelled once the recording's job is cancelled."""
+        if self.cancel.is_set():
+            raise Cancelled(f"{self.path}: cancelled")
 
 
 @dataclass
@@ -119,6 +127,7 @@ class Gate:
 
         def request() -> EngineResult:
             with self._slot(), self._billed(bill, seconds) as ticket, self._waiting(bill, chunk, notify):
+                bill.check()  # cancelled while it waited for a slot
                 result = send()
                 ticket.usage = result.usage
                 return result
@@ -130,6 +139,7 @@ class Gate:
 
         def request() -> Reply:
             with self._slot():
+                bill.check()
                 content, usage = ask()
             with self._lock:
                 bill.translate_usage += usage
@@ -176,6 +186,7 @@ class Gate:
         for attempt in range(1, policy.max_attempts + 1):
             if self.stop.is_set() or self.halted():
                 raise Stopped("the run was stopped")
+            bill.check()
             with self._lock:
                 self._sent.add(bill.job_key)
             try:

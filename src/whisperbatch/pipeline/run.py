@@ -33,6 +33,7 @@ from .recording import Draft, Recording, Stage
 from .repair import Asker
 from .speakers import SpeakerStage
 from .translation import TranslateOptions, TranslationStage
+from .turns import TakeTurn
 
 
 @dataclass(frozen=True)
@@ -86,40 +87,45 @@ class Pipeline:
         *,
         order: int = 0,
         unchanged: Callable[[], object] = lambda: None,
+        cancel: threading.Event | None = None,
     ) -> FileResult:
         """Transcribe or translate job `key`'s recording and write its outputs. Raises WhisperbatchError.
         `order` is the job's place in the queue, for its turn to send (`Turns`); `unchanged` raises
         SourceChanged when the recording is no longer what was transcribed, before anything is written.
+        Once `cancel` is set, no request starts and nothing is written: it raises Cancelled.
 
         The stages: probe, reserve the budget, transcribe the chunks (each stored as it arrives), stitch
         them into a transcript, the stages after it, write the outputs, and record the spend."""
         with self.gate.turns.queue(order) as take_turn:
-            return self._process(path, task, key, take_turn, unchanged)
+            return self._process(path, task, key, take_turn, unchanged, cancel or threading.Event())
 
     def _process(
         self,
         path: Path,
         task: Task,
         key: str,
-        take_turn: Callable[[threading.Event], None],
+        take_turn: TakeTurn,
         unchanged: Callable[[], object],
+        cancel: threading.Event,
     ) -> FileResult:
         info = audio.probe(path, self.ffmpeg)
         if self.budget is not None:
             self.budget.reserve(key, path, self.worst_case_usd(info.duration_s))
         price = functools.partial(self._cost_line, task=task, audio_s=info.duration_s)
-        bill = self.gate.open(Bill(path, key, price))
+        bill = self.gate.open(Bill(path, key, price, cancel=cancel))
         rec = Recording(path, task, key, info.duration_s, bill, ChunkCache(self.store, key))
         state = Spend.FAILED
         try:
-            self.on_event(FileStarted(path, info.duration_s))
+            self.on_event(FileStarted(path, key, info.duration_s))
             draft = self._draft(rec, take_turn)
             heard = draft.transcript
             for stage in self.stages:
+                bill.check()
                 draft = stage(rec, draft)
             line = bill.line()
             if self.gate.stop.is_set():
                 raise Stopped(f"{path}: stopped before writing outputs")
+            bill.check()
             unchanged()
             outputs = self.outputs.write(path, task, key, draft.transcript, draft.translated, line)
             state = Spend.DONE
@@ -142,7 +148,7 @@ class Pipeline:
             chunks_uploaded=draft.chunks_uploaded,
         )
 
-    def _draft(self, rec: Recording, take_turn: Callable[[threading.Event], None]) -> Draft:
+    def _draft(self, rec: Recording, take_turn: TakeTurn) -> Draft:
         """The recording's transcript: the one stored for its job (a job done before and queued again
         for another translation), or made from its chunks."""
         stored = self._stored_transcript(rec.key)

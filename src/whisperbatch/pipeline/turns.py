@@ -8,6 +8,9 @@ from contextlib import contextmanager
 
 from ..errors import Stopped
 
+# Waits for a file's turn: `take(stop, check)`, `check` raising when the file's job is cancelled.
+TakeTurn = Callable[[threading.Event, Callable[[], None]], None]
+
 
 class Turns:
     """Files' turns to send requests: at most `n` files at once, each from its first request until its
@@ -23,17 +26,19 @@ class Turns:
         self._waiting: set[int] = set()  # places in the queue of files in line for a turn
 
     @contextmanager
-    def queue(self, order: int) -> Iterator[Callable[[threading.Event], None]]:
-        """A file's place in line: yields `take(stop)`, which waits for its turn. Leaving gives up the
+    def queue(self, order: int) -> Iterator[TakeTurn]:
+        """A file's place in line: yields `take(stop, check)`, which waits for its turn (raising Stopped
+        when the run stops; `check` raises when the file's job is cancelled). Leaving gives up the
         place, or the turn."""
         took = False
 
-        def take(stop: threading.Event) -> None:
+        def take(stop: threading.Event, check: Callable[[], None]) -> None:
             nonlocal took
             with self._cond:
                 while self._free == 0 or sum(o < order for o in self._waiting) >= self._free:
                     if stop.is_set():
                         raise Stopped("the run was stopped")
+                    check()
                     self._cond.wait(0.2)
                 self._waiting.discard(order)
                 self._free -= 1

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
-from . import asr_api, jobs_api, openai_api
+from . import asr_api, checks_api, jobs_api, openai_api, page
 from .context import Server
 from .errors import ApiError
 
@@ -35,6 +35,9 @@ def create_app(server: Server) -> FastAPI:
     app.include_router(jobs_api.router)
     app.include_router(openai_api.router)
     app.include_router(asr_api.router)
+    app.include_router(checks_api.router)
+    app.include_router(page.router)
+    app.mount("/static", page.static_files(), name="static")
     return app
 
 

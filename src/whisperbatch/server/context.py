@@ -16,7 +16,7 @@ from ..jobs import JobRunner
 from ..store import JobStore
 from .hub import EventHub
 
-DEFAULT_UPLOAD_MAX_BYTES = 2 * 1024**3  # a three-hour WAV at 44.1 kHz stereo is 1.9 GB
+DEFAULT_UPLOAD_MAX_BYTES = 2_000_000_000  # a three-hour WAV at 44.1 kHz stereo is 1.9 GB
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..pipeline import ChunkDone, Event, FileFinished, FileStarted, Notice
+from ..pipeline import ChunkDone, ChunksCounted, Event, FileFinished, FileStarted
 
 STREAM_MAX = 1000  # events a stream may hold before its oldest are dropped
 
@@ -30,20 +30,22 @@ class Published:
 
 
 def published(event: Event) -> Published:
-    """A runner event as a stream message (paths as file names: a stream shows no server folders)."""
+    """A runner event as a stream message, naming its job by key (paths as file names only: a stream
+    shows no server folders)."""
     now = time.time()
     if isinstance(event, FileStarted):
-        return Published(
-            "job.started", {"recording": event.path.name, "audio_s": event.duration_s, "at": now}
-        )
+        data = {"key": event.key, "recording": event.path.name, "audio_s": event.duration_s}
+        return Published("job.started", data | {"at": now})
     if isinstance(event, ChunkDone):
-        data = {"recording": event.path.name, "chunk": event.index, "end_s": event.end_s, "at": now}
-        return Published("job.progress", data | {"audio_s": event.duration_s})
+        data = {"key": event.key, "recording": event.path.name, "chunk": event.index, "end_s": event.end_s}
+        return Published("job.progress", data | {"audio_s": event.duration_s, "at": now})
+    if isinstance(event, ChunksCounted):
+        data = {"key": event.key, "recording": event.path.name, "chunks_total": event.total}
+        return Published("job.progress", data | {"at": now})
     if isinstance(event, FileFinished):
         result = event.result
         data = {"recording": result.source.name, "error": result.error, "at": now}
         return Published("job.finished", data | {"usd": None if result.cost is None else result.cost.usd})
-    assert isinstance(event, Notice)
     return Published("notice", {"message": event.message, "at": now})
 
 

@@ -133,7 +133,8 @@ def cancel_job(request: Request, job_id: int) -> dict[str, Any]:
     job = job_or_404(server, job_id)
     if job.state in (JobState.DONE, JobState.FAILED):
         raise ApiError(409, f"job {job_id} is {job.state}: only a queued or running job is cancelled")
-    server.store.cancel(job.key)
+    # Running here, the runner stops it at once; elsewhere, its worker sees the store's flag.
+    (server.store if server.runner is None else server.runner).cancel(job.key)
     return view(server, job_or_404(server, job_id))
 
 

@@ -42,7 +42,7 @@ def job_view(job: Job, outputs: Sequence[str], *, now: float | None = None) -> d
         "cancel_requested": job.cancel_requested,
         "usd": job.usd,
         "reserved_usd": job.reserved_usd,
-        "error": job.error,
+        "error": None if job.error is None else job.error.replace(str(job.path), job.path.name),
         "updated_at": job.updated_at,
         "outputs": {fmt: f"/api/v1/jobs/{job.id}/outputs/{fmt}" for fmt in outputs},
     }

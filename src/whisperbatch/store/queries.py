@@ -197,7 +197,7 @@ FINISH_JOB = Query.both(
     """
     UPDATE jobs SET state = 'done', error = NULL, transcript = {transcript}, usd = COALESCE({usd}, usd),
         lease_owner = NULL, lease_expires = NULL, reserved_usd = NULL, reserved_by = NULL,
-        updated_at = {now}
+        cancel_requested = 0, updated_at = {now}
     WHERE key = {key}
     """
 )

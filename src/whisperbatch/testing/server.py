@@ -16,7 +16,8 @@ A translator answers at `POST /v1/chat/completions` (`chat`). `server.inject_cha
 misbehaviours (`drop_id()`, `merge_two()`, `empty_text()`, `not_json()`) that only chat requests consume;
 they are recorded in `server.chats`, never in `uploads`. `server.missing_models` answers 404
 model_not_found for the models in it, and `server.translations_endpoint = False` makes
-`/v1/audio/translations` a removed endpoint (404).
+`/v1/audio/translations` a removed endpoint (404). `GET /v1/models` lists `server.listed_models`
+(`model_list`); `server.models_endpoint = False` makes it a server without a model list.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any, cast
 from .asr import Whisper, load_whisper, resolve_model
 from .chat import ChatEdit, ChatRequest, answer_chat, translator_payload
 from .faults import ChatFault, Fault, error_body
+from .model_list import SERVED_MODELS, answer_models
 from .transcriptions import answer_transcription
 from .wire import (
     Edit,
@@ -74,6 +76,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         finally:
             fake._track(self.connection, False)
+
+    def do_GET(self) -> None:
+        fake = cast(_Server, self.server).fake
+        authorized = fake._authorized(self.headers.get("Authorization", ""))
+        self._send(answer_models(fake, self.path.split("?")[0], authorized))
 
     def _read_body(self, limit: int) -> tuple[bytes | None, int]:
         """Read the whole body (so the client never sees a broken pipe); keep it only if within limit."""
@@ -246,6 +253,9 @@ class FakeOpenAI:
         # endpoint exists at all (False: 404 as for an unknown URL, as once it is removed).
         self.missing_models: set[str] = set()
         self.translations_endpoint = True
+        # The models `GET /v1/models` lists, and whether that endpoint exists at all.
+        self.listed_models: list[str] = list(SERVED_MODELS)
+        self.models_endpoint = True
         self.api_key = api_key
         self.s_per_audio_min = s_per_audio_min
         self.max_body_bytes = max_body_bytes
