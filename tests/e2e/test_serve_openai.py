@@ -1,5 +1,5 @@
 """`whisperbatch serve` as an OpenAI audio server: the real `openai` SDK and whisperbatch itself
-(`--base-url`) as its clients, the tests' OpenAI server behind it as the engine. Where words matter
+(`--base-url`, and its `doctor`) as its clients, the tests' OpenAI server behind it as the engine. Where words matter
 that upstream runs a real model (tiny.en), so a transcript that reached the client through the job,
 its outputs and the response shapes is checked against what the sample says.
 
@@ -144,6 +144,12 @@ def test_whisperbatch_itself_transcribes_through_the_server(
     assert said_fox(recording.with_suffix(".txt").read_text())
     cues = parse_srt(recording.with_suffix(".srt").read_text())
     assert cues and 0.0 <= cues[0][0] <= 1.5
+
+
+def test_doctor_pointed_at_the_server_finds_its_model(served: Served, env: dict[str, str]) -> None:
+    r = run_cli(["doctor", "--base-url", served.url + "/v1"], {**env, "OPENAI_API_KEY": CLIENT_KEY})
+    assert r.code == 0, r.output
+    assert "✔ model: whisper-1" in r.stdout and "✘" not in r.stdout
 
 
 def _chunks_stored(served: Served) -> int:
