@@ -1,7 +1,7 @@
 """`whisperbatch serve` as an OpenAI audio server: the real `openai` SDK and whisperbatch itself
-(`--base-url`, and its `doctor`) as its clients, the tests' OpenAI server behind it as the engine. Where words matter
-that upstream runs a real model (tiny.en), so a transcript that reached the client through the job,
-its outputs and the response shapes is checked against what the sample says.
+(`--base-url`, and its `doctor`) as its clients, the tests' OpenAI server behind it as the engine.
+Where words matter that upstream runs a real model (tiny.en), so a transcript that reached the client
+through the job, its outputs and the response shapes is checked against what the sample says.
 
 A server killed mid-job (kill -9) and started again on the same home gives the same request its
 stored result, and the upstream is not sent again any chunk whose answer the server had stored."""
