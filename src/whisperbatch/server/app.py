@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
-from . import checks_api, jobs_api, page
+from . import asr_api, checks_api, jobs_api, openai_api, page
 from .context import Server
 from .errors import ApiError
 
@@ -33,6 +33,8 @@ def create_app(server: Server) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_middleware(BodyLimit, max_bytes=server.options.upload_max_bytes + MULTIPART_OVERHEAD_BYTES)
     app.include_router(jobs_api.router)
+    app.include_router(openai_api.router)
+    app.include_router(asr_api.router)
     app.include_router(checks_api.router)
     app.include_router(page.router)
     app.mount("/static", page.static_files(), name="static")
