@@ -20,7 +20,7 @@ from whisperbatch.testing.serving import Served, serve_env
 FINISHED = ("done", "failed")
 
 
-def module_env(folder: Path, cache: Path, upstream: FakeOpenAI | None = None) -> dict[str, str]:
+def module_env(folder: Path, cache: Path, upstream: FakeOpenAI | None = None, **extra: str) -> dict[str, str]:
     """What the `env` fixture gives, for a module's server: its own home under `folder`, no API
     settings from the machine, the tests' fixed day; `upstream` as the OpenAI server when given."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "WHISPERBATCH_"))}
@@ -32,7 +32,7 @@ def module_env(folder: Path, cache: Path, upstream: FakeOpenAI | None = None) ->
     }
     if upstream is not None:
         env |= {"OPENAI_API_KEY": CANARY_KEY, "OPENAI_BASE_URL": upstream.base_url}
-    return serve_env(env)
+    return serve_env(env, **extra)
 
 
 def finished(client: httpx.Client, job_id: int, timeout_s: float = 120.0) -> dict[str, Any]:

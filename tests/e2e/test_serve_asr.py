@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from conftest import CANARY_KEY
-from e2e.test_serve_openai import FOX, module_env, said_fox
+from e2e.serve_support import module_env
+from e2e.test_serve_openai import FOX, said_fox
 from whisperbatch.testing import FakeOpenAI
 from whisperbatch.testing.scoring import parse_srt
 from whisperbatch.testing.serving import Served

@@ -8,7 +8,6 @@ stored result, and the upstream is not sent again any chunk whose answer the ser
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -20,29 +19,16 @@ import openai
 import pytest
 from openai import OpenAI
 
-from conftest import CANARY_KEY, TODAY, assemble, copy_sample, distinct_words, run_cli
+from conftest import CANARY_KEY, assemble, copy_sample, distinct_words, run_cli
+from e2e.serve_support import module_env
 from whisperbatch.testing import FakeOpenAI
 from whisperbatch.testing.recordings import SAMPLES
 from whisperbatch.testing.scoring import parse_srt
-from whisperbatch.testing.serving import Served, serve_env
+from whisperbatch.testing.serving import Served
 
 FOX = SAMPLES / "fox.wav"  # "the quick brown fox … lazy dog", 8.94 s
 FOX_WORDS = ("quick", "fox", "lazy", "subtitles")  # the words tiny.en hears right
 CLIENT_KEY = "wb_unused-on-loopback"  # the SDK needs a key; a loopback server asks for none
-
-
-def module_env(folder: Path, cache: Path, upstream: FakeOpenAI, **extra: str) -> dict[str, str]:
-    """What the `env` fixture gives, for a server started once per module, with `upstream` as its engine."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "WHISPERBATCH_"))}
-    env |= {
-        "WHISPERBATCH_HOME": str(folder / "home"),
-        "WHISPERBATCH_CACHE_DIR": str(cache),
-        "WHISPERBATCH_RETRY_BASE_S": "0.05",
-        "WHISPERBATCH_TODAY": TODAY,
-        "OPENAI_API_KEY": CANARY_KEY,
-        "OPENAI_BASE_URL": upstream.base_url,
-    }
-    return serve_env(env, **extra)
 
 
 @pytest.fixture(scope="module")
