@@ -56,6 +56,16 @@ def _result(text: str) -> EngineResult:
     return EngineResult(text=text, segments=(segment,), language="en", usage=Usage(seconds=1.5))
 
 
+def old_database(path: Path, count: int) -> sqlite3.Connection:
+    """An SQLite store as an older whisperbatch left it: the first `count` migrations applied."""
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)")
+    for name, sql in MIGRATIONS[:count]:
+        db.executescript(";".join(migration_sql(sql, pk="INTEGER PRIMARY KEY", real="REAL")))
+        db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
+    return db
+
+
 def _transcript(text: str) -> Transcript:
     segment = Segment(0.0, 1.5, text, words=(Word(0.0, 1.5, text),))
     return Transcript((segment,), "en", 1.5, "openai", "whisper-1", Task.TRANSCRIBE, gaps=(Span(2.0, 3.0),))
@@ -322,11 +332,7 @@ def test_budget_counts_spent_and_committed_once(store: JobStore) -> None:
 def test_an_old_database_upgrades_in_place(tmp_path: Path) -> None:
     """A database from before jobs carried runs and options gets migration 004 and keeps its rows."""
     path = tmp_path / "old.sqlite3"
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)")
-    for name, sql in MIGRATIONS[:3]:
-        db.executescript(";".join(migration_sql(sql, pk="INTEGER PRIMARY KEY", real="REAL")))
-        db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
+    db = old_database(path, 3)
     db.execute(
         "INSERT INTO jobs (key, content_sha256, task, path, state, created_at, updated_at)"
         " VALUES ('old', 'sha', 'transcribe', '/rec/a.m4a', 'done', 0, 0)"
@@ -352,11 +358,7 @@ def test_a_ledger_from_before_unknown_prices_upgrades_with_its_rows(tmp_path: Pa
     """Migration 006 rebuilds the ledger with nullable prices: its rows keep their order and values,
     and new rows, priced or not, follow them."""
     path = tmp_path / "old.sqlite3"
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)")
-    for name, sql in MIGRATIONS[:5]:
-        db.executescript(";".join(migration_sql(sql, pk="INTEGER PRIMARY KEY", real="REAL")))
-        db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
+    db = old_database(path, 5)
     for file, usd in (("a.m4a", 0.006), ("b.m4a", 0.003)):
         db.execute(
             "INSERT INTO ledger (run_id, recorded_at, file, task, engine, model, audio_s, billed_min,"

@@ -12,11 +12,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from unit.test_store import Opener, _enqueue, _transcript
+from unit.test_store import Opener, _enqueue, _transcript, old_database
 from unit.test_store import opener as opener  # the contract's fixtures
 from unit.test_store import store as store
 from whisperbatch.store import MIGRATIONS, JobStore, SqliteStore
-from whisperbatch.store.migrations import migration_sql
 
 # Floats whose shortest repr is long or whose exponent is far from 1: each must come back bit for bit.
 ALICE = (1 / 3, -math.pi, 2.5e-17, 0.1, -0.0, 1e300, 0.12345678901234568)
@@ -118,12 +117,7 @@ def test_speaker_labels_stay_when_a_job_is_reopened_and_go_when_it_is_redone(sto
 def test_a_database_from_before_speaker_labels_upgrades_in_place(tmp_path: Path) -> None:
     """A database with every migration up to 009 gets 010 (voices, speaker labels) and keeps its jobs."""
     path = tmp_path / "old.sqlite3"
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)")
-    before = [(name, sql) for name, sql in MIGRATIONS if name < "010"]
-    for name, sql in before:
-        db.executescript(";".join(migration_sql(sql, pk="INTEGER PRIMARY KEY", real="REAL")))
-        db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
+    db = old_database(path, 9)
     db.execute(
         "INSERT INTO jobs (key, content_sha256, task, path, state, created_at, updated_at)"
         " VALUES ('old', 'sha', 'transcribe', '/rec/a.m4a', 'done', 0, 0)"

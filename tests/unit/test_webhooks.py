@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from unit.test_store import old_database
 from whisperbatch.config import load_settings
 from whisperbatch.errors import ConfigError
 from whisperbatch.models import Segment, Task, Transcript
 from whisperbatch.server import webhooks
 from whisperbatch.server.webhooks import Backoff, WebhookSender, sign, verify
-from whisperbatch.store import MIGRATIONS, DeliveryState, JobStore, SqliteStore
-from whisperbatch.store.migrations import migration_sql
+from whisperbatch.store import DeliveryState, JobStore, SqliteStore
 
 SECRET = "whsec-test-4Jd9Qw2Lm7Zx"
 BODY = '{"id":"k:done:1.5","type":"job.done"}'
@@ -227,11 +227,7 @@ def test_a_database_from_before_webhooks_upgrades_in_place_and_keeps_its_past_qu
     """A database with every migration up to 010 gets 011; a job that ended long before webhooks were
     turned on is not told, one that ends after is."""
     path = tmp_path / "old.sqlite3"
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)")
-    for name, sql in (m for m in MIGRATIONS if m[0] < "011"):
-        db.executescript(";".join(migration_sql(sql, pk="INTEGER PRIMARY KEY", real="REAL")))
-        db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
+    db = old_database(path, 10)
     db.execute(
         "INSERT INTO jobs (key, content_sha256, task, path, state, created_at, updated_at)"
         " VALUES ('old', 'sha', 'transcribe', '/rec/a.m4a', 'done', 0, 0)"
