@@ -185,9 +185,14 @@ def submit(server: Server, path: Path, submission: Submission, *, upload: bool) 
     other options (labels, a translation, formats), is queued again, its stored chunks kept. Returns
     the job and whether it is new."""
     options, task = submission.plan(server, upload=upload)
-    st = path.stat()
     store = server.store
-    sha = store.seen(path, st.st_size, st.st_mtime_ns) or file_sha256(path)
+    try:
+        st = path.stat()
+        sha = store.seen(path, st.st_size, st.st_mtime_ns) or file_sha256(path)
+    except FileNotFoundError:
+        if not upload:
+            raise
+        raise _queue_full(server) from None  # the same upload, refused a moment ago, was taken away
     key = options.key(sha, task)
     wanted = options.as_dict()
     with server.admitting:
@@ -195,12 +200,11 @@ def submit(server: Server, path: Path, submission: Submission, *, upload: bool) 
         new = job is None
         if job is None or job.state is JobState.QUEUED:
             if job is None and store.count_jobs(JobState.QUEUED) >= server.options.queue_max:
-                raise ApiError(
-                    429,
-                    f"the queue is full ({server.options.queue_max} jobs waiting); try again later",
-                    code="queue_full",
-                    retry_after_s=QUEUE_FULL_RETRY_S,
-                )
+                if upload and store.seen(path, st.st_size, st.st_mtime_ns) is None:
+                    _discard(server, path)  # no job has it: a refused upload leaves nothing behind
+                raise _queue_full(server)
+            if job is None and upload and not path.is_file():
+                raise _queue_full(server)  # taken away by a refusal of the same upload just before
             job = store.enqueue(
                 key, sha, task, path, st.st_size, st.st_mtime_ns, options=wanted, run_id=server.run_id
             )
@@ -209,6 +213,24 @@ def submit(server: Server, path: Path, submission: Submission, *, upload: bool) 
     found = store.job(key)
     assert found is not None
     return found, new
+
+
+def _queue_full(server: Server) -> ApiError:
+    return ApiError(
+        429,
+        f"the queue is full ({server.options.queue_max} jobs waiting); try again later",
+        code="queue_full",
+        retry_after_s=QUEUE_FULL_RETRY_S,
+    )
+
+
+def _discard(server: Server, path: Path) -> None:
+    """Take away an upload no job was made for, and its content's folder once empty."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    if path.parent.parent == server.uploads:
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
 
 
 async def wait_finished(server: Server, key: str, timeout_s: float | None = None) -> Job:
