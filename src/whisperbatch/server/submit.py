@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..audio import AUDIO_SUFFIXES
+from ..catalog import current_date
 from ..config import Settings
 from ..config_sources import convert
 from ..errors import WhisperbatchError
@@ -55,6 +56,7 @@ TASKS = ("transcribe", "translate")
 UPLOAD_FORMATS = "txt,srt,vtt,json"  # an upload's outputs live on the server: every format, for any download
 NAME_MAX_BYTES = 200
 QUEUE_FULL_RETRY_S = 30
+PLANS_KEPT = 256  # distinct option sets whose plans are kept (a prompt is an option)
 _HINTS = typing.get_type_hints(Settings)
 
 
@@ -87,7 +89,21 @@ class Submission:
         return cls(Task(task), values)
 
     def plan(self, server: Server, *, upload: bool) -> tuple[JobOptions, Task]:
-        """The job's options and task, as a run with these options as flags would make them."""
+        """The job's options and task, as a run with these options as flags would make them. Planning
+        builds an engine (and its API client), so a plan is kept for the day and the options that made
+        it: a burst of submissions plans once, not twice per request."""
+        key = (current_date(), self.task, upload, repr(sorted(self.values.items())))
+        with server.planning:
+            known = server.plans.get(key)
+        if known is None:
+            known = self._plan(server, upload=upload)
+            with server.planning:
+                if len(server.plans) >= PLANS_KEPT:
+                    server.plans.pop(next(iter(server.plans)))
+                server.plans[key] = known
+        return known
+
+    def _plan(self, server: Server, *, upload: bool) -> tuple[JobOptions, Task]:
         values = dict(self.values)
         if upload:
             values.setdefault("format", UPLOAD_FORMATS)
