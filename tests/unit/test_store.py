@@ -72,6 +72,15 @@ def test_enqueue_is_idempotent_and_remembers_the_file(store: JobStore) -> None:
     assert [j.key for j in store.jobs(run_id="r2")] == ["k1"] and store.jobs(run_id="r1") == []
 
 
+def test_the_latest_jobs_come_newest_first_up_to_the_limit(store: JobStore) -> None:
+    for key in ("k1", "k2", "k3", "k4"):
+        _enqueue(store, key, f"/rec/{key}.m4a")
+    store.fail("k3", "boom")
+    assert [j.key for j in store.latest_jobs(None, 3)] == ["k4", "k3", "k2"]
+    assert [j.key for j in store.latest_jobs(JobState.QUEUED, 10)] == ["k4", "k2", "k1"]
+    assert [j.key for j in store.latest_jobs(JobState.FAILED, 10)] == ["k3"]
+
+
 def test_a_job_is_claimed_once_and_its_lease_is_renewed(store: JobStore) -> None:
     _enqueue(store, "k1")
     job = store.claim("host:1:a", lease_s=30)

@@ -157,6 +157,12 @@ JOBS = Query.both(
     ORDER BY id
     """
 )
+# The newest jobs first, at most {limit} of them (one state's, when {state} is given): a page of a list.
+LATEST_JOBS = Query.both(
+    """
+    SELECT * FROM jobs WHERE (CAST({state} AS TEXT) IS NULL OR state = {state}) ORDER BY id DESC LIMIT {limit}
+    """
+)
 
 # A claim's scope: every job, or those of run {run_id} and those of recordings under {folder} (a path
 # ending in the separator, {folder_len} characters long).
