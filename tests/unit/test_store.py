@@ -82,6 +82,29 @@ def test_enqueue_is_idempotent_and_remembers_the_file(store: JobStore) -> None:
     assert [j.key for j in store.jobs(run_id="r2")] == ["k1"] and store.jobs(run_id="r1") == []
 
 
+def test_the_latest_jobs_come_newest_first_up_to_the_limit(store: JobStore) -> None:
+    for key in ("k1", "k2", "k3", "k4"):
+        _enqueue(store, key, f"/rec/{key}.m4a")
+    store.fail("k3", "boom")
+    assert [j.key for j in store.latest_jobs(None, 3)] == ["k4", "k3", "k2"]
+    assert [j.key for j in store.latest_jobs(JobState.QUEUED, 10)] == ["k4", "k2", "k1"]
+    assert [j.key for j in store.latest_jobs(JobState.FAILED, 10)] == ["k3"]
+
+
+def test_a_listed_job_is_everything_but_its_transcript(store: JobStore) -> None:
+    _enqueue(store, "k1")
+    claimed = store.claim("w1", 30)
+    assert claimed is not None
+    store.job_started("k1", 12.5)
+    store.chunk_done("k1", 6.0)
+    store.finish("k1", _transcript("hello"), 0.01)
+    whole = store.job("k1")
+    assert whole is not None and whole.transcript is not None
+    (listed,) = store.latest_jobs(None, 10)
+    assert listed.transcript is None
+    assert listed == dataclasses.replace(whole, _transcript_json=None)
+
+
 def test_a_job_is_claimed_once_and_its_lease_is_renewed(store: JobStore) -> None:
     _enqueue(store, "k1")
     job = store.claim("host:1:a", lease_s=30)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Settings
-from ..jobs import JobRunner
+from ..jobs import JobOptions, JobRunner
+from ..models import Task
 from ..store import JobStore
 from .hub import EventHub
 
@@ -64,5 +65,8 @@ class Server:
         self.uploads = settings.home / "uploads"
         self.started_at = time.time()
         self.admitting = threading.Lock()  # the queue's bound is checked and taken in one step
+        # A request's options planned once per day (`submit.Submission.plan`): planning builds an engine.
+        self.plans: dict[tuple[object, ...], tuple[JobOptions, Task]] = {}
+        self.planning = threading.Lock()
         self.sessions: dict[str, str] = {}  # the page's sessions: id -> the key's hash
         self.instance = uuid.uuid4().hex[:8]

@@ -104,7 +104,7 @@ def list_jobs(
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
     server = server_of(request)
-    jobs = server.store.jobs(state)[-limit:][::-1]
+    jobs = server.store.latest_jobs(state, limit)
     return {"jobs": [job_view(job, outputs_of(server, job)) for job in jobs]}
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..audio import AUDIO_SUFFIXES
+from ..catalog import current_date
 from ..config import Settings
 from ..config_sources import convert
 from ..errors import WhisperbatchError
@@ -55,6 +56,7 @@ TASKS = ("transcribe", "translate")
 UPLOAD_FORMATS = "txt,srt,vtt,json"  # an upload's outputs live on the server: every format, for any download
 NAME_MAX_BYTES = 200
 QUEUE_FULL_RETRY_S = 30
+PLANS_KEPT = 256  # distinct option sets whose plans are kept (a prompt is an option)
 _HINTS = typing.get_type_hints(Settings)
 
 
@@ -89,7 +91,21 @@ class Submission:
         return cls(Task(task), values)
 
     def plan(self, server: Server, *, upload: bool) -> tuple[JobOptions, Task]:
-        """The job's options and task, as a run with these options as flags would make them."""
+        """The job's options and task, as a run with these options as flags would make them. Planning
+        builds an engine (and its API client), so a plan is kept for the day and the options that made
+        it: a burst of submissions plans once, not twice per request."""
+        key = (current_date(), self.task, upload, repr(sorted(self.values.items())))
+        with server.planning:
+            known = server.plans.get(key)
+        if known is None:
+            known = self._plan(server, upload=upload)
+            with server.planning:
+                if len(server.plans) >= PLANS_KEPT:
+                    server.plans.pop(next(iter(server.plans)))
+                server.plans[key] = known
+        return known
+
+    def _plan(self, server: Server, *, upload: bool) -> tuple[JobOptions, Task]:
         values = dict(self.values)
         if upload:
             values.setdefault("format", UPLOAD_FORMATS)
@@ -196,9 +212,14 @@ def submit(server: Server, path: Path, submission: Submission, *, upload: bool) 
     other options (labels, a translation, formats), is queued again, its stored chunks kept. Returns
     the job and whether it is new."""
     options, task = submission.plan(server, upload=upload)
-    st = path.stat()
     store = server.store
-    sha = store.seen(path, st.st_size, st.st_mtime_ns) or file_sha256(path)
+    try:
+        st = path.stat()
+        sha = store.seen(path, st.st_size, st.st_mtime_ns) or file_sha256(path)
+    except FileNotFoundError:
+        if not upload:
+            raise
+        raise _queue_full(server) from None  # the same upload, refused a moment ago, was taken away
     key = options.key(sha, task)
     wanted = options.as_dict()
     with server.admitting:
@@ -206,7 +227,11 @@ def submit(server: Server, path: Path, submission: Submission, *, upload: bool) 
         new = job is None
         if job is None or job.state is JobState.QUEUED:
             if job is None and store.count_jobs(JobState.QUEUED) >= server.options.queue_max:
+                if upload and store.seen(path, st.st_size, st.st_mtime_ns) is None:
+                    _discard(server, path)  # no job has it: a refused upload leaves nothing behind
                 raise queue_full(server)
+            if job is None and upload and not path.is_file():
+                raise queue_full(server)  # taken away by a refusal of the same upload just before
             job = store.enqueue(
                 key, sha, task, path, st.st_size, st.st_mtime_ns, options=wanted, run_id=server.run_id
             )
@@ -215,6 +240,15 @@ def submit(server: Server, path: Path, submission: Submission, *, upload: bool) 
     found = store.job(key)
     assert found is not None
     return found, new
+
+
+def _discard(server: Server, path: Path) -> None:
+    """Take away an upload no job was made for, and its content's folder once empty."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    if path.parent.parent == server.uploads:
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
 
 
 async def wait_finished(server: Server, key: str, timeout_s: float | None = None) -> Job:

@@ -157,6 +157,17 @@ JOBS = Query.both(
     ORDER BY id
     """
 )
+# A job's columns but its transcript, read as NULL: what a list shows, without each job's whole text.
+_JOB_BRIEF = """
+    id, key, content_sha256, task, path, state, attempts, not_before, lease_owner, lease_expires, error,
+    NULL AS transcript, usd, created_at, updated_at, run_id, options, reserved_usd, reserved_by,
+    chunks_done, chunks_total, audio_s, audio_done_s, started_at, cancel_requested
+"""
+# The newest jobs first, at most {limit} of them (one state's, when {state} is given): a page of a list.
+LATEST_JOBS = Query.both(
+    f"SELECT {_JOB_BRIEF} FROM jobs WHERE (CAST({{state}} AS TEXT) IS NULL OR state = {{state}})"
+    " ORDER BY id DESC LIMIT {limit}"
+)
 
 # A claim's scope: every job, or those of run {run_id} and those of recordings under {folder} (a path
 # ending in the separator, {folder_len} characters long).

@@ -184,6 +184,12 @@ class SqlStore(SqlWebhookOutbox):
         rows = self._rows(q.JOBS, state=None if state is None else str(state), run_id=run_id)
         return [Job.from_row(r) for r in rows]
 
+    def latest_jobs(self, state: JobState | None, limit: int) -> list[Job]:
+        """The newest `limit` jobs (of `state`), newest first, read without the rest and without their
+        transcripts (`transcript` is None): a page of a list."""
+        rows = self._rows(q.LATEST_JOBS, state=None if state is None else str(state), limit=limit)
+        return [Job.from_row(r) for r in rows]
+
     def claim(
         self,
         owner: str,

@@ -90,6 +90,16 @@ class SqliteStore(SqlStore):
             except sqlite3.Error as e:
                 raise StoreError(_store_message(e, self.path)) from e
 
+    def _rows(self, query: Query, /, **params: Any) -> list[Row]:
+        """A lone read takes no write lock: in WAL it reads the last commit while another process
+        writes, so status reads (a server's polls) never wait behind a worker's transaction."""
+        with self._lock:
+            try:
+                rows: list[Row] = self._db.execute(_text(query), params).fetchall()
+            except sqlite3.Error as e:
+                raise StoreError(_store_message(e, self.path)) from e
+            return rows
+
     def migrate(self) -> list[str]:
         with self._tx() as tx:
             return self._apply_migrations(tx)
