@@ -219,7 +219,7 @@ def submit(server: Server, path: Path, submission: Submission, *, upload: bool) 
     except FileNotFoundError:
         if not upload:
             raise
-        raise _queue_full(server) from None  # the same upload, refused a moment ago, was taken away
+        raise queue_full(server) from None  # the same upload, refused a moment ago, was taken away
     key = options.key(sha, task)
     wanted = options.as_dict()
     with server.admitting:
