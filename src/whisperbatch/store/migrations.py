@@ -291,4 +291,15 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        # A job's outputs found by an index (a server lists outputs with every job it shows): the job's
+        # own key beside the key its outputs were written from (with speaker options, `key:speakers:…`;
+        # job keys are SHA-256 hex, 64 characters).
+        "014_outputs_by_job",
+        """
+        ALTER TABLE outputs ADD COLUMN job TEXT;
+        UPDATE outputs SET job = substr(job_key, 1, 64);
+        CREATE INDEX outputs_job ON outputs(job);
+        """,
+    ),
 )

@@ -329,9 +329,10 @@ SAVE_TRANSLATION = Query.both(
 
 RECORD_OUTPUT = Query.both(
     """
-    INSERT INTO outputs (path, source, job_key, written_at) VALUES ({path}, {source}, {job_key}, {now})
+    INSERT INTO outputs (path, source, job_key, job, written_at)
+    VALUES ({path}, {source}, {job_key}, {job}, {now})
     ON CONFLICT (path) DO UPDATE SET source = excluded.source, job_key = excluded.job_key,
-        written_at = excluded.written_at
+        job = excluded.job, written_at = excluded.written_at
     """
 )
 # The records of the paths the JSON array {paths} lists.
@@ -374,12 +375,7 @@ SAVE_SPEAKER_LABELS = Query.both(
 # ---- outputs by job, server keys -----------------------------------------------------------------------
 
 # A job's outputs: written from the job, or from it with speaker options (`OutputOptions.written_from`).
-JOB_OUTPUTS = Query.both(
-    """
-    SELECT path, source, job_key FROM outputs
-    WHERE job_key = {key} OR substr(job_key, 1, {prefix_len}) = {prefix} ORDER BY path
-    """
-)
+JOB_OUTPUTS = Query.both("SELECT path, source, job_key FROM outputs WHERE job = {key} ORDER BY path")
 ADD_KEY = Query.both(
     """
     INSERT INTO api_keys (name, prefix, sha256, created_at) VALUES ({name}, {prefix}, {sha256}, {now})

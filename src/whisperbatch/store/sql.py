@@ -373,9 +373,12 @@ class SqlStore(SqlWebhookOutbox):
     # ---- which recording each output was written from --------------------------------------------------
 
     def record_outputs(self, paths: Sequence[Path], source: Path, job_key: str) -> None:
+        """`job_key` is the job's key, or it with speaker options (`key:speakers:…`): kept whole, and the
+        job's own key beside it, by which a job's outputs are found."""
+        job, now = job_key.partition(":")[0], time.time()
         with self._tx() as tx:
             for path in paths:
-                tx.run(q.RECORD_OUTPUT, path=str(path), source=str(source), job_key=job_key, now=time.time())
+                tx.run(q.RECORD_OUTPUT, path=str(path), source=str(source), job_key=job_key, job=job, now=now)
 
     def outputs(self, paths: Sequence[Path]) -> dict[Path, OutputRecord]:
         """The records of those of `paths` that whisperbatch wrote."""
@@ -384,9 +387,7 @@ class SqlStore(SqlWebhookOutbox):
 
     def job_outputs(self, key: str) -> list[OutputRecord]:
         """The outputs written from job `key`'s transcript (with or without speaker labels)."""
-        prefix = f"{key}:"
-        rows = self._rows(q.JOB_OUTPUTS, key=key, prefix=prefix, prefix_len=len(prefix))
-        return [OutputRecord.from_row(r) for r in rows]
+        return [OutputRecord.from_row(r) for r in self._rows(q.JOB_OUTPUTS, key=key)]
 
     # ---- server keys --------------------------------------------------------------------------------------
 
