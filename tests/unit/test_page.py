@@ -13,8 +13,9 @@ from fastapi.testclient import TestClient
 
 from whisperbatch.config import Settings
 from whisperbatch.server.app import create_app
-from whisperbatch.server.auth import SESSION_COOKIE, create_key
+from whisperbatch.server.auth import SESSION_COOKIE
 from whisperbatch.server.context import Server, ServerOptions
+from whisperbatch.server.keys import create_key
 from whisperbatch.store import SqliteStore
 
 

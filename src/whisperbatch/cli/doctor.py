@@ -3,21 +3,27 @@ checks are the library's, so the web page shows the same ones; this prints them 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from ..catalog import current_date
-from ..doctor import Check, run_checks
 from ..errors import WhisperbatchError
 from ..models import Task
 from .options import Options, TaskOpt
 from .output import Output, fail
 from .wiring import EXIT_FAILED, parse_task, settings
 
+if TYPE_CHECKING:  # the checks (and the SDK they use) are imported by `doctor` alone
+    from ..doctor import Check
+
 
 def doctor(ctx: typer.Context, task: TaskOpt = "transcribe") -> None:
     """Check, without paying for anything, what a run needs: ffmpeg, the engine, the API server's URL,
     key and model (or the offline model), the chat model that translates (--to, or --task translate),
     the state folder and the database. Exits 1 when any check fails."""
+    from ..doctor import run_checks
+
     options = Options.of(ctx)
     out = Output()
     chosen = parse_task(out, task)

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from ..errors import ConfigError
-from ..server.auth import create_key
+from ..server.keys import create_key
 from ..store import JobStore
 from .options import STORE, Options, taking
 from .output import Output

@@ -13,10 +13,9 @@ import dataclasses
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 
 from .. import scratch
 from ..config import Settings
@@ -24,15 +23,18 @@ from ..errors import ConfigError
 from ..jobs import SERVICE, serve
 from ..models import Task
 from ..pipeline import Event
-from ..server.app import create_app
 from ..server.context import DEFAULT_UPLOAD_MAX_BYTES, Server, ServerOptions
 from ..server.hub import EventHub
-from ..server.webhooks import WebhookSender
 from ..store import JobStore
 from . import wiring
 from .options import Options
 from .output import Output, fail
 from .wiring import service_exit
+
+if TYPE_CHECKING:  # the HTTP stack is imported by `serve` alone, not by every command's start
+    import uvicorn
+
+    from ..server.webhooks import WebhookSender
 
 _STARTUP_WAIT_S = 30.0
 
@@ -72,6 +74,10 @@ def serve_command(
 ) -> None:
     """Serve the HTTP job API, the OpenAI and whisper-asr-webservice endpoints and the web page, and run
     the jobs (unless --no-work)."""
+    import uvicorn
+
+    from ..server.app import create_app
+
     options = Options.of(ctx)
     if webhooks:
         options = dataclasses.replace(options, flags={**options.flags, "webhooks": tuple(webhooks)})
@@ -148,6 +154,8 @@ def _webhooks(out: Output, settings: Settings, store: JobStore) -> WebhookSender
     refuse webhooks without one)."""
     if not settings.webhooks:
         return None
+    from ..server.webhooks import WebhookSender
+
     assert settings.webhook_secret is not None
     sender = WebhookSender(store, settings.webhooks, settings.webhook_secret, say=out.info)
     sender.start()
