@@ -26,7 +26,9 @@ SMALL_CHUNKS = {"WHISPERBATCH_CHUNK_TARGET_S": "30"}
 
 @pytest.fixture(scope="module")
 def asr() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(api_key=CANARY_KEY, model="tiny.en") as server:
+    """tiny.en, loaded once; a chunk several tests send alike (same audio, prompt and language) is
+    decoded once and its answer given again (the model's own, before any test's `edit`)."""
+    with FakeOpenAI(api_key=CANARY_KEY, model="tiny.en", remember=True) as server:
         yield server
 
 

@@ -8,6 +8,7 @@ so lost words and drifting times show in its answers the way they would from suc
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -71,6 +72,12 @@ class Whisper:
     model: Any
     path: Path
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+# What decides a model's answer besides the model: the file (its hash and type), the task, the language
+# asked for, the prompt, and whether words are timed.
+HeardKey = tuple[str, str, str, str | None, str | None, bool]
+Heard = dict[HeardKey, tuple[Segments, str]]
 
 
 @cache
@@ -153,20 +160,41 @@ def energy_segments(
     ]
 
 
-def recognise(whisper: Whisper, upload: Upload, pcm: np.ndarray[Any, Any], task: str) -> tuple[Segments, str]:
+def recognise(
+    whisper: Whisper, upload: Upload, pcm: np.ndarray[Any, Any], task: str, heard: Heard | None = None
+) -> tuple[Segments, str]:
     """faster-whisper with its defaults (what Whisper API servers built on it do), one at a time;
-    returns the segments and the language code it decoded in."""
+    returns the segments and the language code it decoded in. With `heard`, an upload the model has
+    already answered (same file, task, language, prompt and word timing) gets a copy of that answer."""
     words = "word" in upload.granularities
     language = upload.language or None
     if upload.model.startswith("gpt-transcribe") and upload.languages:
         language = upload.languages[0]
+    suffix = Path(upload.filename).suffix.lower()
+    key: HeardKey = (upload.sha256, suffix, task, language, upload.prompt or None, words)
+    if heard is not None and key in heard:
+        return copy.deepcopy(heard[key][0]), heard[key][1]
+    segments, code = _decode(whisper, pcm, task, language, upload.prompt or None, words)
+    if heard is not None:
+        heard[key] = (copy.deepcopy(segments), code)
+    return segments, code
+
+
+def _decode(
+    whisper: Whisper,
+    pcm: np.ndarray[Any, Any],
+    task: str,
+    language: str | None,
+    prompt: str | None,
+    words: bool,
+) -> tuple[Segments, str]:
     audio = pcm.astype(np.float32) / 32768.0
     with whisper.lock:
         found, info = whisper.model.transcribe(
             audio,
             task=task,
             language=language,
-            initial_prompt=upload.prompt or None,
+            initial_prompt=prompt,
             word_timestamps=words,
         )
         segments = [

@@ -34,7 +34,7 @@ from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
-from .asr import Whisper, load_whisper, resolve_model
+from .asr import Heard, Whisper, load_whisper, resolve_model
 from .chat import ChatEdit, ChatRequest, answer_chat, translator_payload
 from .faults import ChatFault, Fault, error_body
 from .model_list import SERVED_MODELS, answer_models
@@ -239,14 +239,18 @@ class FakeOpenAI:
         port: int = 0,
         model: str | None = None,
         s_per_audio_min: float = 0.0,
+        remember: bool = False,
     ) -> None:
         """`model` ("tiny.en", "base" or a CTranslate2 folder) switches from energy regions to real
         transcription; it is loaded here (once per process), before the server accepts requests.
         `s_per_audio_min` > 0 answers each transcription that long after its upload arrived, per minute of
-        audio in it (as a real service takes time in proportion to the audio)."""
+        audio in it (as a real service takes time in proportion to the audio). `remember` answers an
+        upload the model has already heard (the same file, task, language, prompt and word timing) with
+        that first answer, decoded once: for tests that send the same chunks again (a rerun, a retry)."""
         if model is not None and not asr:
             raise ValueError("a model needs the audio decoded: asr=False (instant) cannot take one")
         self.whisper: Whisper | None = load_whisper(resolve_model(model)) if model is not None else None
+        self.heard: Heard | None = {} if remember else None
         self.edit: Edit | None = None
         self.chat_edit: ChatEdit | None = None
         # Models that answer 404 model_not_found (chat and audio alike), and whether the translations

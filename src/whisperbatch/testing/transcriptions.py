@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
-from .asr import LANGUAGE_NAMES, SAMPLE_RATE, Whisper, decode_pcm, energy_segments, recognise
+from .asr import LANGUAGE_NAMES, SAMPLE_RATE, Heard, Whisper, decode_pcm, energy_segments, recognise
 from .faults import DECODE_FAILED, UNAUTHORIZED, error_body, invalid_url, model_not_found
 from .wire import Edit, Reply, Segments, Transcriber, Upload, json_reply
 
@@ -29,6 +29,7 @@ class AudioBehaviour(Protocol):
     """What a test sets on the server to shape audio answers (see `FakeOpenAI`)."""
 
     whisper: Whisper | None
+    heard: Heard | None
     asr: bool
     edit: Edit | None
     transcriber: Transcriber
@@ -90,7 +91,7 @@ def answer_transcription(
     upload = replace(upload, duration_s=duration)
     upload = replace(upload, status=200)
     if server.whisper is not None and pcm is not None:
-        segments, code = recognise(server.whisper, upload, pcm, task)
+        segments, code = recognise(server.whisper, upload, pcm, task, server.heard)
         language = LANGUAGE_NAMES.get(code, code)
     else:
         segments = energy_segments(
