@@ -172,7 +172,10 @@ def test_api_with_carried_context_loses_nothing_against_no_context(
 ) -> None:
     plain, _ = _transcribe(talk, _api(env, server, **SMALL_CHUNKS), tmp_path / "plain")
     with_context = _api(env, server, WHISPERBATCH_CONDITION_ON_PREVIOUS="true", **SMALL_CHUNKS)
-    doc, cues = _transcribe(talk, with_context, tmp_path / "context")
+    before = server.count
+    # --force: without it the stored transcript of the run above is written out again, nothing sent.
+    doc, cues = _transcribe(talk, with_context, tmp_path / "context", "--force")
+    assert [u for u in server.uploads[before:] if u.prompt], "later chunks carry the previous text"
     wer = _assert_faithful(talk, doc, cues, max_wer=0.12)
     assert wer <= word_error_rate(talk.script, plain["text"]) + 0.01
 
