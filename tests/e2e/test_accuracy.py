@@ -8,12 +8,14 @@ the bundled base model. A lost sentence, a drifting cue or text invented in sile
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import CANARY_KEY, run_cli
+from conftest import CANARY_KEY, TODAY, run_cli
 from whisperbatch.testing import FakeOpenAI, Upload
 from whisperbatch.testing.scoring import find_marker, normalise, parse_srt, word_error_rate, words_lost
 from whisperbatch.testing.speechbuilder import Built, build_recording
@@ -94,11 +96,67 @@ def _api(env: dict[str, str], server: FakeOpenAI, **extra: str) -> dict[str, str
     return {**env, "OPENAI_API_KEY": CANARY_KEY, "OPENAI_BASE_URL": server.base_url, **extra}
 
 
-def _transcribe(built: Built, env: dict[str, str], out: Path, *args: str) -> tuple[dict, list]:  # type: ignore[type-arg]
-    r = run_cli(["transcribe", str(built.path), "-f", "json,srt", "-o", str(out), *args], env)
+def _transcribe(
+    built: Built, env: dict[str, str], out: Path, *args: str, cwd: Path | None = None
+) -> tuple[dict, list]:  # type: ignore[type-arg]
+    r = run_cli(["transcribe", str(built.path), "-f", "json,srt", "-o", str(out), *args], env, cwd=cwd)
     assert r.code == 0, r.output
     doc = json.loads((out / f"{built.path.stem}.json").read_text())
     return doc, parse_srt((out / f"{built.path.stem}.srt").read_text())
+
+
+@dataclass(frozen=True)
+class Run:
+    """One transcription of a recording that several tests assert on, with the uploads it made and the
+    environment it ran in (its own state folder: a rerun there finds its stored chunks)."""
+
+    doc: dict  # type: ignore[type-arg]
+    cues: list  # type: ignore[type-arg]
+    uploads: list[Upload]
+    env: dict[str, str]
+    cwd: Path
+
+
+def _shared_run(
+    asr: FakeOpenAI, built: Built, folder: Path, model_cache: Path, *args: str, **extra: str
+) -> Run:
+    """`built` transcribed by `asr` behaving, in what `env` gives a test: no API settings from the
+    machine, a state folder of its own, the fixed day; run from a folder without config.toml."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "WHISPERBATCH_"))}
+    env = {
+        **clean,
+        "WHISPERBATCH_HOME": str(folder / "home"),
+        "WHISPERBATCH_CACHE_DIR": str(model_cache),
+        "WHISPERBATCH_RETRY_BASE_S": "0.05",
+        "WHISPERBATCH_TODAY": TODAY,
+    }
+    env = _api(env, asr, **extra)
+    (folder / "work").mkdir()
+    asr.edit = None
+    before = asr.count
+    doc, cues = _transcribe(built, env, folder / "out", *args, cwd=folder / "work")
+    return Run(doc, cues, asr.uploads[before:], env, folder / "work")
+
+
+@pytest.fixture(scope="module")
+def plain_talk(
+    asr: FakeOpenAI, talk: Built, tmp_path_factory: pytest.TempPathFactory, model_cache: Path
+) -> Run:
+    """`talk` in small chunks, nothing carried: the default path, and what carried context is held to."""
+    return _shared_run(asr, talk, tmp_path_factory.mktemp("plain"), model_cache, **SMALL_CHUNKS)
+
+
+@pytest.fixture(scope="module")
+def paced_talk(
+    asr: FakeOpenAI, talk: Built, tmp_path_factory: pytest.TempPathFactory, model_cache: Path
+) -> Run:
+    """`talk` at default settings (whisper-1) and -j 4, against answers slow enough that the next chunk
+    is ready before any returns: how chunks go out side by side, and what a json-only model is held to."""
+    asr.s_per_audio_min = 6.0
+    try:
+        return _shared_run(asr, talk, tmp_path_factory.mktemp("paced"), model_cache, "-j", "4")
+    finally:
+        asr.s_per_audio_min = 0.0
 
 
 def _assert_faithful(built: Built, doc: dict, cues: list, *, max_wer: float) -> float:  # type: ignore[type-arg]
@@ -123,15 +181,12 @@ def _assert_faithful(built: Built, doc: dict, cues: list, *, max_wer: float) -> 
     return wer
 
 
-def test_api_default_keeps_every_sentence_at_its_time(
-    env: dict[str, str], server: FakeOpenAI, talk: Built, tmp_path: Path
-) -> None:
-    before = server.count
-    doc, cues = _transcribe(talk, _api(env, server, **SMALL_CHUNKS), tmp_path / "out")
+def test_api_default_keeps_every_sentence_at_its_time(talk: Built, plain_talk: Run) -> None:
+    doc, cues = plain_talk.doc, plain_talk.cues
     _assert_faithful(talk, doc, cues, max_wer=0.12)
     assert doc["gaps"] == []
     # Many chunks, none carrying earlier text by default; the skipped silence was never uploaded.
-    uploads = server.uploads[before:]
+    uploads = plain_talk.uploads
     assert len(uploads) >= 5 and all(u.prompt is None for u in uploads)
     assert doc["cost"]["billed_min"] * 60 < talk.duration_s - 10
     words = [w for s in doc["segments"] for w in s.get("words", [])]
@@ -139,17 +194,11 @@ def test_api_default_keeps_every_sentence_at_its_time(
 
 
 def test_api_chunks_go_out_side_by_side_cut_alike_at_any_concurrency(
-    env: dict[str, str], server: FakeOpenAI, talk: Built, tmp_path: Path
+    server: FakeOpenAI, talk: Built, paced_talk: Run
 ) -> None:
     """Default settings: a long recording's chunks aim at 40 s, several in flight at once, and the
     cuts do not depend on -j (a run resumed with another -j finds its chunks)."""
-    server.s_per_audio_min = 6.0  # answers slow enough that the next chunk is ready before any returns
-    try:
-        before = server.count
-        doc, cues = _transcribe(talk, _api(env, server), tmp_path / "j4", "-j", "4")
-        paced = server.uploads[before:]
-    finally:
-        server.s_per_audio_min = 0.0
+    doc, cues, paced = paced_talk.doc, paced_talk.cues, paced_talk.uploads
     _assert_faithful(talk, doc, cues, max_wer=0.12)
     assert len(paced) >= 3 and all(u.duration_s is not None and u.duration_s <= 61 for u in paced)
     in_flight = max(
@@ -159,7 +208,9 @@ def test_api_chunks_go_out_side_by_side_cut_alike_at_any_concurrency(
     # The first chunk goes alone; the rest, side by side, are asked in the language it was heard in.
     assert paced[0].language is None and {u.language for u in paced[1:]} == {"en"}
     before = server.count
-    again = run_cli(["transcribe", str(talk.path), "-f", "json", "-j", "1", "--force"], _api(env, server))
+    again = run_cli(
+        ["transcribe", str(talk.path), "-f", "json", "-j", "1", "--force"], paced_talk.env, cwd=paced_talk.cwd
+    )
     assert again.code == 0, again.output
     one_by_one = server.uploads[before:]
     assert sorted(u.sha256 for u in one_by_one) == sorted(u.sha256 for u in paced)
@@ -168,16 +219,14 @@ def test_api_chunks_go_out_side_by_side_cut_alike_at_any_concurrency(
 
 
 def test_api_with_carried_context_loses_nothing_against_no_context(
-    env: dict[str, str], server: FakeOpenAI, talk: Built, tmp_path: Path
+    env: dict[str, str], server: FakeOpenAI, talk: Built, plain_talk: Run, tmp_path: Path
 ) -> None:
-    plain, _ = _transcribe(talk, _api(env, server, **SMALL_CHUNKS), tmp_path / "plain")
     with_context = _api(env, server, WHISPERBATCH_CONDITION_ON_PREVIOUS="true", **SMALL_CHUNKS)
     before = server.count
-    # --force: without it the stored transcript of the run above is written out again, nothing sent.
-    doc, cues = _transcribe(talk, with_context, tmp_path / "context", "--force")
+    doc, cues = _transcribe(talk, with_context, tmp_path / "context")
     assert [u for u in server.uploads[before:] if u.prompt], "later chunks carry the previous text"
     wer = _assert_faithful(talk, doc, cues, max_wer=0.12)
-    assert wer <= word_error_rate(talk.script, plain["text"]) + 0.01
+    assert wer <= word_error_rate(talk.script, plain_talk.doc["text"]) + 0.01
 
 
 def test_local_default_keeps_every_sentence_at_its_time(
@@ -232,7 +281,7 @@ def _sentence_offsets(built: Built, cues: list, *, near_s: float = 10.0) -> list
 
 
 def test_json_only_model_keeps_every_marker_and_word(
-    env: dict[str, str], server: FakeOpenAI, talk: Built, tmp_path: Path
+    env: dict[str, str], server: FakeOpenAI, talk: Built, paced_talk: Run, tmp_path: Path
 ) -> None:
     """gpt-transcribe answers text without times: the audio goes in short groups of utterances and the
     text is laid over them. Markers land on time, nothing is put in silence, and no words go missing
@@ -255,9 +304,8 @@ def test_json_only_model_keeps_every_marker_and_word(
     misplaced = [(p.start_s, o, p.text) for p, o in offsets if o is not None and abs(o) > 1.0]
     assert not misplaced, misplaced
 
-    before = server.count
-    verbose, _ = _transcribe(talk, api, tmp_path / "verbose", "--model", "whisper-1")
-    assert all(u.response_format == "verbose_json" for u in server.uploads[before:])
+    verbose = paced_talk.doc  # whisper-1 on the same recording at default settings
+    assert all(u.model == "whisper-1" and u.response_format == "verbose_json" for u in paced_talk.uploads)
     verbose_wer = word_error_rate(talk.script, verbose["text"])
     lost, verbose_lost = words_lost(talk.script, doc["text"]), words_lost(talk.script, verbose["text"])
     assert lost <= verbose_lost + JSON_ONLY_EXTRA_WORDS_LOST, (lost, verbose_lost, doc["text"])
