@@ -796,3 +796,19 @@ def test_model_list_needs_the_key_and_lists_what_the_server_serves(
         client.models.list()
     assert e.value.code is None
     assert server.count == 0  # nothing here is an upload
+
+
+def test_a_remembering_server_decodes_an_upload_once_and_other_settings_again(
+    make_client: MakeClient, three_sentences: Built
+) -> None:
+    """`remember=True` answers the same upload asked the same way from what the model said before (the
+    accuracy tests' reruns and retries), and decodes it again when the prompt differs."""
+    with FakeOpenAI(model="tiny.en", api_key=KEY, remember=True) as srv:
+        client = make_client(srv)
+        ask = {"file": _upload(three_sentences), "model": "whisper-1", "response_format": "verbose_json"}
+        first = client.audio.transcriptions.create(**ask, language="en")
+        assert srv.heard is not None and len(srv.heard) == 1
+        again = client.audio.transcriptions.create(**ask, language="en")
+        assert again.text == first.text and len(srv.heard) == 1
+        client.audio.transcriptions.create(**ask, language="en", prompt="Subtitles.")
+        assert len(srv.heard) == 2 and srv.count == 3
