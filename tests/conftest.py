@@ -13,9 +13,10 @@ import itertools
 import os
 import shutil
 import subprocess
+import sys
 import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,34 @@ def env(tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> d
     work.mkdir()
     monkeypatch.chdir(work)
     return dict(os.environ)
+
+
+def run_cli_together(
+    runs: Sequence[tuple[Sequence[str], dict[str, str]]], *, timeout: float = 600
+) -> list[Result]:
+    """Runs of `whisperbatch ARGS...` (each in its `env`) started at once, each its own process, for runs
+    that do not depend on one another: their start-ups overlap. Their results, in the order given."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "whisperbatch", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for args, env in runs
+    ]
+    results = []
+    try:
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=timeout)
+            results.append(Result(proc.returncode, stdout, stderr))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return results
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:

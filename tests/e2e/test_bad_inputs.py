@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLES, Result, copy_sample, run_cli
+from conftest import SAMPLES, Result, copy_sample, run_cli, run_cli_together
 from whisperbatch.testing import FakeOpenAI
 
 GOOD = "talk.m4a"
@@ -80,38 +80,14 @@ def test_bad_item_named_on_the_command_line_fails_alone(
     assert _outputs(work) == {"talk.txt", "talk.srt"}
 
 
-def test_folder_named_like_audio_is_searched_not_failed(
+def test_broken_links_and_link_loops_inside_a_folder_are_reported_and_the_rest_is_done(
     api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
-    work = tmp_path / "in"
-    good = copy_sample(GOOD, work / "x.wav")
-    r = run_cli(["transcribe", str(work)], api_env)
-    assert r.code == 0, r.output
-    assert _errors(r) == []
-    _assert_good(r, fake_openai, good)
-    assert not (work / "x.txt").exists()
-
-
-def test_broken_link_inside_a_folder_is_reported(
-    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
-) -> None:
-    # A link to a recording on an unmounted disk must not vanish from a folder run unnoticed.
+    # A link to a recording on an unmounted disk must not vanish from a folder run unnoticed, and two
+    # links that name each other must not end the run when they are resolved for the duplicate check.
     work = tmp_path / "in"
     good = copy_sample(GOOD, work)
     (work / "gone.mp3").symlink_to(work / "deleted.mp3")
-    r = run_cli(["transcribe", str(work)], api_env)
-    assert r.code == 1, r.output
-    assert _errors(r) == [f"error: {work / 'gone.mp3'}: broken link (to {work / 'deleted.mp3'})"]
-    _assert_good(r, fake_openai, good)
-    assert _outputs(work) == {"talk.txt", "talk.srt"}
-
-
-def test_link_loop_inside_a_folder_is_reported_and_the_rest_is_done(
-    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
-) -> None:
-    # Two links that name each other: resolving them for the duplicate check must not end the run.
-    work = tmp_path / "in"
-    good = copy_sample(GOOD, work)
     (work / "a.mp3").symlink_to("b.mp3")
     (work / "b.mp3").symlink_to("a.mp3")
     r = run_cli(["transcribe", str(work)], api_env)
@@ -119,6 +95,7 @@ def test_link_loop_inside_a_folder_is_reported_and_the_rest_is_done(
     assert _errors(r) == [
         f"error: {work / 'a.mp3'}: symbolic link loop (to b.mp3)",
         f"error: {work / 'b.mp3'}: symbolic link loop (to a.mp3)",
+        f"error: {work / 'gone.mp3'}: broken link (to {work / 'deleted.mp3'})",
     ]
     _assert_good(r, fake_openai, good)
     assert _outputs(work) == {"talk.txt", "talk.srt"}
@@ -166,16 +143,20 @@ def _run_cli_with(prefix: Sequence[str], args: Sequence[str], env: dict[str, str
 # ---- unusual but valid recordings: exit 0 -------------------------------------------------------------
 
 
-def test_unicode_and_spaces_in_the_name(
+def test_unicode_and_spaces_in_the_name_and_a_folder_named_like_audio(
     api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
+    """A recording named with accents, a dash and spaces, and a folder named like audio (searched, not
+    failed) holding another."""
     work = tmp_path / "in"
     rec = copy_sample(GOOD, work, "Grüße aus Köln – take 1.m4a")
+    inner = copy_sample("morning.mp3", work / "x.wav")
     r = run_cli(["transcribe", str(work)], api_env)
     assert r.code == 0, r.output
     assert _errors(r) == []
-    _assert_good(r, fake_openai, rec)
+    _assert_good(r, fake_openai, rec, inner)
     assert _outputs(work) == {"Grüße aus Köln – take 1.txt", "Grüße aus Köln – take 1.srt"}
+    assert _outputs(work / "x.wav") == {"morning.txt", "morning.srt"}
     assert "Grüße aus Köln – take 1.txt" in r.stderr
 
 
@@ -258,73 +239,56 @@ def test_truncated_mp3_is_done_with_a_warning(
 # ---- configuration and usage errors: exit 2, one line, nothing sent or written --------------------------
 
 
-@pytest.mark.parametrize(
-    ("args", "env_extra", "config", "message"),
-    [
-        (
-            ["--language", "zz"],
-            {},
-            None,
-            "language = 'zz' (from --language): not a language Whisper knows; "
-            "give a code such as en, de, fr, zh or a name such as German",
-        ),
-        (
-            [],
-            {"WHISPERBATCH_SKIP_SILENCE_S": "-1"},
-            None,
-            "skip_silence_s = -1.0 (from WHISPERBATCH_SKIP_SILENCE_S): must be at least 0.5",
-        ),
-        (
-            [],
-            {},
-            "skip_silence_s = -1\n",
-            "skip_silence_s = -1.0 (from {config}): must be at least 0.5",
-        ),
-        (
-            [],
-            {"WHISPERBATCH_LOCAL_THREADS": "-3"},
-            None,
-            "local_threads = -3 (from WHISPERBATCH_LOCAL_THREADS): must be at least 0",
-        ),
-        (
-            [],
-            {"WHISPERBATCH_BEAM_SIZE": "0"},
-            None,
-            "beam_size = 0 (from WHISPERBATCH_BEAM_SIZE): must be at least 1 and at most 64",
-        ),
-        (
-            [],
-            {"WHISPERBATCH_CONCURRENCY": "2.7"},
-            None,
-            "concurrency = '2.7' (from WHISPERBATCH_CONCURRENCY): must be a whole number",
-        ),
-    ],
-    ids=[
-        "language-flag",
-        "skip-silence-env",
-        "skip-silence-config",
-        "local-threads",
-        "beam-size",
-        "concurrency",
-    ],
-)
+# Each setting a run may not take, and the one line that says so.
+BAD_SETTINGS = {
+    "language-flag": (
+        ["--language", "zz"],
+        {},
+        "language = 'zz' (from --language): not a language Whisper knows; "
+        "give a code such as en, de, fr, zh or a name such as German",
+    ),
+    "skip-silence-env": (
+        [],
+        {"WHISPERBATCH_SKIP_SILENCE_S": "-1"},
+        "skip_silence_s = -1.0 (from WHISPERBATCH_SKIP_SILENCE_S): must be at least 0.5",
+    ),
+    "local-threads": (
+        [],
+        {"WHISPERBATCH_LOCAL_THREADS": "-3"},
+        "local_threads = -3 (from WHISPERBATCH_LOCAL_THREADS): must be at least 0",
+    ),
+    "beam-size": (
+        [],
+        {"WHISPERBATCH_BEAM_SIZE": "0"},
+        "beam_size = 0 (from WHISPERBATCH_BEAM_SIZE): must be at least 1 and at most 64",
+    ),
+    "concurrency": (
+        [],
+        {"WHISPERBATCH_CONCURRENCY": "2.7"},
+        "concurrency = '2.7' (from WHISPERBATCH_CONCURRENCY): must be a whole number",
+    ),
+}
+
+
 def test_bad_setting_exits_2_before_anything_is_sent(
-    api_env: dict[str, str],
-    fake_openai: FakeOpenAI,
-    tmp_path: Path,
-    args: list[str],
-    env_extra: dict[str, str],
-    config: str | None,
-    message: str,
+    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
+    """Every bad setting above, each its own run (all at once), and one in config.toml where it is found
+    (the working folder): one line, exit 2, nothing sent or written."""
     rec = copy_sample(GOOD, tmp_path / "in")
+    runs = [
+        (["transcribe", str(rec), *args], {**api_env, **extra}) for args, extra, _ in BAD_SETTINGS.values()
+    ]
+    results = dict(zip(BAD_SETTINGS, run_cli_together(runs), strict=True))
     config_path = Path.cwd() / "config.toml"  # found there: the env fixture's working folder
-    if config is not None:
-        config_path.write_text(config)
-    r = run_cli(["transcribe", str(rec), *args], {**api_env, **env_extra})
-    assert r.code == 2, r.output
-    assert r.stderr.splitlines() == ["error: " + message.format(config=config_path)]
-    assert "Traceback" not in r.output
+    config_path.write_text("skip_silence_s = -1\n")
+    results["skip-silence-config"] = run_cli(["transcribe", str(rec)], api_env)
+    said = {name: message for name, (_, _, message) in BAD_SETTINGS.items()}
+    said["skip-silence-config"] = f"skip_silence_s = -1.0 (from {config_path}): must be at least 0.5"
+    for name, r in results.items():
+        assert r.code == 2, (name, r.output)
+        assert r.stderr.splitlines() == ["error: " + said[name]], name
+        assert "Traceback" not in r.output, name
     assert fake_openai.count == 0
     assert _outputs(rec.parent) == set()
 

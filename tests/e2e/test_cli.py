@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import SAMPLES, copy_sample, run_cli
+from conftest import SAMPLES, copy_sample, run_cli, run_cli_together
 from whisperbatch.testing import FakeOpenAI
 from whisperbatch.testing.speechbuilder import build_recording
 
@@ -26,16 +26,19 @@ def _bad_files(work: Path) -> list[Path]:
 def test_bad_files_fail_alone_with_one_line_each(
     api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
+    """Bad files in a folder, and a path that does not exist named beside it: each is one error line,
+    and the others go on."""
     work = tmp_path / "work"
     good = [copy_sample("talk.m4a", work), copy_sample("morning.mp3", work)]
     bad = _bad_files(work)
-    r = run_cli(["transcribe", str(work)], api_env)
+    r = run_cli(["transcribe", str(work), str(tmp_path / "nope.mp3")], api_env)
     assert r.code == 1, r.output
     assert "Traceback" not in r.output
     for g in good:
         assert g.with_suffix(".txt").read_text().strip()
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 3, r.stderr
+    assert len(errors) == 4, r.stderr
+    assert sum("nope.mp3: no such file or folder" in ln for ln in errors) == 1, r.stderr
     for b in bad:
         assert sum(b.name in ln for ln in errors) == 1
         assert not b.with_suffix(".txt").exists()
@@ -46,21 +49,18 @@ def test_bad_files_fail_alone_with_one_line_each(
     assert len(fake_openai.successful) == 2  # nothing bad was uploaded
 
 
-def test_missing_path_is_reported_and_others_go_on(
-    api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
-) -> None:
-    f = copy_sample("talk.m4a", tmp_path / "work")
-    r = run_cli(["transcribe", str(f), str(tmp_path / "nope.mp3")], api_env)
-    assert r.code == 1
-    assert "nope.mp3: no such file or folder" in r.stderr
-    assert f.with_suffix(".txt").exists()
-
-
 def test_estimate_contacts_nothing(api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path) -> None:
     work = tmp_path / "work"
     for name in ("talk.m4a", "morning.mp3", "morning.webm"):
         copy_sample(name, work)
-    r = run_cli(["estimate", str(work), "--model", "gpt-4o-mini-transcribe", "--quick"], api_env)
+    # Without a key (the local engine would run) --model still names the API model to price.
+    no_key = {k: v for k, v in api_env.items() if not k.startswith("OPENAI_")}
+    r, plain = run_cli_together(
+        [
+            (["estimate", str(work), "--model", "gpt-4o-mini-transcribe", "--quick"], api_env),
+            (["estimate", str(work), "--model", "gpt-4o-mini-transcribe"], no_key),
+        ]
+    )
     assert r.code == 0, r.output
     assert fake_openai.count == 0 and "an upper bound" in r.stderr
     assert "gpt-4o-mini-transcribe" in r.stdout and "0.0030/min" in r.stdout
@@ -68,10 +68,9 @@ def test_estimate_contacts_nothing(api_env: dict[str, str], fake_openai: FakeOpe
         assert name in r.stdout
     total_line = next(ln for ln in r.stdout.splitlines() if "Total" in ln)
     assert "0.42" in total_line  # 8.94 + 8.04 + 8.04 s = 0.42 min
-    # Without a key (the local engine would run) --model still names the API model to price.
-    no_key = {k: v for k, v in api_env.items() if not k.startswith("OPENAI_")}
-    r = run_cli(["estimate", str(work), "--model", "gpt-4o-mini-transcribe"], no_key)
-    assert r.code == 0 and "gpt-4o-mini-transcribe" in r.stdout and "0.0030/min" in r.stdout, r.output
+    assert plain.code == 0 and "gpt-4o-mini-transcribe" in plain.stdout and "0.0030/min" in plain.stdout, (
+        plain.output
+    )
 
 
 def _total_minutes(table: str) -> float:
@@ -92,11 +91,12 @@ def test_estimate_forecasts_what_a_run_then_bills(
         ffmpeg=ffmpeg,
         long_silences=[(30.0, 25.0), (80.0, 20.0)],
     )
-    r = run_cli(["estimate", str(built.path)], api_env)
+    r, quick = run_cli_together(
+        [(["estimate", str(built.path)], api_env), (["estimate", str(built.path), "--quick"], api_env)]
+    )
     assert r.code == 0, r.output
     assert fake_openai.count == 0
     forecast = _total_minutes(r.stdout)
-    quick = run_cli(["estimate", str(built.path), "--quick"], api_env)
     assert _total_minutes(quick.stdout) == 2.0
     run = run_cli(["transcribe", str(built.path), "-f", "json"], api_env)
     assert run.code == 0, run.output
@@ -128,30 +128,33 @@ def test_report_reads_the_ledger(api_env: dict[str, str], fake_openai: FakeOpenA
     f1, f2 = copy_sample("talk.m4a", work), copy_sample("morning.mp3", work)
     assert run_cli(["transcribe", str(f1)], api_env).code == 0
     assert run_cli(["transcribe", str(f2), "-o", str(tmp_path / "out")], api_env).code == 0
-    rows = json.loads(run_cli(["report", "--json"], api_env).stdout)
+    as_json, table, as_csv = run_cli_together(
+        [(["report", "--json"], api_env), (["report"], api_env), (["report", "--csv"], api_env)]
+    )
+    rows = json.loads(as_json.stdout)
     assert [Path(r["file"]).name for r in rows] == ["talk.m4a", "morning.mp3"]
     assert len({r["run_id"] for r in rows}) == 2
     assert all(r["engine"] == "openai" and r["usd"] > 0 for r in rows)
-    table = run_cli(["report"], api_env)
     assert "Total" in table.stdout
-    csv_out = run_cli(["report", "--csv"], api_env).stdout.splitlines()
+    csv_out = as_csv.stdout.splitlines()
     assert csv_out[0].startswith("run_id,recorded_at,file") and len(csv_out) == 3
     assert (tmp_path / "out" / "morning.srt").exists() and (tmp_path / "out" / "costs.csv").exists()
 
 
 def test_configuration_errors_exit_2(env: dict[str, str], tmp_path: Path) -> None:
     f = copy_sample("talk.m4a", tmp_path / "work")
-    r = run_cli(["transcribe", str(f), "--engine", "cloud"], env)
-    assert r.code == 2 and "engine = 'cloud' (from --engine)" in r.stderr
-    r = run_cli(["transcribe", str(f), "--format", "docx"], env)
-    assert r.code == 2 and "docx" in r.stderr
-    r = run_cli(["transcribe", str(f), "--engine", "openai"], env)
-    assert r.code == 2 and "OPENAI_API_KEY" in r.stderr
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[run]\nconcurency = 3\n")
-    r = run_cli(["transcribe", str(f), "--config", str(cfg)], env)
-    assert r.code == 2 and "concurency" in r.stderr
-    assert "Traceback" not in r.output
+    runs = (
+        (["--engine", "cloud"], "engine = 'cloud' (from --engine)"),
+        (["--format", "docx"], "docx"),
+        (["--engine", "openai"], "OPENAI_API_KEY"),
+        (["--config", str(cfg)], "concurency"),
+    )
+    results = run_cli_together([(["transcribe", str(f), *args], env) for args, _ in runs])
+    for (args, said), r in zip(runs, results, strict=True):
+        assert r.code == 2 and said in r.stderr, (args, r.output)
+        assert "Traceback" not in r.output
     assert not f.with_suffix(".txt").exists()
 
 
@@ -159,8 +162,12 @@ def test_verbose_shows_what_lies_under_an_error(api_env: dict[str, str], tmp_pat
     f = copy_sample("talk.m4a", tmp_path / "work")
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    quiet = run_cli(["transcribe", str(f), "-o", str(blocker / "sub")], api_env)
-    loud = run_cli(["transcribe", str(f), "-o", str(blocker / "sub"), "--verbose"], api_env)
+    quiet, loud = run_cli_together(
+        [
+            (["transcribe", str(f), "-o", str(blocker / "sub")], api_env),
+            (["transcribe", str(f), "-o", str(blocker / "sub"), "--verbose"], api_env),
+        ]
+    )
     assert quiet.code == loud.code == 2
     assert "caused by" not in quiet.stderr
     assert "caused by NotADirectoryError: [Errno 20]" in loud.stderr, loud.stderr
@@ -247,8 +254,8 @@ def test_a_price_that_is_not_a_number_is_a_config_error_for_every_command(
     for price, shown, allowed, run in bad:
         cfg.write_text(f'[models."x"]\nusd_per_min = {price}\n')
         line = f'error: usd_per_min = {shown} (from {cfg} [models."x"]): must be {allowed}'
-        for command in run:
-            r = run_cli(command, {**env, "WHISPERBATCH_CONFIG": str(cfg)})
+        results = run_cli_together([(command, {**env, "WHISPERBATCH_CONFIG": str(cfg)}) for command in run])
+        for command, r in zip(run, results, strict=True):
             assert r.code == 2, (command, r.output)
             (said,) = r.stderr.splitlines()  # the service's lines start with the time
             assert said.endswith(line), (command, r.output)

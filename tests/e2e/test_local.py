@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from conftest import copy_sample, run_cli, write_silence
 from whisperbatch.testing.scoring import parse_srt
 
@@ -78,9 +76,10 @@ def test_english_only_model_refuses_to_translate(env: dict[str, str], tmp_path: 
     assert r.code == 2 and "English-only" in r.stderr
 
 
-@pytest.mark.parametrize("name", ["morning.webm", "fox.wav"])
-def test_other_containers(env: dict[str, str], tmp_path: Path, name: str) -> None:
-    f = copy_sample(name, tmp_path / "work")
-    r = run_cli(["transcribe", str(f), "-f", "txt"], env)
+def test_other_containers(env: dict[str, str], tmp_path: Path) -> None:
+    """WebM (Opus) and WAV side by side in one run: each decoded and transcribed."""
+    files = [copy_sample(name, tmp_path / "work") for name in ("morning.webm", "fox.wav")]
+    r = run_cli(["transcribe", *map(str, files), "-f", "txt"], env)
     assert r.code == 0, r.output
-    assert len(f.with_suffix(".txt").read_text().split()) >= 8
+    for f in files:
+        assert len(f.with_suffix(".txt").read_text().split()) >= 8, f

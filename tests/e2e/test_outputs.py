@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CANARY_KEY, copy_sample, reencode, run_cli, small_disk
+from conftest import CANARY_KEY, copy_sample, reencode, run_cli, run_cli_together, small_disk
 from whisperbatch.testing import DECODE_FAILED, FakeOpenAI, Fault
 
 
@@ -59,8 +59,9 @@ def test_outputs_of_another_recording_are_neither_up_to_date_nor_overwritten(
     assert "lazy" in _said(out / "talk.txt") and "morning" not in _said(out / "talk.txt")
     assert "morning" in _said(out / "b" / "talk.m4a.txt")
     # Each is up to date with its own outputs now; --force redoes the one asked for, where it was.
-    for source in (fox, morning):
-        again = run_cli(["transcribe", str(source), "-o", str(out)], asr_env)
+    for again in run_cli_together(
+        [(["transcribe", str(s), "-o", str(out)], asr_env) for s in (fox, morning)]
+    ):
         assert again.code == 0 and "up to date" in again.stderr, again.output
     assert len(asr.successful) == before + 1
     assert run_cli(["transcribe", str(morning), "-o", str(out), "--force"], asr_env).code == 0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CANARY_KEY, SAMPLES, copy_sample, run_cli
+from conftest import CANARY_KEY, SAMPLES, copy_sample, run_cli, run_cli_together
 from whisperbatch.catalog import CHAT_MODELS
 from whisperbatch.cost import CSV_COLUMNS
 from whisperbatch.testing import (
@@ -59,7 +59,7 @@ def server(english: FakeOpenAI) -> Iterator[FakeOpenAI]:
 @pytest.fixture(scope="module")
 def talk(tmp_path_factory: pytest.TempPathFactory, ffmpeg: str) -> Built:
     path = tmp_path_factory.mktemp("talk") / "talk.wav"
-    return build_recording(path, duration_s=45.0, seed=21, ffmpeg=ffmpeg, markers_at_s=(30.0,))
+    return build_recording(path, duration_s=30.0, seed=21, ffmpeg=ffmpeg, markers_at_s=(20.0,))
 
 
 def _env(env: dict[str, str], server: FakeOpenAI, **extra: str) -> dict[str, str]:
@@ -230,11 +230,15 @@ def test_estimate_forecasts_both_and_contacts_nothing(
     env: dict[str, str], server: FakeOpenAI, talk: Built
 ) -> None:
     before, chats = server.count, len(server.chats)
-    r = run_cli(["estimate", str(talk.path), "--to", "de"], _env(env, server))
+    r, plain = run_cli_together(
+        [
+            (["estimate", str(talk.path), "--to", "de"], _env(env, server)),
+            (["estimate", str(talk.path)], _env(env, server)),
+        ]
+    )
     assert r.code == 0, r.output
     assert server.count == before and len(server.chats) == chats
     assert "Transcription USD" in r.stdout and "Translation USD" in r.stdout and "gpt-5.4-mini" in r.stdout
-    plain = run_cli(["estimate", str(talk.path)], _env(env, server))
     assert "Translation" not in plain.stdout
 
 
@@ -281,12 +285,12 @@ def test_a_line_no_reply_translates_fails_the_file_and_drops_no_cue(
 def test_the_budget_covers_the_translation_too(
     env: dict[str, str], server: FakeOpenAI, talk: Built, tmp_path: Path
 ) -> None:
-    """45 s with gpt-transcribe costs at most $0.0034; its translation is forecast at about $0.0012 and
-    reserved twice over. $0.004 covers the transcription alone, not both: refused before any request."""
+    """30 s with gpt-transcribe costs at most $0.00225; its translation is forecast at about $0.0008 and
+    reserved twice over. $0.003 covers the transcription alone, not both: refused before any request."""
     before, chats = server.count, len(server.chats)
-    args = ["translate", str(talk.path), "--to", "de", "-o", str(tmp_path), "--budget", "0.004"]
+    args = ["translate", str(talk.path), "--to", "de", "-o", str(tmp_path), "--budget", "0.003"]
     r = run_cli(args, _env(env, server))
     assert r.code == 3, r.output
     assert "budget" in r.stderr and server.count == before and len(server.chats) == chats
-    r = run_cli(["transcribe", *args[1:2], "-o", str(tmp_path), "--budget", "0.004"], _env(env, server))
+    r = run_cli(["transcribe", *args[1:2], "-o", str(tmp_path), "--budget", "0.003"], _env(env, server))
     assert r.code == 0, r.output
