@@ -125,28 +125,29 @@ def test_rename_move_and_preexisting_files_each_once(
 def test_restart_uploads_nothing_and_a_copy_reuses_the_result(
     watcher: Callable[..., Watcher], inbox: Path, fake_openai: FakeOpenAI, watch_env: dict[str, str]
 ) -> None:
+    env = {**watch_env, "WHISPERBATCH_SETTLE_S": "0.5"}  # no slow copies here: files settle at once
     original = copy_sample("talk.m4a", inbox)
-    w = watcher()
+    w = watcher(env=env)
     wait_for(outputs_done(original), what="first outputs")
     assert w.stop() == 0
     assert fake_openai.count == 1
 
-    w2 = watcher()
+    w2 = watcher(env=env)
     copy = inbox / "same-talk-renamed.m4a"
     shutil.copy(original, copy)
     wait_for(outputs_done(copy), what="outputs for the copy")
-    time.sleep(1.5)
+    time.sleep(1.5)  # give any duplicate a chance to show itself
     assert w2.stop() == 0
     assert fake_openai.count == 1  # neither the restart nor the copy uploaded anything
     assert copy.with_suffix(".txt").read_text() == original.with_suffix(".txt").read_text()
     assert "no upload" in w2.text
 
-    forced = run_cli(["watch", str(inbox), "--once", "--force"], watch_env)
+    forced = run_cli(["watch", str(inbox), "--once", "--force"], env)
     assert forced.code == 0, forced.output
     assert fake_openai.count == 2  # --force redid the recording (both names share it) exactly once
 
     original.write_bytes((SAMPLES / "morning.mp3").read_bytes())  # a changed file is done again
-    w3 = watcher()
+    w3 = watcher(env=env)
     wait_for(lambda: fake_openai.count == 3, what="the changed file's upload")
     wait_for(lambda: "Line" in original.with_suffix(".txt").read_text() and w3.text.count(" done -> ") == 1)
     assert w3.stop() == 0
