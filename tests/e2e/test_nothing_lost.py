@@ -112,14 +112,15 @@ def test_watch_checks_its_output_folder_before_it_starts(
 
 
 class _Run:
-    """A one-off run in the background, against a server whose second answer never comes in time."""
+    """A one-off run in the background, against a server whose second answer never comes in time. Its
+    grace period is 1 s: requests still in flight after a stop are given up that long after it."""
 
     def __init__(self, files: list[Path], env: dict[str, str], tmp: Path) -> None:
         self.tmpdir = tmp / "tmpdir"
         self.tmpdir.mkdir(exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "whisperbatch", "transcribe", "-j", "1", *map(str, files)],
-            env={**env, "TMPDIR": str(self.tmpdir)},
+            env={**env, "TMPDIR": str(self.tmpdir), "WHISPERBATCH_SHUTDOWN_GRACE_S": "1"},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -131,6 +132,18 @@ class _Run:
 
     def scratch(self) -> list[Path]:
         return [p for root in self.tmpdir.iterdir() for p in root.rglob("*")]
+
+    def reading(self, path: Path) -> bool:
+        """Whether the run has `path` open and has read into it (hashing it, not only opening it)."""
+        fds = Path(f"/proc/{self.proc.pid}/fd")
+        try:
+            for fd in fds.iterdir():
+                if fd.readlink() == path:
+                    pos = (fds.parent / "fdinfo" / fd.name).read_text().split()[1]
+                    return int(pos) > 0
+        except (FileNotFoundError, ProcessLookupError):  # an fd closed while we looked: look again
+            pass
+        return False
 
 
 def _wait(condition: object, what: str, timeout: float = 60.0) -> None:
@@ -148,7 +161,9 @@ def _three(folder: Path) -> list[Path]:
     ]
 
 
-@pytest.mark.parametrize("signals", [(signal.SIGTERM,), (signal.SIGINT,), (signal.SIGINT, signal.SIGINT)])
+# Ctrl-C and SIGTERM share one handler: a single SIGTERM waits out the grace period, a second Ctrl-C
+# stops at once.
+@pytest.mark.parametrize("signals", [(signal.SIGTERM,), (signal.SIGINT, signal.SIGINT)])
 def test_an_interrupted_run_says_what_it_left_cleans_up_and_records_what_it_spent(
     api_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path, signals: tuple[int, ...]
 ) -> None:
@@ -203,11 +218,12 @@ def test_a_run_stopped_while_it_still_admits_files_says_which_never_started(
     hashed stops the admitting, and the files after it are reported, not lost or run."""
     one, _, three = _three(tmp_path / "in")
     big = tmp_path / "in" / "big.wav"
-    with big.open("wb") as fh:  # sparse: 8 GB to hash, no disk used
-        fh.truncate(8 << 30)
+    with big.open("wb") as fh:  # sparse: 2 GB to hash (seconds of reading), no disk used
+        fh.truncate(2 << 30)
     fake_openai.inject(delay(120))  # one.m4a's request stays in flight
     run = _Run([one, big, three], api_env, tmp_path)
     _wait(lambda: fake_openai.arrived >= 1, "the first request in flight")
+    _wait(lambda: run.reading(big), "big.wav being hashed")
     run.proc.send_signal(signal.SIGINT)
     code, err = run.finish(timeout=120)
     assert code == 128 + signal.SIGINT, err

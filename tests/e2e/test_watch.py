@@ -56,6 +56,12 @@ def watch_env(api_env: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture()
+def quick_env(watch_env: dict[str, str]) -> dict[str, str]:
+    """For files put in place in one go (no slow copies): they settle in 0.5 s."""
+    return {**watch_env, "WHISPERBATCH_SETTLE_S": "0.5"}
+
+
+@pytest.fixture()
 def inbox(tmp_path: Path) -> Path:
     folder = tmp_path / "inbox"
     folder.mkdir()
@@ -88,9 +94,9 @@ def test_slow_copy_is_processed_once_after_it_completes(
     w = watcher()
     data = (SAMPLES / "talk.m4a").read_bytes()
     target = inbox / "slow.m4a"
-    with target.open("wb") as fh:  # about 4 s of copying, never still for the 1 s settle time
-        for i in range(0, len(data), len(data) // 8 + 1):
-            fh.write(data[i : i + len(data) // 8 + 1])
+    with target.open("wb") as fh:  # about 2.5 s of copying, never still for the 1 s settle time
+        for i in range(0, len(data), len(data) // 5 + 1):
+            fh.write(data[i : i + len(data) // 5 + 1])
             fh.flush()
             time.sleep(0.5)
     wait_for(outputs_done(target), what="outputs")
@@ -123,30 +129,30 @@ def test_rename_move_and_preexisting_files_each_once(
 
 
 def test_restart_uploads_nothing_and_a_copy_reuses_the_result(
-    watcher: Callable[..., Watcher], inbox: Path, fake_openai: FakeOpenAI, watch_env: dict[str, str]
+    watcher: Callable[..., Watcher], inbox: Path, fake_openai: FakeOpenAI, quick_env: dict[str, str]
 ) -> None:
     original = copy_sample("talk.m4a", inbox)
-    w = watcher()
+    w = watcher(env=quick_env)
     wait_for(outputs_done(original), what="first outputs")
     assert w.stop() == 0
     assert fake_openai.count == 1
 
-    w2 = watcher()
+    w2 = watcher(env=quick_env)
     copy = inbox / "same-talk-renamed.m4a"
     shutil.copy(original, copy)
     wait_for(outputs_done(copy), what="outputs for the copy")
-    time.sleep(1.5)
+    time.sleep(1.5)  # give any duplicate a chance to show itself
     assert w2.stop() == 0
     assert fake_openai.count == 1  # neither the restart nor the copy uploaded anything
     assert copy.with_suffix(".txt").read_text() == original.with_suffix(".txt").read_text()
     assert "no upload" in w2.text
 
-    forced = run_cli(["watch", str(inbox), "--once", "--force"], watch_env)
+    forced = run_cli(["watch", str(inbox), "--once", "--force"], quick_env)
     assert forced.code == 0, forced.output
     assert fake_openai.count == 2  # --force redid the recording (both names share it) exactly once
 
     original.write_bytes((SAMPLES / "morning.mp3").read_bytes())  # a changed file is done again
-    w3 = watcher()
+    w3 = watcher(env=quick_env)
     wait_for(lambda: fake_openai.count == 3, what="the changed file's upload")
     wait_for(lambda: "Line" in original.with_suffix(".txt").read_text() and w3.text.count(" done -> ") == 1)
     assert w3.stop() == 0
@@ -162,40 +168,35 @@ def test_kill_9_mid_recording_resumes_without_reuploading_finished_chunks(
 ) -> None:
     with FakeOpenAI(api_key=CANARY_KEY) as server:
         server.transcriber = distinct_words
-        server.inject(*[delay(0.7)] * 40)  # slow uploads, so the kill lands mid-recording
+        server.hold_after = 3  # three chunks are answered; the fourth is in flight at the kill
         rec = tmp_path / "long.wav"
-        assemble(rec, [True, False] * 8, ffmpeg)  # 8 utterances apart: 8 chunks
+        assemble(rec, [True, False] * 6, ffmpeg)  # 6 utterances apart: 6 chunks
         shutil.move(str(rec), inbox / "long.wav")
         env = {**watch_env, "OPENAI_BASE_URL": server.base_url, "WHISPERBATCH_CONCURRENCY": "1"}
         w = watcher(env=env)
         home = Path(env["WHISPERBATCH_HOME"])
         wait_for(
-            lambda: _chunk_results(home) >= 3 if (home / "whisperbatch.sqlite3").exists() else False,
-            what="three checkpointed chunks",
+            lambda: server.held == 1 and _chunk_results(home) >= 3,
+            what="three checkpointed chunks and the fourth in flight",
         )
         w.proc.kill()
         w.proc.wait()
         finished = _chunk_results(home)
-        assert 3 <= finished < 8
+        assert finished == 3
         assert not (inbox / "long.txt").exists()
-        # The request in flight at the kill may still complete on the server side; it was never
-        # stored by the client, so it is rightly sent again. Count only once the server is quiet.
-        seen = [-1]
-
-        def quiet() -> bool:
-            time.sleep(1.0)
-            settled, seen[0] = server.count == seen[0], server.count
-            return settled
-
-        wait_for(quiet, what="the server to go quiet")
+        # The request in flight at the kill was never stored by the client, so it is rightly sent
+        # again. Count only once the server has dealt with it.
+        server.hold_after = None
+        server.release()
+        wait_for(lambda: server.arrived == len(server.uploads), what="the server to go quiet")
         uploads_before = len(server.successful)
 
         w2 = watcher(env=env)
         wait_for(outputs_done(inbox / "long.wav"), what="the resumed outputs")
         assert w2.stop() == 0
-        assert len(server.successful) - uploads_before == 8 - finished
+        assert len(server.successful) - uploads_before == 6 - finished
         assert "from before a restart" in w2.text
-        assert len((inbox / "long.srt").read_text().strip().split("\n\n")) >= 8
+        assert len((inbox / "long.srt").read_text().strip().split("\n\n")) >= 6
 
 
 def test_sigterm_exits_0_promptly_and_leaves_no_partial_outputs(
@@ -208,7 +209,7 @@ def test_sigterm_exits_0_promptly_and_leaves_no_partial_outputs(
         shutil.move(str(rec), inbox / "talk.wav")
         env = {**watch_env, "OPENAI_BASE_URL": server.base_url}
         w = watcher(env=env)
-        wait_for(lambda: server.count >= 1, what="the first upload")
+        wait_for(lambda: server.arrived >= 1, what="the first upload")
         assert w.stop(signal.SIGTERM, timeout=10.0) == 0  # raises if it takes longer than 10 s
         leftovers = sorted(p.name for p in inbox.iterdir())
         assert leftovers == ["talk.wav"], leftovers
@@ -236,19 +237,19 @@ def test_bad_file_fails_with_reason_while_others_flow(
 
 
 def test_a_key_echoed_by_the_server_is_written_nowhere(
-    inbox: Path, watch_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
+    inbox: Path, quick_env: dict[str, str], fake_openai: FakeOpenAI, tmp_path: Path
 ) -> None:
     """A gateway answers a 400 that names the Authorization header, key and all: the file fails with the
     server's reason, and the key is masked in the log, the store, `status` (run where no key is set, so
     it could not mask it on the way out) and the error file beside the recording."""
     copy_sample("talk.m4a", inbox)
     fake_openai.inject(echo_authorization())
-    r = run_cli(["watch", str(inbox), "--once", "--verbose"], watch_env)
+    r = run_cli(["watch", str(inbox), "--once", "--verbose"], quick_env)
     assert r.code == 1, r.output
     assert "Invalid header value for 'Authorization'" in r.output and CANARY_KEY not in r.output
     reason = (inbox / "talk.m4a.error.txt").read_text()
     assert "Authorization': Bearer ***" in reason and CANARY_KEY not in reason
-    no_key = {k: v for k, v in watch_env.items() if k != "OPENAI_API_KEY"}
+    no_key = {k: v for k, v in quick_env.items() if k != "OPENAI_API_KEY"}
     table = run_cli(["status"], no_key)
     assert "1 failed" in table.stdout and CANARY_KEY not in table.output
     (job,) = json.loads(run_cli(["status", "--json"], no_key).stdout)
@@ -259,21 +260,21 @@ def test_a_key_echoed_by_the_server_is_written_nowhere(
 
 
 def test_once_processes_then_exits_and_quota_pauses(
-    inbox: Path, watch_env: dict[str, str], fake_openai: FakeOpenAI
+    inbox: Path, quick_env: dict[str, str], fake_openai: FakeOpenAI
 ) -> None:
     a = copy_sample("talk.m4a", inbox)
-    r = run_cli(["watch", str(inbox), "--once"], watch_env)
+    r = run_cli(["watch", str(inbox), "--once"], quick_env)
     assert r.code == 0, r.output
     assert outputs_done(a)()
     b = copy_sample("morning.mp3", inbox)
     c = copy_sample("morning.webm", inbox, "evening.webm")
     fake_openai.inject(insufficient_quota())
-    r = run_cli(["watch", str(inbox), "--once", "--concurrency", "1"], watch_env)
+    r = run_cli(["watch", str(inbox), "--once", "--concurrency", "1"], quick_env)
     assert r.code == 3, r.output
     assert r.output.count("queue paused") == 1 and "quota" in r.output
     assert not outputs_done(b)() and not outputs_done(c)()
     assert fake_openai.count == 2  # one refused upload; the second file was never sent
-    r = run_cli(["watch", str(inbox), "--once"], watch_env)  # quota back: the queue drains
+    r = run_cli(["watch", str(inbox), "--once"], quick_env)  # quota back: the queue drains
     assert r.code == 0, r.output
     assert outputs_done(b)() and outputs_done(c)()
 
@@ -292,12 +293,12 @@ def test_polling_observer_for_network_mounts(
 
 
 def test_budget_spans_the_service_life(
-    inbox: Path, watch_env: dict[str, str], fake_openai: FakeOpenAI
+    inbox: Path, quick_env: dict[str, str], fake_openai: FakeOpenAI
 ) -> None:
     copy_sample("talk.m4a", inbox)
-    assert run_cli(["watch", str(inbox), "--once"], watch_env).code == 0  # spends ~$0.0008 (whisper-1)
+    assert run_cli(["watch", str(inbox), "--once"], quick_env).code == 0  # spends ~$0.0008 (whisper-1)
     copy_sample("morning.mp3", inbox)
-    r = run_cli(["watch", str(inbox), "--once", "--budget", "0.001"], watch_env)
+    r = run_cli(["watch", str(inbox), "--once", "--budget", "0.001"], quick_env)
     assert r.code == 3, r.output
     assert "queue paused until restarted" in r.output and "budget" in r.output
     assert fake_openai.count == 1
@@ -305,12 +306,12 @@ def test_budget_spans_the_service_life(
 
 
 def test_a_file_done_counts_once_against_the_budget(
-    inbox: Path, watch_env: dict[str, str], fake_openai: FakeOpenAI
+    inbox: Path, quick_env: dict[str, str], fake_openai: FakeOpenAI
 ) -> None:
     # Each file costs about $0.0008; $0.0022 covers two. The first file's cost is in the ledger and must
     # not also stay reserved, or the second is refused with less left than was spent.
     first, second = copy_sample("talk.m4a", inbox), copy_sample("morning.mp3", inbox)
-    r = run_cli(["watch", str(inbox), "--once", "-j", "1", "--budget", "0.0022"], watch_env)
+    r = run_cli(["watch", str(inbox), "--once", "-j", "1", "--budget", "0.0022"], quick_env)
     assert r.code == 0, r.output
     assert outputs_done(first)() and outputs_done(second)()
     assert fake_openai.count == 2
