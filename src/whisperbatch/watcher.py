@@ -57,15 +57,21 @@ class SettleTracker:
         self._lock = threading.Lock()
 
     def touch(self, path: Path) -> None:
-        """Something happened to `path`: (re)start its settle clock, unless this version was handled."""
+        """Something happened to `path`: (re)start its settle clock if it changed, unless this version was
+        handled. A file seen again as it was (a rescan, an event that wrote nothing) keeps its clock, or
+        rescans as often as the settle time would keep it waiting for ever."""
         try:
             st = path.stat()
         except OSError:
             return
+        version = (st.st_size, st.st_mtime_ns)
         with self._lock:
-            if self._handled.get(path) == (st.st_size, st.st_mtime_ns) and path not in self._watching:
+            watched = self._watching.get(path)
+            if watched is None and self._handled.get(path) == version:
                 return
-            seen = self._watching[path].first_seen if path in self._watching else self.clock()
+            if watched is not None and (watched.size_bytes, watched.mtime_ns) == version:
+                return
+            seen = watched.first_seen if watched is not None else self.clock()
             self._watching[path] = _Watch(st.st_size, st.st_mtime_ns, self.clock(), seen)
 
     def poll(self) -> list[Path]:

@@ -39,3 +39,16 @@ def test_settle_tracker_waits_for_stillness(tmp_path: Path) -> None:
     tracker.touch(f)  # the same version again (a rescan): not handed out twice
     now[0] = 10.0
     assert tracker.poll() == []
+
+
+def test_a_file_seen_again_unchanged_keeps_its_settle_clock(tmp_path: Path) -> None:
+    """Rescans as frequent as the settle time (each touching a waiting file) never hold it back."""
+    now = [0.0]
+    tracker = SettleTracker(1.0, clock=lambda: now[0])
+    f = tmp_path / "a.wav"
+    f.write_bytes(b"x")
+    tracker.touch(f)
+    for step in (0.5, 1.0):
+        now[0] = step
+        tracker.touch(f)  # a rescan: the same size and mtime
+    assert tracker.poll() == [f]
