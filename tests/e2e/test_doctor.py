@@ -101,7 +101,7 @@ def test_problems_together_are_one_cross_each(
         env,
         "--model",
         "whisper-1",
-        OPENAI_API_KEY="sk-wrong-0123456789abcdef",
+        OPENAI_API_KEY="test-wrong-key-0123456789abcdef",
         OPENAI_BASE_URL=server.base_url,
         WHISPERBATCH_TODAY="2027-03-01",
         WHISPERBATCH_HOME=_blocked_home(tmp_path),

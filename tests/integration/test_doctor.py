@@ -71,7 +71,7 @@ def test_a_good_set_up_passes_without_an_upload(tmp_path: Path, server: FakeOpen
 
 
 def test_a_wrong_key(tmp_path: Path, server: FakeOpenAI) -> None:
-    failed = _only_failure(_check(_settings(tmp_path, server, api_key="sk-wrong-key-1234567890")))
+    failed = _only_failure(_check(_settings(tmp_path, server, api_key="test-wrong-key-1234567890")))
     assert failed.name == "API key" and failed.detail.endswith("(HTTP 401)")
     assert "OPENAI_API_KEY" in str(failed.fix)
     no_key = _only_failure(_check(_settings(tmp_path, server, api_key=None)))
@@ -120,7 +120,7 @@ def test_a_chat_server_of_its_own(tmp_path: Path, server: FakeOpenAI) -> None:
     away = _settings(tmp_path, server, translate_to="de", translate_base_url=url)
     failed = _only_failure(_check(away, task=Task.TRANSLATE))
     assert failed.name == "translation model" and "cannot reach" in failed.detail
-    wrong = _settings(tmp_path, server, translate_to="de", translate_api_key="sk-other-key-0987654321")
+    wrong = _settings(tmp_path, server, translate_to="de", translate_api_key="test-other-key-0987654321")
     refused = _only_failure(_check(wrong, task=Task.TRANSLATE))
     assert refused.name == "translation model" and "translate_api_key" in str(refused.fix)
     bare = f"http://127.0.0.1:{server.port}"
