@@ -12,12 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from conftest import CANARY_KEY, TODAY
+from conftest import CANARY_KEY, TODAY, distinct_words
 from whisperbatch.testing import FakeOpenAI
 from whisperbatch.testing.serving import Served, serve_env
 
 FINISHED = ("done", "failed")
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[FakeOpenAI]:
+    """A module's OpenAI server, answering each utterance with words of its own (no model loaded)."""
+    with FakeOpenAI(api_key=CANARY_KEY) as fake:
+        fake.transcriber = distinct_words
+        yield fake
 
 
 def module_env(folder: Path, cache: Path, upstream: FakeOpenAI | None = None, **extra: str) -> dict[str, str]:

@@ -11,7 +11,6 @@ answers at a pace set by the audio's length, so a recording of several chunks is
 from __future__ import annotations
 
 import base64
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +20,12 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, FilePayload, Page, expect, sync_playwright
 
-from conftest import CANARY_KEY, TODAY, assemble, distinct_words, wait_for
+from conftest import CANARY_KEY, assemble, distinct_words, wait_for
+from e2e.serve_support import module_env
 from whisperbatch.testing import FakeOpenAI
 from whisperbatch.testing.faults import DECODE_FAILED, Fault
 from whisperbatch.testing.recordings import SAMPLES
-from whisperbatch.testing.serving import Served, serve_env
+from whisperbatch.testing.serving import Served
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -53,19 +53,11 @@ def served(
     tmp_path_factory: pytest.TempPathFactory, model_cache: Path, upstream: FakeOpenAI
 ) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("page")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "WHISPERBATCH_"))}
-    env |= {
-        "WHISPERBATCH_HOME": str(root / "home"),
-        "WHISPERBATCH_CACHE_DIR": str(model_cache),
-        "WHISPERBATCH_RETRY_BASE_S": "0.05",
-        "WHISPERBATCH_TODAY": TODAY,
-        "OPENAI_API_KEY": CANARY_KEY,
-        "OPENAI_BASE_URL": upstream.base_url,
-        # One chunk at a time, chunks as short as they go: a recording's progress moves in steps.
-        "WHISPERBATCH_CONCURRENCY": "1",
-        "WHISPERBATCH_PARALLEL_CHUNK_S": "10",
-    }
-    with Served(["--engine", "openai"], serve_env(env), cwd=root) as server:
+    # One chunk at a time, chunks as short as they go: a recording's progress moves in steps.
+    env = module_env(
+        root, model_cache, upstream, WHISPERBATCH_CONCURRENCY="1", WHISPERBATCH_PARALLEL_CHUNK_S="10"
+    )
+    with Served(["--engine", "openai"], env, cwd=root) as server:
         yield server
 
 

@@ -17,21 +17,15 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from conftest import CANARY_KEY, assemble, copy_sample, distinct_words, wait_for
+from conftest import assemble, copy_sample, wait_for
 from e2e.serve_support import finished, module_env
+from e2e.serve_support import upstream as upstream  # the module's OpenAI server
 from whisperbatch.audio import find_ffmpeg
 from whisperbatch.testing import FakeOpenAI
 from whisperbatch.testing.faults import DECODE_FAILED, Fault
 from whisperbatch.testing.serving import Served
 
 BUDGET_USD = 5.0  # far more than the module spends: each running job holds a reservation under it
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(api_key=CANARY_KEY) as fake:
-        fake.transcriber = distinct_words
-        yield fake
 
 
 @pytest.fixture(scope="module")

@@ -12,18 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import CANARY_KEY
 from e2e.serve_support import module_env
 from e2e.test_serve_openai import FOX, said_fox
+from e2e.test_serve_openai import upstream as upstream  # tiny.en behind the API
 from whisperbatch.testing import FakeOpenAI
 from whisperbatch.testing.scoring import parse_srt
 from whisperbatch.testing.serving import Served
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(api_key=CANARY_KEY, model="tiny.en") as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")

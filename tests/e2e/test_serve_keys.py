@@ -7,25 +7,18 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import CANARY_KEY, copy_sample, distinct_words, run_cli
+from conftest import CANARY_KEY, copy_sample, run_cli
 from e2e.serve_support import finished, module_env, telling
+from e2e.serve_support import upstream as upstream  # the module's OpenAI server
 from whisperbatch.testing import FakeOpenAI
 from whisperbatch.testing.serving import Served
 
 KEY = re.compile(r"wb_[A-Za-z0-9_-]{43}")
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(api_key=CANARY_KEY) as fake:
-        fake.transcriber = distinct_words
-        yield fake
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,13 @@ secret appears nowhere in the server's log."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from conftest import CANARY_KEY, distinct_words, wait_for
+from conftest import wait_for
 from e2e.serve_support import finished, module_env, telling
+from e2e.serve_support import upstream as upstream  # the module's OpenAI server
 from integration.test_webhooks import SECRET, Receiver
 from integration.test_webhooks import hook as hook  # the module's receiver, emptied
 from integration.test_webhooks import receiver as receiver
@@ -20,13 +19,6 @@ from unit.test_webhooks import recipe
 from whisperbatch.testing import FakeOpenAI
 from whisperbatch.testing.recordings import SAMPLES
 from whisperbatch.testing.serving import Served
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(api_key=CANARY_KEY) as fake:
-        fake.transcriber = distinct_words
-        yield fake
 
 
 def test_a_job_done_by_the_server_is_told_to_the_webhook_signed(

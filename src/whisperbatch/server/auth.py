@@ -5,14 +5,13 @@ restarted server asks again).
 
 from __future__ import annotations
 
-import hmac
 import secrets
 
 from fastapi import Request
 
 from .context import Server
 from .errors import ApiError
-from .keys import valid
+from .keys import live, valid
 
 SESSION_COOKIE = "whisperbatch_session"
 
@@ -33,16 +32,9 @@ def require_key(request: Request) -> None:
         return
     session = request.cookies.get(SESSION_COOKIE)
     held = server.sessions.get(session or "")
-    if key is None and held is not None and _still_live(server, held):
+    if key is None and held is not None and live(server.store, held):  # a revoked key ends its sessions
         return
     raise ApiError(401, "a valid key is required (Authorization: Bearer wb_…)", code="invalid_api_key")
-
-
-def _still_live(server: Server, sha256: str) -> bool:
-    """A session lasts as long as the key it was opened with (a revoked key ends its sessions)."""
-    return any(
-        k.revoked_at is None and hmac.compare_digest(k.sha256, sha256) for k in server.store.api_keys()
-    )
 
 
 def open_session(server: Server, key: str) -> str | None:

@@ -7,12 +7,12 @@ from __future__ import annotations
 import ipaddress
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Settings
 from ..jobs import JobOptions, JobRunner
+from ..jobs.runner import new_run_id
 from ..models import Task
 from ..store import JobStore
 from .hub import EventHub
@@ -61,12 +61,11 @@ class Server:
         self.settings, self.store, self.options, self.runner = settings, store, options, runner
         self.hub = hub or EventHub()
         self.keys_required = not options.loopback
-        self.run_id = runner.run_id if runner is not None else time.strftime("%Y%m%dT%H%M%S-serve-")
+        self.run_id = runner.run_id if runner is not None else new_run_id()
         self.uploads = settings.home / "uploads"
-        self.started_at = time.time()
+        self.started_at = time.time()  # what /v1/models gives as each model's `created`
         self.admitting = threading.Lock()  # the queue's bound is checked and taken in one step
         # A request's options planned once per day (`submit.Submission.plan`): planning builds an engine.
         self.plans: dict[tuple[object, ...], tuple[JobOptions, Task]] = {}
         self.planning = threading.Lock()
         self.sessions: dict[str, str] = {}  # the page's sessions: id -> the key's hash
-        self.instance = uuid.uuid4().hex[:8]

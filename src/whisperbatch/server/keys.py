@@ -33,11 +33,16 @@ def create_key(keys: KeyRing, name: str) -> str:
     return key
 
 
+def live(keys: KeyRing, sha256: str) -> bool:
+    """Whether a live key has this hash (every live key compared, each in constant time)."""
+    found = False
+    for key in keys.api_keys():
+        if key.revoked_at is None:
+            found |= hmac.compare_digest(key.sha256, sha256)
+    return found
+
+
 def valid(keys: KeyRing, key: str) -> str | None:
     """The hash of `key` when it is a live key, else None."""
     presented = digest(key)
-    found = False
-    for live in keys.api_keys():
-        if live.revoked_at is None:
-            found |= hmac.compare_digest(live.sha256, presented)
-    return presented if found else None
+    return presented if live(keys, presented) else None

@@ -18,8 +18,6 @@ from .outputs import written
 
 def job_view(job: Job, outputs: Sequence[str], *, now: float | None = None) -> dict[str, Any]:
     """One job: its state, how far it is (chunks, audio seconds, ETA), what it cost, its outputs."""
-    now = time.time() if now is None else now
-    running = job.state is JobState.RUNNING
     options = job.options
     return {
         "id": job.id,
@@ -37,8 +35,8 @@ def job_view(job: Job, outputs: Sequence[str], *, now: float | None = None) -> d
         "chunks_total": job.chunks_total,
         "audio_s": job.audio_s,
         "audio_done_s": job.audio_done_s,
-        "progress": 1.0 if job.state is JobState.DONE else job.progress,
-        "eta_s": job.eta_s(now) if running else None,
+        "progress": job.progress,
+        "eta_s": job.eta_s(time.time() if now is None else now),
         "cancel_requested": job.cancel_requested,
         "usd": job.usd,
         "reserved_usd": job.reserved_usd,
