@@ -37,7 +37,7 @@ from .context import Server
 from .errors import ApiError, bad_field
 from .openai_api import document, finished, served_model, whisper_segments, whisper_words
 from .outputs import MEDIA_TYPES, output
-from .submit import Submission, check_name, receive_upload, submit, wait_finished
+from .submit import Received, Submission, check_name, receive_upload, submit, wait_finished
 
 router = APIRouter(dependencies=[Depends(require_key)], tags=["whisper-asr-webservice"])
 
@@ -69,10 +69,10 @@ async def asr(
         fields["to"] = "en"  # whisper-asr-webservice translates into English only
     submission = Submission.of(fields, task=task)
     submission.plan(server, upload=True)
-    path = await asyncio.to_thread(stored_audio, server, audio_file, encode=encode)
-    job = await _finished_job(server, path, submission)
+    received = await asyncio.to_thread(stored_audio, server, audio_file, encode=encode)
+    job = await _finished_job(server, received, submission)
     text = await asyncio.to_thread(_asr_text, server, job, output_format, word_timestamps)
-    disposition = f'attachment; filename="{path.stem}.{output_format}"'
+    disposition = f'attachment; filename="{received.target.stem}.{output_format}"'
     headers = {"Asr-Engine": "whisperbatch", "Content-Disposition": disposition}
     return Response(text, media_type=MEDIA[output_format], headers=headers)
 
@@ -96,26 +96,29 @@ async def detect_language(request: Request, audio_file: AudioFile, encode: Encod
     return JSONResponse({"detected_language": LANGUAGES[code], "language_code": code})
 
 
-async def _finished_job(server: Server, path: Path, submission: Submission) -> Job:
-    job, _ = await asyncio.to_thread(submit, server, path, submission, upload=True)
+async def _finished_job(server: Server, received: Received, submission: Submission) -> Job:
+    job, _ = await asyncio.to_thread(submit, server, received, submission)
     return finished(await wait_finished(server, job.key))
 
 
-def stored_audio(server: Server, upload: UploadFile, *, encode: bool) -> Path:
-    """The upload kept in the server's uploads: a recording under its own name, or raw PCM as a WAV."""
+def stored_audio(server: Server, upload: UploadFile, *, encode: bool) -> Received:
+    """The upload, received: a recording under its own name, or raw PCM as a WAV."""
     if encode:
         return receive_upload(server, upload.file, _name(upload.filename))
     size = _pcm_size(upload.file)
     return receive_upload(server, cast(BinaryIO, _Joined(wav_header(size), upload.file)), RAW_NAME)
 
 
-def _opening(server: Server, upload: UploadFile, *, encode: bool) -> Path:
-    """The first 30 seconds of the upload as a WAV in the server's uploads (named by its content, so
-    the same audio is the same detection job)."""
+def _opening(server: Server, upload: UploadFile, *, encode: bool) -> Received:
+    """The first 30 seconds of the upload as a WAV (named by its content, so the same audio is the same
+    detection job); the whole upload is not kept."""
     window = DETECT_WINDOW_S * PCM_BYTES_PER_S
     if encode:
         whole = receive_upload(server, upload.file, _name(upload.filename))
-        pcm = _decode_opening(whole)
+        try:
+            pcm = _decode_opening(whole.temp)
+        finally:
+            whole.discard()
     else:
         _pcm_size(upload.file)
         pcm = upload.file.read(window)

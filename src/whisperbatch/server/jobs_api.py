@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +24,7 @@ from .auth import require_key
 from .context import Server
 from .errors import ApiError, bad_field
 from .outputs import MEDIA_TYPES, output
-from .submit import Submission, check_name, check_path, queue_full, receive_upload, submit
+from .submit import Received, Submission, check_name, check_path, queue_full, receive_upload, submit
 from .views import job_view, outputs_of, spend_view
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_key)], tags=["jobs"])
@@ -65,8 +66,7 @@ async def submitted(request: Request, *, task: str | None = None) -> tuple[Job, 
         if not isinstance(raw, str):
             raise bad_field("path", "a JSON submission names the recording by its path on the server")
         submission = Submission.of(body, task=task)
-        path = check_path(server, raw)
-        upload = False
+        recording: Path | Received = check_path(server, raw)
     elif kind == "multipart/form-data":
         async with request.form(max_files=1, max_fields=50) as form:
             file = form.get("file")
@@ -82,11 +82,10 @@ async def submitted(request: Request, *, task: str | None = None) -> tuple[Job, 
             submission = Submission.of(fields, task=task)
             name = check_name(file.filename)
             submission.plan(server, upload=True)  # every option checked before a byte is kept
-            path = await asyncio.to_thread(receive_upload, server, file.file, name)
-        upload = True
+            recording = await asyncio.to_thread(receive_upload, server, file.file, name)
     else:
         raise ApiError(415, "send multipart/form-data with a file, or JSON naming a path")
-    return await asyncio.to_thread(submit, server, path, submission, upload=upload)
+    return await asyncio.to_thread(submit, server, recording, submission)
 
 
 @router.post("/jobs", status_code=201, summary="Submit a recording")

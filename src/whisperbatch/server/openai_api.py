@@ -230,8 +230,8 @@ async def _answer(request: Request, task: str) -> Response:
         wanted = asked(fields, task, server.settings)
         name = check_name(file.filename)
         wanted.submission.plan(server, upload=True)  # every option checked before a byte is kept
-        path = await asyncio.to_thread(receive_upload, server, file.file, name)
-    job, _ = await asyncio.to_thread(submit, server, path, wanted.submission, upload=True)
+        received = await asyncio.to_thread(receive_upload, server, file.file, name)
+    job, _ = await asyncio.to_thread(submit, server, received, wanted.submission)
     job = await wait_finished(server, job.key)
     return await asyncio.to_thread(_response, server, finished(job), wanted)
 

@@ -163,9 +163,30 @@ def check_path(server: Server, raw: str) -> Path:
     return real
 
 
-def receive_upload(server: Server, stream: BinaryIO, name: str) -> Path:
-    """Copy an upload into the server's uploads, hashing it on the way: `uploads/<sha256>/<name>`. The
-    copy is made aside and moved into place whole; one over the cap is deleted and refused (413)."""
+@dataclass(frozen=True)
+class Received:
+    """An upload copied aside whole and hashed on the way; it goes into the server's uploads
+    (`uploads/<sha256>/<name>`) only when a job takes it (`submit`), so a refused one leaves nothing."""
+
+    temp: Path
+    sha256: str
+    target: Path
+
+    def place(self) -> None:
+        """Into the uploads, named by its content (the same content under this name is kept as it is)."""
+        self.target.parent.mkdir(exist_ok=True)
+        if self.target.exists():
+            self.discard()
+        else:
+            os.replace(self.temp, self.target)
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.temp.unlink()
+
+
+def receive_upload(server: Server, stream: BinaryIO, name: str) -> Received:
+    """Copy an upload aside, hashing it on the way; one over the cap is deleted and refused (413)."""
     cap = server.options.upload_max_bytes
     incoming = server.uploads / ".incoming"
     incoming.mkdir(parents=True, exist_ok=True)
@@ -183,18 +204,12 @@ def receive_upload(server: Server, stream: BinaryIO, name: str) -> Path:
                 out.write(block)
         if size == 0:
             raise bad_field("file", "the upload is empty")
-        folder = server.uploads / digest.hexdigest()
-        folder.mkdir(exist_ok=True)
-        target = folder / name
-        if target.exists():
-            Path(temp).unlink()
-        else:
-            os.replace(temp, target)
-        return target
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             Path(temp).unlink()
         raise
+    sha = digest.hexdigest()
+    return Received(Path(temp), sha, server.uploads / sha / name)
 
 
 def queue_full(server: Server) -> ApiError:
@@ -206,32 +221,40 @@ def queue_full(server: Server) -> ApiError:
     )
 
 
-def submit(server: Server, path: Path, submission: Submission, *, upload: bool) -> tuple[Job, bool]:
-    """Find or make the job for `path` with the submission's options: a done job with the same options
-    is returned as it is (nothing is run or billed again); a failed one, or a done one asked for with
-    other options (labels, a translation, formats), is queued again, its stored chunks kept. Returns
-    the job and whether it is new."""
-    options, task = submission.plan(server, upload=upload)
-    store = server.store
+def submit(server: Server, recording: Path | Received, submission: Submission) -> tuple[Job, bool]:
+    """Find or make the job for a recording on the server or an upload with the submission's options: a
+    done job with the same options is returned as it is (nothing is run or billed again); a failed one,
+    or a done one asked for with other options (labels, a translation, formats), is queued again, its
+    stored chunks kept. An upload is placed in the uploads only once a job takes it. Returns the job
+    and whether it is new."""
+    received = recording if isinstance(recording, Received) else None
     try:
+        return _submit(server, recording, submission)
+    finally:
+        if received is not None:
+            received.discard()  # refused (or kept already under its name): nothing left aside
+
+
+def _submit(server: Server, recording: Path | Received, submission: Submission) -> tuple[Job, bool]:
+    options, task = submission.plan(server, upload=isinstance(recording, Received))
+    store = server.store
+    if isinstance(recording, Received):
+        path, sha = recording.target, recording.sha256
+    else:
+        path = recording
         st = path.stat()
         sha = store.seen(path, st.st_size, st.st_mtime_ns) or file_sha256(path)
-    except FileNotFoundError:
-        if not upload:
-            raise
-        raise queue_full(server) from None  # the same upload, refused a moment ago, was taken away
     key = options.key(sha, task)
     wanted = options.as_dict()
     with server.admitting:
         job = store.job(key)
         new = job is None
+        if new and store.count_jobs(JobState.QUEUED) >= server.options.queue_max:
+            raise queue_full(server)
+        if isinstance(recording, Received):
+            recording.place()
+            st = path.stat()
         if job is None or job.state is JobState.QUEUED:
-            if job is None and store.count_jobs(JobState.QUEUED) >= server.options.queue_max:
-                if upload and store.seen(path, st.st_size, st.st_mtime_ns) is None:
-                    _discard(server, path)  # no job has it: a refused upload leaves nothing behind
-                raise queue_full(server)
-            if job is None and upload and not path.is_file():
-                raise queue_full(server)  # taken away by a refusal of the same upload just before
             job = store.enqueue(
                 key, sha, task, path, st.st_size, st.st_mtime_ns, options=wanted, run_id=server.run_id
             )
@@ -240,15 +263,6 @@ def submit(server: Server, path: Path, submission: Submission, *, upload: bool) 
     found = store.job(key)
     assert found is not None
     return found, new
-
-
-def _discard(server: Server, path: Path) -> None:
-    """Take away an upload no job was made for, and its content's folder once empty."""
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    if path.parent.parent == server.uploads:
-        with contextlib.suppress(OSError):
-            path.parent.rmdir()
 
 
 async def wait_finished(server: Server, key: str, timeout_s: float | None = None) -> Job:
